@@ -1,0 +1,57 @@
+/**
+ * Environment → typed configuration, read once at start (never at import time) and validated
+ * with zod so a bad value is a clear message naming the variable.
+ */
+import { z } from 'zod';
+import { ValidationError } from './errors.ts';
+
+const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
+  CONVEYOR_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
+    .default('conveyor'),
+  CONVEYOR_API_TOKENS: z.string().optional(),
+  CONVEYOR_SECRET_KEY: z.string().optional(),
+  CONVEYOR_WEBHOOK_SECRET: z.string().optional(),
+  CONVEYOR_INVENTORY: z.string().optional(),
+  CONVEYOR_KNOWN_HOSTS: z.string().optional(),
+  CONVEYOR_DATA_DIR: z.string().default('.conveyor'),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
+  WORKER_EXECUTORS: z.string().default('local,ssh,vm').transform(list),
+  WORKER_TAGS: z.string().default('').transform(list),
+  /** How long a job lock lives; a crashed worker's step is retried after about this long. */
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
+  /** Seconds a stopping worker waits for running steps before abandoning them to recovery. */
+  WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The validated configuration. */
+export type Config = z.output<typeof schema> & {
+  /** True when REDIS_URL was not set, so standalone mode may start a private redis-server. */
+  redisUrlIsDefault: boolean;
+};
+
+/** Reads and validates configuration from `env` (default `process.env`). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+    throw new ValidationError(
+      `invalid configuration: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    );
+  }
+  return { ...parsed.data, redisUrlIsDefault: !env.REDIS_URL || env.REDIS_URL === DEFAULT_REDIS_URL };
+}

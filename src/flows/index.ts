@@ -1,0 +1,28 @@
+/** The definition language: parsing, validation, expressions and the DAG → BullMQ flow compiler. */
+export {
+  compileRun,
+  GATE_PARK_MS,
+  type GateJobData,
+  gateJobId,
+  primaryParents,
+  QUEUES,
+  type RunMeta,
+  type StepJobData,
+  stepJobId,
+} from './compile.ts';
+export { parseDuration } from './duration.ts';
+export {
+  conditionSource,
+  evaluate,
+  parseExpression,
+  references,
+  type StatusView,
+  splitTemplate,
+  toText,
+  truthy,
+} from './expressions.ts';
+export { ancestors, findCycles, topologicalOrder } from './graph.ts';
+export { parseBody } from './parse.ts';
+export type { Definition } from './schema.ts';
+export { type HostCatalog, validateDefinition } from './validate.ts';
+export { type ExecutorName, exprVar, type Step, type Workflow } from './workflow.ts';

@@ -1,0 +1,11 @@
+/** Issue paths in the contract's form: `steps.deploy.needs[0]`. */
+
+/** Formats a zod-style path array. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}

@@ -1,0 +1,275 @@
+/**
+ * Definition → `Workflow`, or a `ValidationError` listing every problem with its path: schema
+ * errors, ids, unknown or cyclic `needs`, durations, expressions that do not parse or read a
+ * step that cannot have run yet, steps with nothing to run, unknown hosts.
+ */
+import { type Issue, ValidationError } from '../errors.ts';
+import { DURATION_HINT, parseDuration } from './duration.ts';
+import {
+  conditionSource,
+  emptyReferences,
+  parseExpression,
+  type References,
+  references,
+  splitTemplate,
+} from './expressions.ts';
+import { ancestors, findCycles, type NeedsGraph, topologicalOrder } from './graph.ts';
+import { formatPath } from './path.ts';
+import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
+import { shellTemplate } from './shell-template.ts';
+import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
+
+const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
+const STEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What validation needs to know about the SSH inventory: host or group → host names. */
+export interface HostCatalog {
+  resolve(name: string): string[] | undefined;
+}
+
+/** Validates and normalises a parsed definition; throws `ValidationError` with every issue. */
+export function validateDefinition(input: unknown, options: { hosts?: HostCatalog } = {}): Workflow {
+  const parsed = definitionSchema.safeParse(input);
+  if (!parsed.success) {
+    // Still check names and the graph on what was sent, so one answer lists every problem.
+    const issues = parsed.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+    const raw = (input ?? {}) as { name?: unknown; steps?: unknown };
+    const add = (path: string, message: string) => {
+      if (!issues.some((i) => i.path === path && i.message === message)) issues.push({ path, message });
+    };
+    if (typeof raw.name === 'string' && !WORKFLOW_NAME.test(raw.name)) add('name', NAME_MESSAGE);
+    if (raw.steps && typeof raw.steps === 'object' && !Array.isArray(raw.steps)) {
+      checkGraph(raw.steps as Record<string, { needs?: unknown }>, add);
+    }
+    throw new ValidationError('workflow definition is invalid', issues);
+  }
+  const def = parsed.data;
+  const issues: Issue[] = [];
+  const add = (path: string, message: string) => issues.push({ path, message });
+
+  if (!WORKFLOW_NAME.test(def.name)) add('name', NAME_MESSAGE);
+  checkEnvNames(def.env, 'env', add);
+  for (const [name, value] of Object.entries(def.env ?? {})) {
+    checkTemplate(String(value), `env.${name}`, add, new Set(['inputs', 'trigger', 'run', 'secrets']));
+  }
+  checkInputs(def, add);
+  const ids = Object.keys(def.steps);
+  const graph = checkGraph(def.steps, add);
+
+  const defaultTimeout = durationOf(def.defaults?.timeout, 'defaults.timeout', add) ?? STEP_DEFAULTS.timeoutMs;
+  const defaultRetries = retryPolicy(def.defaults?.retries, 'defaults.retries', add) ?? STEP_DEFAULTS.retries;
+  const steps: Record<string, Step> = {};
+  for (const id of ids) {
+    const step = normaliseStep(id, def.steps[id]!, graph, { defaultTimeout, defaultRetries }, add, options);
+    if (step) steps[id] = step;
+  }
+
+  if (issues.length) throw new ValidationError('workflow definition is invalid', issues);
+  return {
+    name: def.name,
+    description: def.description,
+    inputs: def.inputs ?? {},
+    env: stringValues(def.env),
+    on: def.on,
+    steps,
+    order: topologicalOrder(graph)!,
+  };
+}
+
+type Add = (path: string, message: string) => void;
+
+const NAME_MESSAGE = 'must match [a-z0-9][a-z0-9-_]{0,63}';
+
+/** Step ids, `needs` and cycles; returns the graph of valid edges. */
+function checkGraph(steps: Record<string, { needs?: unknown }>, add: Add): Map<string, string[]> {
+  const ids = Object.keys(steps);
+  if (ids.length === 0) add('steps', 'a workflow needs at least one step');
+  const known = new Set(ids);
+  const graph = new Map<string, string[]>();
+  for (const id of ids) {
+    if (!STEP_ID.test(id)) add(`steps.${id}`, 'step id must match [A-Za-z0-9_-]{1,64}');
+    const raw = steps[id]?.needs;
+    const needs = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw.filter((n) => typeof n === 'string') : [];
+    const seen = new Set<string>();
+    needs.forEach((need, i) => {
+      const path = `steps.${id}.needs[${i}]`;
+      if (!known.has(need)) add(path, `unknown step "${need}"`);
+      else if (need === id) add(path, 'a step cannot need itself');
+      else if (seen.has(need)) add(path, `"${need}" is listed twice`);
+      seen.add(need);
+    });
+    graph.set(
+      id,
+      [...seen].filter((n) => known.has(n) && n !== id),
+    );
+  }
+  for (const cycle of findCycles(graph)) {
+    if (cycle.length > 2) add(`steps.${cycle[0]}.needs`, `cycle: ${cycle.join(' → ')}`);
+  }
+  return graph;
+}
+
+function stringValues(record: Record<string, string | number | boolean> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(record ?? {}).map(([k, v]) => [k, String(v)]));
+}
+
+function checkEnvNames(env: Record<string, unknown> | undefined, path: string, add: Add): void {
+  for (const name of Object.keys(env ?? {})) {
+    if (!ENV_NAME.test(name)) add(`${path}.${name}`, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*');
+    else if (name.startsWith('CONVEYOR_')) add(`${path}.${name}`, 'the CONVEYOR_ prefix is reserved');
+  }
+}
+
+function checkInputs(def: Definition, add: Add): void {
+  for (const [name, input] of Object.entries(def.inputs ?? {})) {
+    const path = `inputs.${name}`;
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) add(path, 'input names must match [A-Za-z_][A-Za-z0-9_-]*');
+    if (input.default !== undefined && typeof input.default !== input.type) {
+      add(`${path}.default`, `expected a ${input.type}, got ${typeof input.default}`);
+    }
+  }
+}
+
+function durationOf(value: number | string | undefined, path: string, add: Add): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined) add(path, `"${value}" is not a duration: ${DURATION_HINT}`);
+  return ms;
+}
+
+function retryPolicy(
+  retries: StepDefinition['retries'],
+  path: string,
+  add: Add,
+  fallback: RetryPolicy = STEP_DEFAULTS.retries,
+): RetryPolicy | undefined {
+  if (!retries) return undefined;
+  const backoff = retries.backoff ?? fallback.backoff;
+  return {
+    attempts: retries.attempts,
+    backoff,
+    delayMs: durationOf(retries.delay, `${path}.delay`, add) ?? fallback.delayMs,
+    jitter: retries.jitter ?? (backoff === 'exponential' ? STEP_DEFAULTS.exponentialJitter : 0),
+  };
+}
+
+/** Parses every `${{ }}` of a template, reporting syntax errors and contexts not allowed here. */
+function checkTemplate(
+  text: string,
+  path: string,
+  add: Add,
+  allowed?: Set<string>,
+  refs: References = emptyReferences(),
+): References {
+  let segments: ReturnType<typeof splitTemplate>;
+  try {
+    segments = splitTemplate(text);
+  } catch (err) {
+    add(path, (err as Error).message);
+    return refs;
+  }
+  for (const segment of segments) {
+    if (segment.kind !== 'expr') continue;
+    checkExpression(segment.source, path, add, allowed, refs);
+  }
+  return refs;
+}
+
+function checkExpression(source: string, path: string, add: Add, allowed: Set<string> | undefined, refs: References) {
+  try {
+    const found = references(parseExpression(source));
+    for (const context of found.contexts) {
+      if (allowed && !allowed.has(context)) add(path, `the "${context}" context is not available here`);
+    }
+    for (const s of found.steps) refs.steps.add(s);
+    for (const f of found.functions) refs.functions.add(f);
+  } catch (err) {
+    add(path, (err as Error).message);
+  }
+}
+
+function normaliseStep(
+  id: string,
+  def: StepDefinition,
+  graph: NeedsGraph,
+  defaults: { defaultTimeout: number; defaultRetries: RetryPolicy },
+  add: Add,
+  options: { hosts?: HostCatalog },
+): Step | undefined {
+  const path = `steps.${id}`;
+  const before = ancestors(graph, id);
+  /** Reports `steps.<id>` references to steps that cannot have finished before this one starts. */
+  const checkRefs = (found: References, at: string): void => {
+    for (const ref of found.steps) {
+      if (!graph.has(ref)) add(at, `expression reads steps.${ref}, which is not a step of this workflow`);
+      else if (!before.has(ref)) {
+        add(at, `expression reads steps.${ref}, which is not among this step's needs (directly or indirectly)`);
+      }
+    }
+  };
+  const template = (text: string, at: string) => checkRefs(checkTemplate(text, at, add), at);
+  let executor: ExecutorName = 'local';
+  if (def.run === undefined && def.function === undefined) add(path, 'a step needs "run" or "function"');
+  if (def.run !== undefined && def.function !== undefined) add(path, 'a step has "run" or "function", not both');
+  if (def.hosts !== undefined) {
+    executor = 'ssh';
+    if (def.function !== undefined || def.vm !== undefined) add(`${path}.hosts`, '"hosts" cannot be combined with "vm" or "function"');
+    if (!options.hosts) add(`${path}.hosts`, `unknown host or group "${def.hosts}": the inventory is empty`);
+    else if (!options.hosts.resolve(def.hosts)?.length) add(`${path}.hosts`, `unknown host or group "${def.hosts}"`);
+  } else if (def.vm !== undefined || def.function !== undefined) {
+    executor = 'vm';
+  }
+  if (def.strategy && executor !== 'ssh') add(`${path}.strategy`, '"strategy" applies to steps with "hosts"');
+  if (def.sudo && executor !== 'ssh') add(`${path}.sudo`, '"sudo" applies to steps with "hosts"');
+
+  let command: Step['command'];
+  if (def.run !== undefined) {
+    template(def.run, `${path}.run`);
+    try {
+      command = shellTemplate(def.run);
+    } catch (err) {
+      add(`${path}.run`, (err as Error).message);
+    }
+  }
+  checkEnvNames(def.env, `${path}.env`, add);
+  for (const [name, value] of Object.entries(def.env ?? {})) template(String(value), `${path}.env.${name}`);
+  if (def.cwd !== undefined) template(def.cwd, `${path}.cwd`);
+
+  let condition = 'success()';
+  if (def.if !== undefined) {
+    try {
+      condition = conditionSource(def.if);
+      const found = emptyReferences();
+      checkExpression(condition, `${path}.if`, add, undefined, found);
+      checkRefs(found, `${path}.if`);
+    } catch (err) {
+      add(`${path}.if`, (err as Error).message);
+    }
+  }
+  const timeoutMs = durationOf(def.timeout, `${path}.timeout`, add) ?? defaults.defaultTimeout;
+  const retries = retryPolicy(def.retries, `${path}.retries`, add, defaults.defaultRetries) ?? defaults.defaultRetries;
+  if (def.vm?.timeout !== undefined) durationOf(def.vm.timeout, `${path}.vm.timeout`, add);
+  const vmTimeout = def.vm?.timeout !== undefined ? parseDuration(def.vm.timeout) : undefined;
+
+  return {
+    id,
+    name: def.name,
+    needs: [...(graph.get(id) ?? [])],
+    if: condition,
+    executor,
+    command,
+    function: def.function,
+    vm: def.vm ? { ...def.vm, timeout: vmTimeout } : undefined,
+    hosts: def.hosts,
+    strategy: { maxParallel: def.strategy?.maxParallel, failFast: def.strategy?.failFast ?? false },
+    sudo: def.sudo ?? false,
+    env: stringValues(def.env),
+    cwd: def.cwd,
+    // A `vm.timeout` is the step's wall clock when it is the tighter one.
+    timeoutMs: vmTimeout !== undefined ? Math.min(vmTimeout, timeoutMs) : timeoutMs,
+    retries,
+    continueOnError: def.continueOnError ?? false,
+    runsOn: def.runsOn ?? [],
+  };
+}
