@@ -13,9 +13,9 @@ import type { Step, Workflow } from './workflow.ts';
 
 /** Queue names under the prefix. Step queues are per executor so workers choose what they serve. */
 export const QUEUES = {
-  run: 'run',
-  gate: 'gate',
-  step: (executor: string) => `step-${executor}`,
+  run: 'runs',
+  gate: 'gates',
+  step: (executor: string) => `steps-${executor}`,
 } as const;
 
 /** How long a gate stays parked if nothing promotes it: a year; the gate worker re-parks early ones. */

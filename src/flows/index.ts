@@ -15,6 +15,7 @@ export {
   conditionSource,
   evaluate,
   parseExpression,
+  type References,
   references,
   type StatusView,
   splitTemplate,
@@ -22,6 +23,7 @@ export {
   truthy,
 } from './expressions.ts';
 export { ancestors, findCycles, topologicalOrder } from './graph.ts';
+export { resolveInputs } from './inputs.ts';
 export { parseBody } from './parse.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, validateDefinition } from './validate.ts';

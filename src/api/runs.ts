@@ -1,0 +1,154 @@
+/** `/v1/runs`: ad-hoc runs and dry-run plans, run documents, events (SSE), logs, cancel, retry. */
+import { Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
+import { followEvents, type RunStatus } from '../store/index.ts';
+import { readBody } from './body.ts';
+import type { ApiDeps } from './context.ts';
+import { parseWith } from './workflows.ts';
+
+const adHocSchema = z.strictObject({
+  workflow: z.unknown(),
+  inputs: z.record(z.string(), z.unknown()).optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+
+const EVENT_ID = /^\d+-\d+$/;
+const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+
+/** The dry-run plan: what would run, in which order, where. */
+function plan(workflow: Workflow, deps: ApiDeps) {
+  const level = new Map<string, number>();
+  for (const id of workflow.order) {
+    level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
+  }
+  const parents = primaryParents(workflow);
+  return {
+    workflow: workflow.name,
+    steps: workflow.order.map((id) => {
+      const step = workflow.steps[id]!;
+      return {
+        id,
+        needs: step.needs,
+        /** Steps with the same stage can run at the same time. */
+        stage: level.get(id),
+        executor: step.executor,
+        if: step.if,
+        hosts: step.hosts ? (deps.hosts?.resolve(step.hosts) ?? []) : undefined,
+        timeoutMs: step.timeoutMs,
+        attempts: step.retries.attempts,
+        bullmqParent: parents.get(id) ?? '(run)',
+      };
+    }),
+  };
+}
+
+/** The run routes. */
+export function runRoutes(deps: ApiDeps): Hono {
+  const app = new Hono();
+
+  const mustGetRun = async (runId: string) => {
+    const run = await deps.launcher.getRun(runId);
+    if (!run) throw new NotFoundError(`no run "${runId}"`);
+    return run;
+  };
+
+  app.post('/', async (c) => {
+    const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
+    if (body.workflow === undefined) {
+      throw new ValidationError('request body is invalid', [{ path: 'workflow', message: 'a workflow definition is required' }]);
+    }
+    let workflow: Workflow;
+    try {
+      workflow = validateDefinition(body.workflow, { hosts: deps.hosts });
+    } catch (err) {
+      if (err instanceof ValidationError) {
+        const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
+        throw new ValidationError(err.message, issues, { cause: err });
+      }
+      throw err;
+    }
+    if (c.req.query('dryRun') === 'true') return c.json(plan(workflow, deps));
+    const { run, created } = await deps.launcher.launch({
+      workflow,
+      version: null,
+      inputs: body.inputs,
+      idempotencyKey: body.idempotencyKey,
+      trigger: { type: 'http' },
+    });
+    if (!created) c.header('Idempotent-Replayed', 'true');
+    return c.json(run, 202);
+  });
+
+  app.get('/', async (c) => {
+    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 200);
+    const status = c.req.query('status');
+    if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
+      throw new ValidationError('bad query', [{ path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}` }]);
+    }
+    const cursor = c.req.query('cursor');
+    let before = cursor ? Number(cursor) : undefined;
+    if (cursor !== undefined && !Number.isFinite(before)) {
+      throw new ValidationError('bad query', [{ path: 'cursor', message: 'not a cursor from a previous page' }]);
+    }
+    const runs = [];
+    // Filtering by status happens after the index read; read pages until the limit is met.
+    while (runs.length < limit) {
+      const ids = await deps.store.listRunIds({ workflow: c.req.query('workflow'), limit, before });
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        const run = await deps.store.getRun(id);
+        if (run && (!status || run.status === status) && runs.length < limit) runs.push(run);
+      }
+      before = await deps.store.runCreatedAt(ids[ids.length - 1]!);
+      if (ids.length < limit || before === undefined) break;
+    }
+    const last = runs[runs.length - 1];
+    return c.json({ runs, cursor: runs.length === limit && last ? String(Date.parse(last.createdAt)) : null });
+  });
+
+  app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
+
+  app.get('/:id/events', async (c) => {
+    const runId = c.req.param('id');
+    await mustGetRun(runId);
+    const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
+    if (after !== undefined && !EVENT_ID.test(after)) {
+      throw new ValidationError('bad Last-Event-ID', [{ path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' }]);
+    }
+    return streamSSE(c, async (stream) => {
+      const aborted = new AbortController();
+      stream.onAbort(() => aborted.abort());
+      for await (const event of followEvents(deps.redis, deps.store.keys, runId, after, aborted.signal)) {
+        if (event === null) await stream.write(': keep-alive\n\n');
+        else await stream.writeSSE({ id: event.id, event: event.type, data: JSON.stringify({ id: event.id, ...event.data }) });
+      }
+    });
+  });
+
+  app.get('/:id/steps/:step/logs', async (c) => {
+    const run = await mustGetRun(c.req.param('id'));
+    const stepId = c.req.param('step');
+    if (!run.steps[stepId]) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
+    return c.text(await deps.store.getLog(run.id, stepId));
+  });
+
+  app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));
+
+  app.post('/:id/retry', async (c) => {
+    const runId = c.req.param('id');
+    await mustGetRun(runId);
+    const meta = (await deps.store.snapshot(runId, [], true)).meta!;
+    const { run } = await deps.launcher.launch({
+      workflow: meta.definition,
+      version: meta.workflow.version,
+      inputs: meta.inputs,
+      trigger: { type: 'retry', runId },
+    });
+    return c.json(run, 202);
+  });
+
+  return app;
+}

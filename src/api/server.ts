@@ -1,0 +1,78 @@
+/** Builds the API's dependencies on one Redis connection and serves the app over HTTP. */
+import { type ServerType, serve } from '@hono/node-server';
+import { FlowProducer, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { QUEUES } from '../flows/index.ts';
+import { bullPrefix, RunStore, WorkflowStore } from '../store/index.ts';
+import { createApp } from './app.ts';
+import type { ApiDeps } from './context.ts';
+import { RunLauncher } from './run-launcher.ts';
+
+/** A started API (or just its app and deps, when `port` is omitted: tests use `app.request`). */
+export interface ConveyorApi {
+  app: ReturnType<typeof createApp>;
+  deps: ApiDeps;
+  server?: ServerType;
+  port?: number;
+  close(): Promise<void>;
+}
+
+/** Options of the API. */
+export interface ApiOptions {
+  redisUrl: string;
+  prefix: string;
+  /** Listen on this port (0: any free port); omit to only build the app. */
+  port?: number;
+  logger: Logger;
+}
+
+/** Connects to Redis and builds (and optionally serves) the API. */
+export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
+  // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
+  const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  const prefix = bullPrefix(options.prefix);
+  const flows = new FlowProducer({ connection: redis, prefix });
+  const runs = new Queue(QUEUES.run, { connection: redis, prefix });
+  const stepQueues = new Map<string, Queue>();
+  const step = (executor: string) => {
+    let queue = stepQueues.get(executor);
+    if (!queue) {
+      queue = new Queue(QUEUES.step(executor), { connection: redis, prefix });
+      stepQueues.set(executor, queue);
+    }
+    return queue;
+  };
+  const store = new RunStore(redis, options.prefix);
+  const deps: ApiDeps = {
+    redis,
+    store,
+    workflows: new WorkflowStore(redis, options.prefix),
+    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    logger: options.logger,
+  };
+  const app = createApp(deps);
+  let server: ServerType | undefined;
+  let port: number | undefined;
+  if (options.port !== undefined) {
+    port = await new Promise<number>((resolve) => {
+      server = serve({ fetch: app.fetch, port: options.port, hostname: '0.0.0.0' }, (info) => resolve(info.port));
+    });
+  }
+  return {
+    app,
+    deps,
+    server,
+    port,
+    async close() {
+      if (server) {
+        // Open SSE streams would keep close() waiting forever.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        await new Promise<void>((resolve) => server!.close(() => resolve()));
+      }
+      await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,73 @@
+/** `/v1/workflows`: register, read, list and delete definitions; start runs of them. */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import { validateDefinition } from '../flows/index.ts';
+import { readBody } from './body.ts';
+import type { ApiDeps } from './context.ts';
+
+/** Body of `POST /v1/workflows/:name/runs`. */
+export const runRequestSchema = z.strictObject({
+  inputs: z.record(z.string(), z.unknown()).optional(),
+  idempotencyKey: z.string().min(1).max(200).optional(),
+});
+
+/** Parses a body with a zod schema into a `ValidationError` with paths. */
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(
+    'request body is invalid',
+    parsed.error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  );
+}
+
+/** The workflow routes. */
+export function workflowRoutes(deps: ApiDeps): Hono {
+  const app = new Hono();
+
+  app.post('/', async (c) => {
+    const definition = await readBody(c, { yaml: true });
+    const workflow = validateDefinition(definition, { hosts: deps.hosts });
+    const { version, created } = await deps.workflows.register(definition, workflow);
+    return c.json({ name: workflow.name, version }, created ? 201 : 200);
+  });
+
+  app.get('/', async (c) => c.json({ workflows: await deps.workflows.list() }));
+
+  app.get('/:name', async (c) => {
+    const name = c.req.param('name');
+    const raw = c.req.query('version');
+    const version = raw === undefined ? undefined : Number(raw);
+    if (version !== undefined && !(Number.isInteger(version) && version > 0)) {
+      throw new ValidationError('bad version', [{ path: 'version', message: 'must be a positive integer' }]);
+    }
+    const found = await deps.workflows.get(name, version);
+    if (!found) throw new NotFoundError(`no workflow "${name}"${version ? ` version ${version}` : ''}`);
+    return c.json({ name, version: found.version, createdAt: found.createdAt, definition: found.definition });
+  });
+
+  app.delete('/:name', async (c) => {
+    const name = c.req.param('name');
+    if (!(await deps.workflows.delete(name))) throw new NotFoundError(`no workflow "${name}"`);
+    return c.body(null, 204);
+  });
+
+  app.post('/:name/runs', async (c) => {
+    const name = c.req.param('name');
+    const body = parseWith(runRequestSchema, await readBody(c, { optional: true }));
+    const found = await deps.workflows.get(name);
+    if (!found) throw new NotFoundError(`no workflow "${name}"`);
+    const { run, created } = await deps.launcher.launch({
+      workflow: found.workflow,
+      version: found.version,
+      inputs: body.inputs,
+      idempotencyKey: body.idempotencyKey,
+      trigger: { type: 'http' },
+    });
+    if (!created) c.header('Idempotent-Replayed', 'true');
+    return c.json(run, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,18 @@
+/** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
+export { followEvents } from './event-follower.ts';
+export { bullPrefix, type Keys, keys } from './keys.ts';
+export {
+  type EventInput,
+  FINAL_RUN_STATUSES,
+  FINAL_STEP_STATUSES,
+  isTerminalEvent,
+  type RunDocument,
+  type RunEvent,
+  type RunStatus,
+  RunStore,
+  type StepDetails,
+  type StepSnapshot,
+  type StepStatus,
+  type StepView,
+} from './run-store.ts';
+export { type WorkflowVersion, WorkflowStore } from './workflow-store.ts';

@@ -1,0 +1,29 @@
+/**
+ * Every Redis key of Conveyor's own (BullMQ owns `{prefix}:<queue>:…`). All share the `{prefix}`
+ * hash tag, so a run's record and its BullMQ jobs live in one Redis Cluster slot.
+ */
+
+/** The hash-tagged prefix given to BullMQ and used for our own records. */
+export function bullPrefix(prefix: string): string {
+  return `{${prefix}}`;
+}
+
+/** Key builder for one prefix. */
+export function keys(prefix: string) {
+  const base = `${bullPrefix(prefix)}:rec`;
+  return {
+    run: (runId: string) => `${base}:run:${runId}`,
+    events: (runId: string) => `${base}:run:${runId}:events`,
+    log: (runId: string, stepId: string) => `${base}:run:${runId}:log:${stepId}`,
+    runs: () => `${base}:runs`,
+    workflowRuns: (name: string) => `${base}:runs:wf:${name}`,
+    workflow: (name: string) => `${base}:wf:${name}`,
+    workflows: () => `${base}:workflows`,
+    idempotency: (scope: string, key: string) => `${base}:idem:${scope}:${key}`,
+    /** Pub/sub channel on which cancel requests reach workers at once. */
+    cancelChannel: () => `${base}:cancel`,
+  };
+}
+
+/** The key builder's type. */
+export type Keys = ReturnType<typeof keys>;

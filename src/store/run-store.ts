@@ -1,0 +1,277 @@
+/**
+ * Run records and their event streams in Redis: the source of truth for statuses, outputs and
+ * events (BullMQ's parent/child links only wake steps up). Every state change and its event are
+ * written by one Lua script, so a reader never sees one without the other.
+ */
+import type { Redis } from 'ioredis';
+import type { SerializedError } from '../errors.ts';
+import type { RunMeta } from '../flows/index.ts';
+import { type Keys, keys } from './keys.ts';
+import { type ScriptedRedis, withScripts } from './scripts.ts';
+
+/** Contract section 3. */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+/** Contract section 3. */
+export type StepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+/** Final step statuses: a step in one never runs or changes again. */
+export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+/** Final run statuses. */
+export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
+
+/** What a run document shows of a step besides its status. */
+export interface StepDetails {
+  executor: string;
+  attempts: number;
+  exitCode?: number | null;
+  signal?: string | null;
+  startedAt?: string;
+  finishedAt?: string;
+  outputs?: Record<string, unknown>;
+  error?: SerializedError;
+  continueOnError?: boolean;
+}
+
+/** A step as the run document shows it. */
+export type StepView = { status: StepStatus } & Partial<StepDetails>;
+
+/** `GET /v1/runs/:id`. */
+export interface RunDocument {
+  id: string;
+  workflow: RunMeta['workflow'];
+  status: RunStatus;
+  cancelRequested: boolean;
+  inputs: Record<string, unknown>;
+  trigger: Record<string, unknown>;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: Record<string, StepView>;
+}
+
+/** One entry of a run's event stream. */
+export interface RunEvent {
+  /** Redis stream id: increasing within the run; the SSE `id`. */
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** What a worker reads before running a step, in one round trip. */
+export interface StepSnapshot {
+  meta?: RunMeta;
+  cancelRequested: boolean;
+  status: Record<string, StepStatus | undefined>;
+  details: Record<string, StepDetails | undefined>;
+}
+
+/** Event payload as callers give it: the store adds `runId`, `type` and `at`. */
+export interface EventInput {
+  type: string;
+  step?: string;
+  [field: string]: unknown;
+}
+
+/** The run store over one Redis connection and prefix. */
+export class RunStore {
+  readonly keys: Keys;
+  private readonly redis: ScriptedRedis;
+
+  constructor(redis: Redis, prefix: string) {
+    this.redis = withScripts(redis);
+    this.keys = keys(prefix);
+  }
+
+  /** Creates the run record (idempotent). */
+  async announce(meta: RunMeta): Promise<boolean> {
+    const steps = meta.definition.order;
+    const roots = steps.filter((id) => meta.definition.steps[id]!.needs.length === 0);
+    const others = steps.filter((id) => meta.definition.steps[id]!.needs.length > 0);
+    const created = await this.redis.announceRun(
+      this.keys.run(meta.id),
+      this.keys.events(meta.id),
+      this.keys.runs(),
+      this.keys.workflowRuns(meta.workflow.name),
+      JSON.stringify(meta),
+      Date.parse(meta.createdAt),
+      meta.createdAt,
+      meta.id,
+      roots.join(','),
+      others.join(','),
+    );
+    return created === 1;
+  }
+
+  /**
+   * Moves a step to `status` with its details and event. `dependents` lists the steps that
+   * need this one, with their needs, so the script can mark them queued when they are ready.
+   * Returns false when the step was already final (the caller lost a race and must not act).
+   */
+  async transition(
+    runId: string,
+    stepId: string,
+    status: StepStatus,
+    details: StepDetails | undefined,
+    event: EventInput | undefined,
+    dependents: Array<{ id: string; needs: string[] }> = [],
+  ): Promise<boolean> {
+    const at = new Date().toISOString();
+    const result = await this.redis.transitionStep(
+      this.keys.run(runId),
+      this.keys.events(runId),
+      stepId,
+      status,
+      details ? JSON.stringify(details) : '',
+      event ? JSON.stringify({ runId, at, ...event }) : '',
+      event?.type ?? '',
+      at,
+      runId,
+      dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
+    );
+    if (result === -1) throw new Error(`run ${runId} has no record`);
+    return result === 1;
+  }
+
+  /** Appends an event that changes no state (`step.log`, `step.progress`, `step.retrying`…). */
+  async event(runId: string, event: EventInput): Promise<void> {
+    const data = JSON.stringify({ runId, at: new Date().toISOString(), ...event });
+    await this.redis.xadd(this.keys.events(runId), '*', 'type', event.type, 'data', data);
+  }
+
+  /** Appends log text to the step's stored log and publishes it as one `step.log` event. */
+  async appendLog(runId: string, stepId: string, stream: 'stdout' | 'stderr', text: string): Promise<void> {
+    const data = JSON.stringify({ runId, type: 'step.log', at: new Date().toISOString(), step: stepId, stream, text });
+    await this.redis
+      .multi()
+      .append(this.keys.log(runId, stepId), text)
+      .xadd(this.keys.events(runId), '*', 'type', 'step.log', 'data', data)
+      .exec();
+  }
+
+  /** Records the run's final status and terminal event; false when it was already final. */
+  async finish(runId: string, status: 'succeeded' | 'failed' | 'cancelled', extra: Record<string, unknown> = {}) {
+    const at = new Date().toISOString();
+    const type = `run.${status}`;
+    const result = await this.redis.finishRun(
+      this.keys.run(runId),
+      this.keys.events(runId),
+      status,
+      at,
+      JSON.stringify({ runId, type, at, ...extra }),
+    );
+    return result === 1;
+  }
+
+  /** Marks a run cancel-requested and tells workers. */
+  async requestCancel(runId: string): Promise<'requested' | 'already' | 'missing' | 'finished'> {
+    const result = (await this.redis.requestCancel(this.keys.run(runId))) as number;
+    if (result === -1) return 'missing';
+    if (result === -2) return 'finished';
+    await this.redis.publish(this.keys.cancelChannel(), runId);
+    return result === 1 ? 'requested' : 'already';
+  }
+
+  /** Reads what a step needs to decide and run: meta, cancel flag, and some steps' states. */
+  async snapshot(runId: string, stepIds: string[], withMeta: boolean): Promise<StepSnapshot> {
+    const fields = [withMeta ? 'meta' : 'cancel', 'cancel'];
+    for (const id of stepIds) fields.push(`st:${id}`, `s:${id}`);
+    const values = await this.redis.hmget(this.keys.run(runId), ...fields);
+    const status: StepSnapshot['status'] = {};
+    const details: StepSnapshot['details'] = {};
+    stepIds.forEach((id, i) => {
+      status[id] = (values[2 + i * 2] ?? undefined) as StepStatus | undefined;
+      const raw = values[3 + i * 2];
+      details[id] = raw ? (JSON.parse(raw) as StepDetails) : undefined;
+    });
+    return {
+      meta: withMeta && values[0] ? (JSON.parse(values[0]) as RunMeta) : undefined,
+      cancelRequested: values[1] === '1',
+      status,
+      details,
+    };
+  }
+
+  /** The statuses of every step of a run. */
+  async statuses(runId: string): Promise<Record<string, StepStatus>> {
+    const all = await this.redis.hgetall(this.keys.run(runId));
+    const out: Record<string, StepStatus> = {};
+    for (const [field, value] of Object.entries(all)) {
+      if (field.startsWith('st:')) out[field.slice(3)] = value as StepStatus;
+    }
+    return out;
+  }
+
+  /** The run document, or undefined when there is no such run. */
+  async getRun(runId: string): Promise<RunDocument | undefined> {
+    const all = await this.redis.hgetall(this.keys.run(runId));
+    if (!all.meta) return undefined;
+    const meta = JSON.parse(all.meta) as RunMeta;
+    const steps: Record<string, StepView> = {};
+    for (const id of meta.definition.order) {
+      const details = all[`s:${id}`] ? (JSON.parse(all[`s:${id}`]!) as StepDetails) : undefined;
+      steps[id] = {
+        status: (all[`st:${id}`] ?? 'pending') as StepStatus,
+        executor: meta.definition.steps[id]!.executor,
+        ...details,
+      };
+    }
+    return {
+      id: meta.id,
+      workflow: meta.workflow,
+      status: (all.status ?? 'queued') as RunStatus,
+      cancelRequested: all.cancel === '1',
+      inputs: meta.inputs,
+      trigger: meta.trigger,
+      createdAt: meta.createdAt,
+      startedAt: all.startedAt ?? null,
+      finishedAt: all.finishedAt ?? null,
+      steps,
+    };
+  }
+
+  /** The run's status alone. */
+  async runStatus(runId: string): Promise<RunStatus | undefined> {
+    return ((await this.redis.hget(this.keys.run(runId), 'status')) ?? undefined) as RunStatus | undefined;
+  }
+
+  /** Events after `afterId` (exclusive; from the start when omitted), at most `count`. */
+  async readEvents(runId: string, afterId?: string, count = 1000): Promise<RunEvent[]> {
+    const start = afterId ? `(${afterId}` : '-';
+    const entries = await this.redis.xrange(this.keys.events(runId), start, '+', 'COUNT', count);
+    return entries.map(toEvent);
+  }
+
+  /** A step's stored log text. */
+  async getLog(runId: string, stepId: string): Promise<string> {
+    return (await this.redis.get(this.keys.log(runId, stepId))) ?? '';
+  }
+
+  /** Run ids, newest first, optionally of one workflow; `cursor` is the last id of the previous page. */
+  async listRunIds(options: { workflow?: string; limit: number; before?: number }): Promise<string[]> {
+    const key = options.workflow ? this.keys.workflowRuns(options.workflow) : this.keys.runs();
+    const max = options.before !== undefined ? `(${options.before}` : '+inf';
+    return this.redis.zrevrangebyscore(key, max, '-inf', 'LIMIT', 0, options.limit);
+  }
+
+  /** The score (creation time, ms) of a run in the index, for cursors. */
+  async runCreatedAt(runId: string): Promise<number | undefined> {
+    const score = await this.redis.zscore(this.keys.runs(), runId);
+    return score === null ? undefined : Number(score);
+  }
+}
+
+/** Converts a raw XRANGE/XREAD entry. */
+export function toEvent([id, fields]: [string, string[]]): RunEvent {
+  let type = '';
+  let data: Record<string, unknown> = {};
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i] === 'type') type = fields[i + 1]!;
+    else if (fields[i] === 'data') data = JSON.parse(fields[i + 1]!) as Record<string, unknown>;
+  }
+  return { id, type, data };
+}
+
+/** True for the events that end a run's stream. */
+export function isTerminalEvent(type: string): boolean {
+  return type === 'run.succeeded' || type === 'run.failed' || type === 'run.cancelled';
+}

@@ -1,0 +1,33 @@
+/** Loads the Lua scripts in ./lua as ioredis commands (EVALSHA with automatic fallback). */
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+const SCRIPTS = {
+  announceRun: { file: 'announce-run.lua', keys: 4 },
+  transitionStep: { file: 'transition-step.lua', keys: 2 },
+  finishRun: { file: 'finish-run.lua', keys: 2 },
+  requestCancel: { file: 'request-cancel.lua', keys: 1 },
+  registerWorkflow: { file: 'register-workflow.lua', keys: 2 },
+} as const;
+
+type Name = keyof typeof SCRIPTS;
+const sources = new Map<Name, string>();
+
+/** A Redis client with Conveyor's scripts defined on it. */
+export type ScriptedRedis = Redis & {
+  [K in Name]: (...args: Array<string | number>) => Promise<unknown>;
+};
+
+/** Defines every script on `redis` (idempotent) and returns it typed. */
+export function withScripts(redis: Redis): ScriptedRedis {
+  for (const [name, { file, keys }] of Object.entries(SCRIPTS) as Array<[Name, (typeof SCRIPTS)[Name]]>) {
+    if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
+    let lua = sources.get(name);
+    if (!lua) {
+      lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+      sources.set(name, lua);
+    }
+    redis.defineCommand(name, { numberOfKeys: keys, lua });
+  }
+  return redis as ScriptedRedis;
+}

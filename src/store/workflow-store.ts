@@ -1,0 +1,82 @@
+/** Registered workflow definitions and their versions. */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Workflow } from '../flows/index.ts';
+import { type Keys, keys } from './keys.ts';
+import { type ScriptedRedis, withScripts } from './scripts.ts';
+
+/** One stored version: the definition as sent (normalised JSON) and its validated form. */
+export interface WorkflowVersion {
+  name: string;
+  version: number;
+  createdAt: string;
+  definition: unknown;
+  workflow: Workflow;
+}
+
+/** Sorted-key JSON, so the same definition always hashes the same however its keys were ordered. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Workflow registry over one Redis connection and prefix. */
+export class WorkflowStore {
+  private readonly keys: Keys;
+  private readonly redis: ScriptedRedis;
+
+  constructor(redis: Redis, prefix: string) {
+    this.redis = withScripts(redis);
+    this.keys = keys(prefix);
+  }
+
+  /** Stores a new version, or returns the latest when the definition is identical to it. */
+  async register(definition: unknown, workflow: Workflow): Promise<{ version: number; created: boolean }> {
+    const hash = createHash('sha256').update(canonical(definition)).digest('hex');
+    const stored = JSON.stringify({ createdAt: new Date().toISOString(), definition, workflow });
+    const [version, created] = (await this.redis.registerWorkflow(
+      this.keys.workflow(workflow.name),
+      this.keys.workflows(),
+      hash,
+      stored,
+      workflow.name,
+    )) as [number, number];
+    return { version, created: created === 1 };
+  }
+
+  /** A version (the latest when `version` is omitted), or undefined. */
+  async get(name: string, version?: number): Promise<WorkflowVersion | undefined> {
+    const key = this.keys.workflow(name);
+    const n = version ?? Number(await this.redis.hget(key, 'latest'));
+    if (!n) return undefined;
+    const raw = await this.redis.hget(key, `v:${n}`);
+    if (!raw) return undefined;
+    const stored = JSON.parse(raw) as Omit<WorkflowVersion, 'name' | 'version'>;
+    return { name, version: n, ...stored };
+  }
+
+  /** Names with their latest version, sorted by name. */
+  async list(): Promise<Array<{ name: string; version: number; description?: string }>> {
+    const names = (await this.redis.smembers(this.keys.workflows())).sort();
+    const out = [];
+    for (const name of names) {
+      const latest = await this.get(name);
+      if (latest) out.push({ name, version: latest.version, description: latest.workflow.description });
+    }
+    return out;
+  }
+
+  /** Removes every version of a workflow; false when there was none. Runs keep their snapshot. */
+  async delete(name: string): Promise<boolean> {
+    const [[, removed]] = (await this.redis
+      .multi()
+      .del(this.keys.workflow(name))
+      .srem(this.keys.workflows(), name)
+      .exec()) as [[unknown, number], [unknown, number]];
+    return removed === 1;
+  }
+}

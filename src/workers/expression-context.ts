@@ -1,0 +1,60 @@
+/**
+ * The data expressions read while a step starts (`inputs`, `env`, `secrets`, `steps`, `run`,
+ * `trigger`), GitHub's status-function semantics, and template evaluation.
+ */
+import type { Expr } from '@actions/expressions';
+import { evaluate, type StatusView, toText } from '../flows/index.ts';
+import type { StepSnapshot } from '../store/index.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
+
+/** Evaluates template pieces to a string. */
+export function renderTemplate(parts: Array<string | Expr>, contexts: Record<string, unknown>): string {
+  let out = '';
+  for (const part of parts) out += typeof part === 'string' ? part : toText(evaluate(part, contexts));
+  return out;
+}
+
+/** True when a step's need counts as a success for `success()`. */
+function ok(snapshot: StepSnapshot, id: string): boolean {
+  const status = snapshot.status[id];
+  return status === 'succeeded' || (status === 'failed' && snapshot.details[id]?.continueOnError === true);
+}
+
+/** GitHub Actions job semantics for `success()`, `failure()`, `cancelled()`. */
+export function statusView(sp: StepPlan, snapshot: StepSnapshot): StatusView {
+  const cancelled = snapshot.cancelRequested;
+  return {
+    cancelled,
+    success: !cancelled && sp.step.needs.every((id) => ok(snapshot, id)),
+    // `reads` holds every ancestor when the condition calls failure().
+    failure: sp.reads.some((id) => snapshot.status[id] === 'failed' && snapshot.details[id]?.continueOnError !== true),
+  };
+}
+
+/** Builds the contexts for one attempt; `env` is filled in as the workflow and step env resolve. */
+export function buildContexts(
+  plan: RunPlan,
+  sp: StepPlan,
+  snapshot: StepSnapshot,
+  attempt: number,
+  secrets: Record<string, string>,
+): Record<string, unknown> {
+  const steps: Record<string, unknown> = {};
+  for (const id of sp.reads) {
+    steps[id] = { status: snapshot.status[id] ?? 'pending', outputs: snapshot.details[id]?.outputs ?? {} };
+  }
+  const contexts: Record<string, unknown> = {
+    inputs: plan.meta.inputs,
+    trigger: plan.meta.trigger,
+    run: { id: plan.meta.id, attempt },
+    secrets,
+    steps,
+    env: {},
+  };
+  const env: Record<string, string> = {};
+  for (const [name, parts] of plan.env) env[name] = renderTemplate(parts, contexts);
+  contexts.env = { ...env };
+  for (const [name, parts] of sp.env) env[name] = renderTemplate(parts, contexts);
+  contexts.env = env;
+  return contexts;
+}

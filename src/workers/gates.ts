@@ -1,0 +1,40 @@
+/**
+ * Gates: the jobs that carry a DAG's extra `needs` edges (see flows/compile.ts). A finishing step
+ * promotes its gates; the gate processor completes a promoted gate at once, which is what wakes
+ * the dependent through BullMQ's fan-in.
+ */
+import { DelayedError, type Job, type Queue } from 'bullmq';
+import { GATE_PARK_MS, type GateJobData } from '../flows/index.ts';
+import { FINAL_STEP_STATUSES, type RunStore } from '../store/index.ts';
+
+/** Promotes parked gates, ignoring ones already promoted (a retried step promotes again). */
+export async function promoteGates(queue: Queue, gateIds: string[]): Promise<void> {
+  if (gateIds.length === 0) return;
+  const backend = queue.getBackend();
+  await Promise.all(
+    gateIds.map(async (id) => {
+      try {
+        await backend.promote(id);
+      } catch (err) {
+        const state = await queue.getJobState(id);
+        if (state === 'delayed') throw err;
+      }
+    }),
+  );
+}
+
+/**
+ * Completes a gate whose step is final. A gate that wakes while its step is not final (its year
+ * of parking ran out, or someone promoted it by hand) goes back to sleep instead of letting the
+ * dependent start early.
+ */
+export function createGateProcessor(store: RunStore) {
+  return async (job: Job<GateJobData>, token?: string): Promise<string> => {
+    const { runId, stepId } = job.data;
+    const snapshot = await store.snapshot(runId, [stepId], false);
+    const status = snapshot.status[stepId];
+    if (status && FINAL_STEP_STATUSES.has(status)) return status;
+    await job.moveToDelayed(Date.now() + GATE_PARK_MS, token);
+    throw new DelayedError();
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Collects a step's output as the executor streams it: keeps lines whole (so masking never
+ * misses a secret split across chunks), masks, batches into `step.log` events, and enforces the
+ * log cap by aborting the step rather than buffering without end.
+ */
+import { OutputLimitError } from '../errors.ts';
+import type { Masker } from './mask.ts';
+
+/** Where flushed text goes (the run store in the engine). */
+export type LogWriter = (stream: 'stdout' | 'stderr', text: string) => Promise<void>;
+
+/** Options of a sink. */
+export interface LogSinkOptions {
+  /** Bytes of output a step may produce before it is failed. @defaultValue 10 MiB */
+  maxBytes: number;
+  /** How long text may wait before it is published. @defaultValue 100 */
+  flushMs: number;
+  /** A partial line longer than this is published without waiting for its newline. @defaultValue 16 KiB */
+  maxLine: number;
+}
+
+const DEFAULTS: LogSinkOptions = { maxBytes: 10 * 1024 * 1024, flushMs: 100, maxLine: 16 * 1024 };
+
+/** One step attempt's log sink. */
+export class LogSink {
+  private readonly options: LogSinkOptions;
+  private readonly pending = { stdout: '', stderr: '' };
+  private bytes = 0;
+  private over = false;
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: unknown;
+
+  constructor(
+    private readonly write: LogWriter,
+    private readonly mask: Masker,
+    private readonly onLimit: (err: OutputLimitError) => void,
+    options: Partial<LogSinkOptions> = {},
+  ) {
+    this.options = { ...DEFAULTS, ...options };
+  }
+
+  /** Accepts a chunk from the executor. */
+  push(stream: 'stdout' | 'stderr', chunk: string | Buffer): void {
+    if (this.over) return;
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    this.bytes += size;
+    if (this.bytes > this.options.maxBytes) {
+      this.over = true;
+      this.pending[stream] += '\n';
+      this.flush(true);
+      const err = new OutputLimitError(`log output passed the ${this.options.maxBytes}-byte cap; the step was stopped`);
+      this.enqueue('stderr', `[conveyor] ${err.message}\n`);
+      this.onLimit(err);
+      return;
+    }
+    this.pending[stream] += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    if (this.pending[stream].length > this.options.maxLine * 4) this.flush(false);
+    else this.timer ??= setTimeout(() => this.flush(false), this.options.flushMs);
+  }
+
+  /** Publishes buffered text; `all` includes partial lines (used at the end). */
+  flush(all: boolean): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const text = this.pending[stream];
+      if (!text) continue;
+      const cut = all ? text.length : text.lastIndexOf('\n') + 1;
+      const take = cut === 0 && text.length > this.options.maxLine ? text.length : cut;
+      if (take === 0) continue;
+      this.pending[stream] = text.slice(take);
+      this.enqueue(stream, text.slice(0, take));
+    }
+    if (!all && (this.pending.stdout || this.pending.stderr)) {
+      this.timer = setTimeout(() => this.flush(true), this.options.flushMs);
+    }
+  }
+
+  /** Flushes everything and waits until it is written; rethrows a write failure. */
+  async close(): Promise<void> {
+    this.flush(true);
+    await this.chain;
+    if (this.failure) throw this.failure;
+  }
+
+  private enqueue(stream: 'stdout' | 'stderr', text: string): void {
+    const masked = this.mask(text);
+    this.chain = this.chain.then(() =>
+      this.write(stream, masked).catch((err) => {
+        this.failure ??= err;
+      }),
+    );
+  }
+}
