@@ -34,6 +34,7 @@ export async function waitForRedis(url: string, timeoutMs = 10_000): Promise<voi
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {}); // connect() rejects; the event would only be noise
     try {
       await client.connect();
       await client.ping();

@@ -1,0 +1,93 @@
+/**
+ * An in-process Conveyor for tests: the API app (exercised with `app.request`, no socket) and a
+ * worker, on the shared test Redis under a fresh prefix that is dropped afterwards.
+ */
+import pino from 'pino';
+import { type ConveyorApi, startApi } from '../../src/api/server.ts';
+import { followEvents, type RunDocument, type RunEvent } from '../../src/store/index.ts';
+import type { Executor } from '../../src/workers/executor.ts';
+import { LocalExecutor } from '../../src/workers/local/index.ts';
+import { type ConveyorWorker, startWorker, type WorkerOptions } from '../../src/workers/worker.ts';
+import { dropPrefix } from './prefix.ts';
+
+/** A running test engine. */
+export interface TestEngine {
+  api: ConveyorApi;
+  worker?: ConveyorWorker;
+  prefix: string;
+  redisUrl: string;
+  /** JSON request against the app; returns status and parsed body. */
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>; // any: tests read arbitrary JSON
+  /** Submits an ad-hoc run and returns its document (throws unless 202). */
+  submit(workflow: unknown, inputs?: Record<string, unknown>): Promise<RunDocument>;
+  /** Follows the run's events to its terminal one; returns the final document and the events. */
+  waitForRun(runId: string): Promise<{ run: RunDocument; events: RunEvent[] }>;
+  close(): Promise<void>;
+}
+
+/** Options: which executors the worker serves (none: API only) and worker tuning. */
+export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl' | 'prefix' | 'executors'>> {
+  executors?: Executor[];
+  worker?: boolean;
+}
+
+/** Starts an engine on `redisUrl` under `prefix`. */
+export async function startEngine(redisUrl: string, prefix: string, options: TestEngineOptions = {}): Promise<TestEngine> {
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const api = await startApi({ redisUrl, prefix, logger });
+  const { worker: withWorker = true, executors, ...workerOptions } = options;
+  const worker = withWorker
+    ? await startWorker({
+        redisUrl,
+        prefix,
+        executors: executors ?? [new LocalExecutor({ killGraceMs: 1000 })],
+        logger,
+        shutdownGraceMs: 5000,
+        ...workerOptions,
+      })
+    : undefined;
+
+  const request: TestEngine['request'] = async (method, path, body, headers = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await api.app.request(path, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // plain-text bodies (logs) stay strings
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+
+  return {
+    api,
+    worker,
+    prefix,
+    redisUrl,
+    request,
+    async submit(workflow, inputs) {
+      const res = await request('POST', '/v1/runs', { workflow, inputs });
+      if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body as RunDocument;
+    },
+    async waitForRun(runId) {
+      const events: RunEvent[] = [];
+      const controller = new AbortController();
+      for await (const event of followEvents(api.deps.redis, api.deps.store.keys, runId, undefined, controller.signal)) {
+        if (event) events.push(event);
+      }
+      const run = (await api.deps.store.getRun(runId))!;
+      return { run, events };
+    },
+    async close() {
+      await worker?.close();
+      await api.close();
+      await dropPrefix(redisUrl, prefix);
+    },
+  };
+}
