@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../src/errors.ts';
+import { parseBody, validateDefinition } from '../../src/flows/index.ts';
+
+function issuesOf(def: unknown, hosts?: Record<string, string[]>) {
+  try {
+    validateDefinition(def, hosts ? { hosts: { resolve: (n) => hosts[n] } } : {});
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return (err as ValidationError).issues;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('validateDefinition', () => {
+  it('normalises a valid definition with defaults', () => {
+    const wf = validateDefinition({
+      name: 'deploy-app',
+      inputs: { ref: { type: 'string', default: 'main' } },
+      env: { NODE_ENV: 'production', N: 3 },
+      defaults: { timeout: '10m', retries: { attempts: 2 } },
+      steps: {
+        build: { run: 'make' },
+        test: { needs: 'build', run: 'make test', retries: { attempts: 3, backoff: 'exponential', delay: '2s' } },
+        digest: { needs: ['build'], vm: { memoryMb: 128 }, function: 'export default async () => ({})' },
+        deploy: { needs: ['test', 'digest'], if: "${{ inputs.ref == 'main' }}", run: 'echo ${{ steps.build.outputs.x }}', timeout: 300_000 },
+      },
+    });
+    expect(wf.order).toEqual(['build', 'test', 'digest', 'deploy']);
+    expect(wf.env).toEqual({ NODE_ENV: 'production', N: '3' });
+    expect(wf.steps.build!.timeoutMs).toBe(600_000);
+    expect(wf.steps.build!.retries).toEqual({ attempts: 2, backoff: 'fixed', delayMs: 1000, jitter: 0 });
+    expect(wf.steps.test!.retries).toEqual({ attempts: 3, backoff: 'exponential', delayMs: 2000, jitter: 0.2 });
+    expect(wf.steps.test!.needs).toEqual(['build']);
+    expect(wf.steps.digest!.executor).toBe('vm');
+    expect(wf.steps.deploy!.if).toBe("inputs.ref == 'main'");
+    expect(wf.steps.deploy!.timeoutMs).toBe(300_000);
+    expect(wf.steps.deploy!.command).toEqual({ text: 'echo ${CONVEYOR_EXPR_0}', exprs: ['steps.build.outputs.x'] });
+  });
+
+  it('names a cycle in order, and every other problem at once', () => {
+    const issues = issuesOf({
+      name: 'Bad Name!',
+      steps: {
+        a: { needs: ['b'], run: 'x' },
+        b: { needs: ['c'], run: 'x' },
+        c: { needs: ['a', 'zz', 'a'], run: 'x' },
+        'bad id': { run: 'x' },
+        empty: {},
+        both: { run: 'x', function: 'y' },
+        slow: { run: 'x', timeout: '5 minutes', retries: { attempts: 2, delay: 'later' } },
+        expr: { run: 'echo ${{ inputs.a == }}', if: 'nope()', env: { X: '${{ github.sha }}' } },
+        single: { run: "echo '${{ inputs.a }}'" },
+        ahead: { run: 'echo ${{ steps.late.outputs.x }}' },
+        late: { needs: ['ahead'], run: 'x' },
+        unclosed: { run: 'echo ${{ inputs.a' },
+      },
+    });
+    const byPath = (p: string) => issues.filter((i) => i.path === p).map((i) => i.message);
+    expect(byPath('name')).toEqual(['must match [a-z0-9][a-z0-9-_]{0,63}']);
+    expect(byPath('steps.a.needs')).toEqual(['cycle: a → b → c → a']);
+    expect(byPath('steps.c.needs[1]')).toEqual(['unknown step "zz"']);
+    expect(byPath('steps.c.needs[2]')).toEqual(['"a" is listed twice']);
+    expect(byPath('steps.bad id')).toEqual(['step id must match [A-Za-z0-9_-]{1,64}']);
+    expect(byPath('steps.empty')).toEqual(['a step needs "run" or "function"']);
+    expect(byPath('steps.both')).toEqual(['a step has "run" or "function", not both']);
+    expect(byPath('steps.slow.timeout')[0]).toMatch(/"5 minutes" is not a duration/);
+    expect(byPath('steps.slow.retries.delay')[0]).toMatch(/"later" is not a duration/);
+    expect(byPath('steps.expr.run')[0]).toMatch(/Unexpected end of expression/);
+    expect(byPath('steps.expr.if')[0]).toMatch(/Unrecognized function: 'nope'/);
+    expect(byPath('steps.expr.env.X')[0]).toMatch(/Unrecognized named-value: 'github'/);
+    expect(byPath('steps.single.run')[0]).toMatch(/inside single quotes/);
+    expect(byPath('steps.ahead.run')[0]).toMatch(/steps.late, which is not among this step's needs/);
+    expect(byPath('steps.unclosed.run')[0]).toMatch(/never closed/);
+  });
+
+  it('reports schema errors together with graph errors', () => {
+    const issues = issuesOf({ name: 'x', steps: { a: { needs: ['b'], run: 'x', nedds: [] }, b: { needs: ['a'], run: 1 } } });
+    expect(issues).toContainEqual({ path: 'steps.a', message: 'Unrecognized key: "nedds"' });
+    expect(issues.some((i) => i.path === 'steps.b.run')).toBe(true);
+    expect(issues.some((i) => i.message.startsWith('cycle: '))).toBe(true);
+  });
+
+  it('rejects a self-dependency, an empty workflow and a missing name', () => {
+    expect(issuesOf({ name: 'x', steps: { a: { needs: ['a'], run: 'x' } } })).toContainEqual({
+      path: 'steps.a.needs[0]',
+      message: 'a step cannot need itself',
+    });
+    expect(issuesOf({ name: 'x', steps: {} })).toContainEqual({ path: 'steps', message: 'a workflow needs at least one step' });
+    expect(issuesOf({ steps: { a: { run: 'x' } } }).map((i) => i.path)).toContain('name');
+  });
+
+  it('checks hosts against the inventory', () => {
+    expect(issuesOf({ name: 'x', steps: { a: { hosts: 'web', run: 'x' } } })).toContainEqual({
+      path: 'steps.a.hosts',
+      message: 'unknown host or group "web": the inventory is empty',
+    });
+    expect(issuesOf({ name: 'x', steps: { a: { hosts: 'db', run: 'x' } } }, { web: ['w1'] })).toContainEqual({
+      path: 'steps.a.hosts',
+      message: 'unknown host or group "db"',
+    });
+    const wf = validateDefinition({ name: 'x', steps: { a: { hosts: 'web', run: 'x', strategy: { maxParallel: 2 } } } }, {
+      hosts: { resolve: (n) => (n === 'web' ? ['w1', 'w2'] : undefined) },
+    });
+    expect(wf.steps.a!.executor).toBe('ssh');
+  });
+
+  it('rejects reserved and malformed env names and bad input defaults', () => {
+    const issues = issuesOf({
+      name: 'x',
+      inputs: { n: { type: 'number', default: 'three' } },
+      env: { CONVEYOR_OUTPUT: 'x', '1BAD': 'y' },
+      steps: { a: { run: 'x' } },
+    });
+    expect(issues.map((i) => i.path).sort()).toEqual(['env.1BAD', 'env.CONVEYOR_OUTPUT', 'inputs.n.default']);
+  });
+});
+
+describe('parseBody', () => {
+  it('parses JSON and YAML alike and names duplicate keys by path', () => {
+    expect(parseBody('{"a": {"b": 1}}', 'json')).toEqual({ a: { b: 1 } });
+    expect(parseBody('a:\n  b: 1\n', 'yaml')).toEqual({ a: { b: 1 } });
+    expect(() => parseBody('steps:\n  a: {run: x}\n  a: {run: y}\n', 'yaml')).toThrow(ValidationError);
+    try {
+      parseBody('{"steps": {"build": {}, "build": {}}, "x": [{"k":1,"k":2}]}', 'json');
+    } catch (err) {
+      expect((err as ValidationError).issues).toEqual([
+        { path: 'steps.build', message: 'duplicate key "build"' },
+        { path: 'x[0].k', message: 'duplicate key "k"' },
+      ]);
+    }
+  });
+
+  it('rejects malformed text with a message', () => {
+    expect(() => parseBody('{"a": ', 'json')).toThrow(/not valid JSON/);
+    expect(() => parseBody('a: [1, 2', 'yaml')).toThrow(/not valid YAML/);
+  });
+});
