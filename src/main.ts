@@ -19,7 +19,8 @@ async function createExecutors(config: Config, logger: pino.Logger): Promise<Exe
   const out: Executor[] = [];
   for (const name of config.WORKER_EXECUTORS) {
     if (name === 'local') out.push(new LocalExecutor());
-    else if (name === 'ssh' || name === 'vm') logger.warn({ executor: name }, 'executor not available in this build yet; skipping');
+    else if (name === 'ssh' || name === 'vm')
+      logger.warn({ executor: name }, 'executor not available in this build yet; skipping');
     else throw new RangeError(`WORKER_EXECUTORS: unknown executor "${name}" (known: local, ssh, vm)`);
   }
   return out;
@@ -32,7 +33,10 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
   let redisProcess: ChildProcess | undefined;
   if (!(await redisAnswers(config.REDIS_URL))) {
     if (mode === 'standalone' && config.redisUrlIsDefault) {
-      logger.info({ dataDir: `${config.CONVEYOR_DATA_DIR}/redis` }, 'no Redis at the default URL: starting a private redis-server');
+      logger.info(
+        { dataDir: `${config.CONVEYOR_DATA_DIR}/redis` },
+        'no Redis at the default URL: starting a private redis-server',
+      );
       redisProcess = await startPrivateRedis(config.REDIS_URL, config.CONVEYOR_DATA_DIR);
     } else {
       throw new UnavailableError(`Redis at ${config.REDIS_URL} does not answer`);
@@ -43,10 +47,16 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
 
   const closers: Array<() => Promise<void>> = [];
   if (mode !== 'worker') {
-    const api = await startApi({ redisUrl: config.REDIS_URL, prefix: config.CONVEYOR_PREFIX, port: config.PORT, logger });
+    const api = await startApi({
+      redisUrl: config.REDIS_URL,
+      prefix: config.CONVEYOR_PREFIX,
+      port: config.PORT,
+      logger,
+    });
     closers.push(() => api.close());
     logger.info({ port: api.port }, `API listening on http://127.0.0.1:${api.port}`);
-    if (!config.CONVEYOR_API_TOKENS) logger.warn('CONVEYOR_API_TOKENS is not set: the API accepts every request');
+    if (!config.CONVEYOR_API_TOKENS)
+      logger.warn('CONVEYOR_API_TOKENS is not set: the API accepts every request');
   }
   if (mode !== 'api') {
     const worker = await startWorker({
@@ -67,7 +77,8 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    for (const close of closers.reverse()) await close().catch((err) => logger.error({ err }, 'close failed'));
+    for (const close of closers.reverse())
+      await close().catch((err) => logger.error({ err }, 'close failed'));
     redisProcess?.kill('SIGTERM');
     process.exit(0);
   };

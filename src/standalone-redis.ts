@@ -37,14 +37,35 @@ export async function startPrivateRedis(url: string, dataDir: string): Promise<C
   mkdirSync(dir, { recursive: true });
   const child = spawn(
     'redis-server',
-    ['--port', port || '6379', '--bind', hostname || '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction'],
+    [
+      '--port',
+      port || '6379',
+      '--bind',
+      hostname || '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'everysec',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
+    ],
     { stdio: 'ignore' },
   );
   const failed = new Promise<never>((_, reject) => {
     child.once('error', (err) =>
-      reject(new UnavailableError(`could not start redis-server (is it installed and on PATH?): ${err.message}`, { cause: err })),
+      reject(
+        new UnavailableError(`could not start redis-server (is it installed and on PATH?): ${err.message}`, {
+          cause: err,
+        }),
+      ),
     );
-    child.once('exit', (code) => reject(new UnavailableError(`redis-server exited with code ${code} at start`)));
+    child.once('exit', (code) =>
+      reject(new UnavailableError(`redis-server exited with code ${code} at start`)),
+    );
   });
   const deadline = Date.now() + 10_000;
   const ready = (async () => {

@@ -15,14 +15,19 @@ export function createApp(deps: ApiDeps): Hono {
       await deps.redis.ping();
       return c.json({ status: 'ready' });
     } catch {
-      return c.json({ status: 'unavailable', error: { code: 'unavailable', message: 'Redis is unreachable' } }, 503);
+      return c.json(
+        { status: 'unavailable', error: { code: 'unavailable', message: 'Redis is unreachable' } },
+        503,
+      );
     }
   });
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
 
   app.notFound((c) => {
-    const { status, body } = toErrorResponse(new HttpError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`));
+    const { status, body } = toErrorResponse(
+      new HttpError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`),
+    );
     return c.json(body, status);
   });
   app.onError((err, c) => {

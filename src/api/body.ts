@@ -9,7 +9,10 @@ const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The parsed body; an empty body is `undefined` when `optional`. */
-export async function readBody(c: Context, options: { yaml?: boolean; optional?: boolean } = {}): Promise<unknown> {
+export async function readBody(
+  c: Context,
+  options: { yaml?: boolean; optional?: boolean } = {},
+): Promise<unknown> {
   const declared = Number(c.req.header('content-length') ?? 0);
   if (declared > MAX_BODY_BYTES) throw tooLarge();
   const text = await c.req.text();

@@ -32,7 +32,9 @@ function isRedisDown(err: unknown): boolean {
   return (
     e.name === 'MaxRetriesPerRequestError' ||
     e.code === 'ECONNREFUSED' ||
-    /enableOfflineQueue|Connection is closed|connect ECONNREFUSED|Stream isn't writeable/.test(e.message ?? '')
+    /enableOfflineQueue|Connection is closed|connect ECONNREFUSED|Stream isn't writeable/.test(
+      e.message ?? '',
+    )
   );
 }
 
@@ -41,15 +43,22 @@ export function toErrorResponse(err: unknown): {
   status: ContentfulStatusCode;
   body: { error: { code: string; message: string; issues?: Issue[] } };
 } {
-  if (err instanceof HttpError) return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+  if (err instanceof HttpError)
+    return { status: err.status, body: { error: { code: err.code, message: err.message } } };
   if (err instanceof ValidationError) {
     return { status: 400, body: { error: { code: err.code, message: err.message, issues: err.issues } } };
   }
   if (err instanceof ConveyorError) {
-    return { status: STATUS_BY_CODE[err.code] ?? 500, body: { error: { code: err.code, message: err.message } } };
+    return {
+      status: STATUS_BY_CODE[err.code] ?? 500,
+      body: { error: { code: err.code, message: err.message } },
+    };
   }
   if (isRedisDown(err)) {
-    return { status: 503, body: { error: { code: 'unavailable', message: 'Redis is unavailable; try again later' } } };
+    return {
+      status: 503,
+      body: { error: { code: 'unavailable', message: 'Redis is unavailable; try again later' } },
+    };
   }
   return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
 }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { compileRun, resolveInputs, type RunMeta, stepJobId, type Workflow } from '../flows/index.ts';
+import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import type { RunDocument, RunStore } from '../store/index.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
@@ -87,7 +87,11 @@ export class RunLauncher {
         if (view.status !== 'queued' || !view.executor) return;
         const queue = this.queues.step(view.executor);
         const id = stepJobId(runId, stepId);
-        if ((await queue.getJobState(id)) === 'delayed') await queue.getBackend().promote(id).catch(() => {});
+        if ((await queue.getJobState(id)) === 'delayed')
+          await queue
+            .getBackend()
+            .promote(id)
+            .catch(() => {});
       }),
     );
     return run;

@@ -58,7 +58,9 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.post('/', async (c) => {
     const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
     if (body.workflow === undefined) {
-      throw new ValidationError('request body is invalid', [{ path: 'workflow', message: 'a workflow definition is required' }]);
+      throw new ValidationError('request body is invalid', [
+        { path: 'workflow', message: 'a workflow definition is required' },
+      ]);
     }
     let workflow: Workflow;
     try {
@@ -86,12 +88,16 @@ export function runRoutes(deps: ApiDeps): Hono {
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 200);
     const status = c.req.query('status');
     if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
-      throw new ValidationError('bad query', [{ path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}` }]);
+      throw new ValidationError('bad query', [
+        { path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}` },
+      ]);
     }
     const cursor = c.req.query('cursor');
     let before = cursor ? Number(cursor) : undefined;
     if (cursor !== undefined && !Number.isFinite(before)) {
-      throw new ValidationError('bad query', [{ path: 'cursor', message: 'not a cursor from a previous page' }]);
+      throw new ValidationError('bad query', [
+        { path: 'cursor', message: 'not a cursor from a previous page' },
+      ]);
     }
     const runs = [];
     // Filtering by status happens after the index read; read pages until the limit is met.
@@ -106,7 +112,10 @@ export function runRoutes(deps: ApiDeps): Hono {
       if (ids.length < limit || before === undefined) break;
     }
     const last = runs[runs.length - 1];
-    return c.json({ runs, cursor: runs.length === limit && last ? String(Date.parse(last.createdAt)) : null });
+    return c.json({
+      runs,
+      cursor: runs.length === limit && last ? String(Date.parse(last.createdAt)) : null,
+    });
   });
 
   app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
@@ -116,14 +125,21 @@ export function runRoutes(deps: ApiDeps): Hono {
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
     if (after !== undefined && !EVENT_ID.test(after)) {
-      throw new ValidationError('bad Last-Event-ID', [{ path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' }]);
+      throw new ValidationError('bad Last-Event-ID', [
+        { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
+      ]);
     }
     return streamSSE(c, async (stream) => {
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
       for await (const event of followEvents(deps.redis, deps.store.keys, runId, after, aborted.signal)) {
         if (event === null) await stream.write(': keep-alive\n\n');
-        else await stream.writeSSE({ id: event.id, event: event.type, data: JSON.stringify({ id: event.id, ...event.data }) });
+        else
+          await stream.writeSSE({
+            id: event.id,
+            event: event.type,
+            data: JSON.stringify({ id: event.id, ...event.data }),
+          });
       }
     });
   });

@@ -30,7 +30,11 @@ export interface ApiOptions {
 /** Connects to Redis and builds (and optionally serves) the API. */
 export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
-  const redis = new Redis(options.redisUrl, { enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: 1 });
+  const redis = new Redis(options.redisUrl, {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
   await redis.connect();
   const prefix = bullPrefix(options.prefix);
   const flows = new FlowProducer({ connection: redis, prefix });
@@ -57,7 +61,9 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let port: number | undefined;
   if (options.port !== undefined) {
     port = await new Promise<number>((resolve) => {
-      server = serve({ fetch: app.fetch, port: options.port, hostname: '0.0.0.0' }, (info) => resolve(info.port));
+      server = serve({ fetch: app.fetch, port: options.port, hostname: '0.0.0.0' }, (info) =>
+        resolve(info.port),
+      );
     });
   }
   return {

@@ -84,7 +84,8 @@ export function compileRun(meta: RunMeta): FlowJob {
   }
   for (const id of workflow.order) {
     for (const need of workflow.steps[id]!.needs) {
-      if (parents.get(need) !== id) gatesOf.set(need, [...(gatesOf.get(need) ?? []), gateJobId(runId, need, id)]);
+      if (parents.get(need) !== id)
+        gatesOf.set(need, [...(gatesOf.get(need) ?? []), gateJobId(runId, need, id)]);
     }
   }
 

@@ -3,14 +3,7 @@
  * (`@actions/expressions`), never by eval. This module adds what the library leaves to its
  * host: finding expressions inside text, the status functions, and the walks validation needs.
  */
-import {
-  data,
-  Evaluator,
-  type Expr,
-  ExpressionError,
-  Lexer,
-  Parser,
-} from '@actions/expressions';
+import { data, Evaluator, type Expr, ExpressionError, Lexer, Parser } from '@actions/expressions';
 import type { ContextAccess, FunctionCall, IndexAccess, Literal } from '@actions/expressions/ast';
 import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 
@@ -110,7 +103,14 @@ export function evaluate(expr: Expr, contexts: Record<string, unknown>, status?:
 
 /** GitHub's truthiness: false, 0, -0, NaN, '' and null are false. */
 export function truthy(value: unknown): boolean {
-  return !(value === false || value === 0 || value === '' || value === null || value === undefined || Number.isNaN(value));
+  return !(
+    value === false ||
+    value === 0 ||
+    value === '' ||
+    value === null ||
+    value === undefined ||
+    Number.isNaN(value)
+  );
 }
 
 /** The text a value becomes inside a string: strings as they are, objects as JSON, null as ''. */
@@ -146,7 +146,11 @@ export function references(expr: Expr, into: References = emptyReferences()): Re
       const access = node as IndexAccess;
       const base = access.expr as unknown as Record<string, unknown>;
       const literal = (access.index as unknown as Partial<Literal>).literal;
-      if ('name' in base && (access.expr as ContextAccess).name.lexeme === 'steps' && literal?.kind === data.Kind.String) {
+      if (
+        'name' in base &&
+        (access.expr as ContextAccess).name.lexeme === 'steps' &&
+        literal?.kind === data.Kind.String
+      ) {
         into.steps.add(literal.coerceString());
       }
       visit(access.expr);

@@ -46,7 +46,9 @@ export const stepSchema = z.strictObject({
   function: z.string().optional(),
   vm: vmSchema.optional(),
   hosts: z.string().optional(),
-  strategy: z.strictObject({ maxParallel: z.number().int().min(1).optional(), failFast: z.boolean().optional() }).optional(),
+  strategy: z
+    .strictObject({ maxParallel: z.number().int().min(1).optional(), failFast: z.boolean().optional() })
+    .optional(),
   sudo: z.boolean().optional(),
   env: z.record(z.string(), scalar).optional(),
   cwd: z.string().optional(),

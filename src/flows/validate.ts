@@ -57,7 +57,8 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   const ids = Object.keys(def.steps);
   const graph = checkGraph(def.steps, add);
 
-  const defaultTimeout = durationOf(def.defaults?.timeout, 'defaults.timeout', add) ?? STEP_DEFAULTS.timeoutMs;
+  const defaultTimeout =
+    durationOf(def.defaults?.timeout, 'defaults.timeout', add) ?? STEP_DEFAULTS.timeoutMs;
   const defaultRetries = retryPolicy(def.defaults?.retries, 'defaults.retries', add) ?? STEP_DEFAULTS.retries;
   const steps: Record<string, Step> = {};
   for (const id of ids) {
@@ -90,7 +91,8 @@ function checkGraph(steps: Record<string, { needs?: unknown }>, add: Add): Map<s
   for (const id of ids) {
     if (!STEP_ID.test(id)) add(`steps.${id}`, 'step id must match [A-Za-z0-9_-]{1,64}');
     const raw = steps[id]?.needs;
-    const needs = typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw.filter((n) => typeof n === 'string') : [];
+    const needs =
+      typeof raw === 'string' ? [raw] : Array.isArray(raw) ? raw.filter((n) => typeof n === 'string') : [];
     const seen = new Set<string>();
     needs.forEach((need, i) => {
       const path = `steps.${id}.needs[${i}]`;
@@ -116,7 +118,8 @@ function stringValues(record: Record<string, string | number | boolean> | undefi
 
 function checkEnvNames(env: Record<string, unknown> | undefined, path: string, add: Add): void {
   for (const name of Object.keys(env ?? {})) {
-    if (!ENV_NAME.test(name)) add(`${path}.${name}`, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*');
+    if (!ENV_NAME.test(name))
+      add(`${path}.${name}`, 'environment variable names must match [A-Za-z_][A-Za-z0-9_]*');
     else if (name.startsWith('CONVEYOR_')) add(`${path}.${name}`, 'the CONVEYOR_ prefix is reserved');
   }
 }
@@ -176,7 +179,13 @@ function checkTemplate(
   return refs;
 }
 
-function checkExpression(source: string, path: string, add: Add, allowed: Set<string> | undefined, refs: References) {
+function checkExpression(
+  source: string,
+  path: string,
+  add: Add,
+  allowed: Set<string> | undefined,
+  refs: References,
+) {
   try {
     const found = references(parseExpression(source));
     for (const context of found.contexts) {
@@ -204,19 +213,25 @@ function normaliseStep(
     for (const ref of found.steps) {
       if (!graph.has(ref)) add(at, `expression reads steps.${ref}, which is not a step of this workflow`);
       else if (!before.has(ref)) {
-        add(at, `expression reads steps.${ref}, which is not among this step's needs (directly or indirectly)`);
+        add(
+          at,
+          `expression reads steps.${ref}, which is not among this step's needs (directly or indirectly)`,
+        );
       }
     }
   };
   const template = (text: string, at: string) => checkRefs(checkTemplate(text, at, add), at);
   let executor: ExecutorName = 'local';
   if (def.run === undefined && def.function === undefined) add(path, 'a step needs "run" or "function"');
-  if (def.run !== undefined && def.function !== undefined) add(path, 'a step has "run" or "function", not both');
+  if (def.run !== undefined && def.function !== undefined)
+    add(path, 'a step has "run" or "function", not both');
   if (def.hosts !== undefined) {
     executor = 'ssh';
-    if (def.function !== undefined || def.vm !== undefined) add(`${path}.hosts`, '"hosts" cannot be combined with "vm" or "function"');
+    if (def.function !== undefined || def.vm !== undefined)
+      add(`${path}.hosts`, '"hosts" cannot be combined with "vm" or "function"');
     if (!options.hosts) add(`${path}.hosts`, `unknown host or group "${def.hosts}": the inventory is empty`);
-    else if (!options.hosts.resolve(def.hosts)?.length) add(`${path}.hosts`, `unknown host or group "${def.hosts}"`);
+    else if (!options.hosts.resolve(def.hosts)?.length)
+      add(`${path}.hosts`, `unknown host or group "${def.hosts}"`);
   } else if (def.vm !== undefined || def.function !== undefined) {
     executor = 'vm';
   }
@@ -248,7 +263,8 @@ function normaliseStep(
     }
   }
   const timeoutMs = durationOf(def.timeout, `${path}.timeout`, add) ?? defaults.defaultTimeout;
-  const retries = retryPolicy(def.retries, `${path}.retries`, add, defaults.defaultRetries) ?? defaults.defaultRetries;
+  const retries =
+    retryPolicy(def.retries, `${path}.retries`, add, defaults.defaultRetries) ?? defaults.defaultRetries;
   if (def.vm?.timeout !== undefined) durationOf(def.vm.timeout, `${path}.vm.timeout`, add);
   const vmTimeout = def.vm?.timeout !== undefined ? parseDuration(def.vm.timeout) : undefined;
 

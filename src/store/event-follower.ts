@@ -4,8 +4,8 @@
  * a blocking read holds its connection; aborting the signal closes it at once.
  */
 import type { Redis } from 'ioredis';
-import { isTerminalEvent, type RunEvent, toEvent } from './run-store.ts';
 import type { Keys } from './keys.ts';
+import { isTerminalEvent, type RunEvent, toEvent } from './run-store.ts';
 
 const BLOCK_MS = 5000;
 const BATCH = 500;
@@ -27,9 +27,15 @@ export async function* followEvents(
   let last = afterId ?? '0-0';
   try {
     while (!signal.aborted) {
-      const reply = (await redis.xread('COUNT', BATCH, 'BLOCK', BLOCK_MS, 'STREAMS', keys.events(runId), last)) as
-        | Array<[string, Array<[string, string[]]>]>
-        | null;
+      const reply = (await redis.xread(
+        'COUNT',
+        BATCH,
+        'BLOCK',
+        BLOCK_MS,
+        'STREAMS',
+        keys.events(runId),
+        last,
+      )) as Array<[string, Array<[string, string[]]>]> | null;
       if (!reply) {
         yield null;
         continue;

@@ -15,4 +15,4 @@ export {
   type StepStatus,
   type StepView,
 } from './run-store.ts';
-export { type WorkflowVersion, WorkflowStore } from './workflow-store.ts';
+export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

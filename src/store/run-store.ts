@@ -15,7 +15,12 @@ export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancell
 export type StepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 /** Final step statuses: a step in one never runs or changes again. */
-export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set([
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+]);
 /** Final run statuses. */
 export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -140,7 +145,14 @@ export class RunStore {
 
   /** Appends log text to the step's stored log and publishes it as one `step.log` event. */
   async appendLog(runId: string, stepId: string, stream: 'stdout' | 'stderr', text: string): Promise<void> {
-    const data = JSON.stringify({ runId, type: 'step.log', at: new Date().toISOString(), step: stepId, stream, text });
+    const data = JSON.stringify({
+      runId,
+      type: 'step.log',
+      at: new Date().toISOString(),
+      step: stepId,
+      stream,
+      text,
+    });
     await this.redis
       .multi()
       .append(this.keys.log(runId, stepId), text)
@@ -149,7 +161,11 @@ export class RunStore {
   }
 
   /** Records the run's final status and terminal event; false when it was already final. */
-  async finish(runId: string, status: 'succeeded' | 'failed' | 'cancelled', extra: Record<string, unknown> = {}) {
+  async finish(
+    runId: string,
+    status: 'succeeded' | 'failed' | 'cancelled',
+    extra: Record<string, unknown> = {},
+  ) {
     const at = new Date().toISOString();
     const type = `run.${status}`;
     const result = await this.redis.finishRun(

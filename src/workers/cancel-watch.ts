@@ -29,7 +29,9 @@ export class CancelWatch {
     this.subscriber = redis.duplicate();
     this.subscriber.on('message', (_channel: string, runId: string) => this.fire(runId));
     this.subscriber.on('error', (err) => this.logger.warn({ err }, 'cancel subscriber error'));
-    void this.subscriber.subscribe(store.keys.cancelChannel()).catch((err) => this.logger.warn({ err }, 'cancel subscribe failed'));
+    void this.subscriber
+      .subscribe(store.keys.cancelChannel())
+      .catch((err) => this.logger.warn({ err }, 'cancel subscribe failed'));
     this.poller = setInterval(() => void this.poll(), pollMs);
     this.poller.unref();
   }

@@ -27,7 +27,9 @@ export function statusView(sp: StepPlan, snapshot: StepSnapshot): StatusView {
     cancelled,
     success: !cancelled && sp.step.needs.every((id) => ok(snapshot, id)),
     // `reads` holds every ancestor when the condition calls failure().
-    failure: sp.reads.some((id) => snapshot.status[id] === 'failed' && snapshot.details[id]?.continueOnError !== true),
+    failure: sp.reads.some(
+      (id) => snapshot.status[id] === 'failed' && snapshot.details[id]?.continueOnError !== true,
+    ),
   };
 }
 

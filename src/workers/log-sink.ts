@@ -49,7 +49,9 @@ export class LogSink {
       this.over = true;
       this.pending[stream] += '\n';
       this.flush(true);
-      const err = new OutputLimitError(`log output passed the ${this.options.maxBytes}-byte cap; the step was stopped`);
+      const err = new OutputLimitError(
+        `log output passed the ${this.options.maxBytes}-byte cap; the step was stopped`,
+      );
       this.enqueue('stderr', `[conveyor] ${err.message}\n`);
       this.onLimit(err);
       return;

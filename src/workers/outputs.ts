@@ -42,7 +42,11 @@ export function parseOutputs(text: string, maxBytes: number): Record<string, str
     }
     const eq = line.indexOf('=');
     if (eq <= 0) {
-      throw new StepError('bad_output', `$CONVEYOR_OUTPUT line ${i + 1}: expected name=value or name<<DELIM`, false);
+      throw new StepError(
+        'bad_output',
+        `$CONVEYOR_OUTPUT line ${i + 1}: expected name=value or name<<DELIM`,
+        false,
+      );
     }
     const name = line.slice(0, eq);
     checkName(name, i);
@@ -53,7 +57,11 @@ export function parseOutputs(text: string, maxBytes: number): Record<string, str
 
 function checkName(name: string, index: number): void {
   if (!NAME.test(name)) {
-    throw new StepError('bad_output', `$CONVEYOR_OUTPUT line ${index + 1}: "${name}" is not a valid output name`, false);
+    throw new StepError(
+      'bad_output',
+      `$CONVEYOR_OUTPUT line ${index + 1}: "${name}" is not a valid output name`,
+      false,
+    );
   }
 }
 

@@ -9,8 +9,8 @@ import {
   type References,
   type RunMeta,
   references,
-  splitTemplate,
   type Step,
+  splitTemplate,
 } from '../flows/index.ts';
 
 /** Parsed expressions of one step. */
@@ -59,7 +59,11 @@ function collectSecrets(node: unknown, into: Set<string>): void {
   const n = node as Record<string, unknown>;
   const base = n.expr as Record<string, unknown> | undefined;
   const index = n.index as { literal?: { coerceString?: () => string } } | undefined;
-  if (base && (base.name as { lexeme?: string } | undefined)?.lexeme === 'secrets' && index?.literal?.coerceString) {
+  if (
+    base &&
+    (base.name as { lexeme?: string } | undefined)?.lexeme === 'secrets' &&
+    index?.literal?.coerceString
+  ) {
     into.add(index.literal.coerceString());
   }
   for (const value of Object.values(n)) {
@@ -79,7 +83,9 @@ export function buildPlan(meta: RunMeta): RunPlan {
     }
   }
   const workflowRefs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
-  const env = Object.entries(workflow.env).map(([k, v]) => [k, template(v, workflowRefs)] as [string, Array<string | Expr>]);
+  const env = Object.entries(workflow.env).map(
+    ([k, v]) => [k, template(v, workflowRefs)] as [string, Array<string | Expr>],
+  );
   const workflowExprs = env.flatMap(([, parts]) => parts.filter((p): p is Expr => typeof p !== 'string'));
 
   const steps = new Map<string, StepPlan>();
@@ -93,7 +99,9 @@ export function buildPlan(meta: RunMeta): RunPlan {
       references(expr, refs);
       return expr;
     });
-    const stepEnv = Object.entries(step.env).map(([k, v]) => [k, template(v, refs)] as [string, Array<string | Expr>]);
+    const stepEnv = Object.entries(step.env).map(
+      ([k, v]) => [k, template(v, refs)] as [string, Array<string | Expr>],
+    );
     const cwd = step.cwd !== undefined ? template(step.cwd, refs) : undefined;
     const reads = new Set([...step.needs, ...refs.steps]);
     if (refs.functions.has('failure')) for (const a of ancestors(graph, id)) reads.add(a);

@@ -55,7 +55,10 @@ export interface StepJobResult {
 export function createStepProcessor(deps: StepProcessorDeps) {
   const { store, logger } = deps;
 
-  async function loadPlan(runId: string, stepId: string): Promise<{ plan: RunPlan; sp: StepPlan; snapshot: StepSnapshot }> {
+  async function loadPlan(
+    runId: string,
+    stepId: string,
+  ): Promise<{ plan: RunPlan; sp: StepPlan; snapshot: StepSnapshot }> {
     let plan = deps.plans.get(runId);
     const reads = (p: RunPlan | undefined) => [stepId, ...(p?.steps.get(stepId)?.reads ?? [])];
     let snapshot = await store.snapshot(runId, reads(plan), !plan);
@@ -75,7 +78,11 @@ export function createStepProcessor(deps: StepProcessorDeps) {
   }
 
   /** Ends a step job whose outcome is already recorded (a retry after a crash, or a skip). */
-  async function conclude(job: Job<StepJobData>, status: string, error?: SerializedError): Promise<StepJobResult> {
+  async function conclude(
+    job: Job<StepJobData>,
+    status: string,
+    error?: SerializedError,
+  ): Promise<StepJobResult> {
     await promoteGates(deps.gateQueue, job.data.gates);
     if (status === 'failed' || status === 'cancelled') {
       throw new UnrecoverableError(error?.message ?? `step ${status}`);
@@ -92,19 +99,30 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     }
     const step = sp.step;
     const attempt = job.attemptsMade + 1;
-    const base: StepDetails = { executor: step.executor, attempts: attempt, ...(step.continueOnError && { continueOnError: true }) };
+    const base: StepDetails = {
+      executor: step.executor,
+      attempts: attempt,
+      ...(step.continueOnError && { continueOnError: true }),
+    };
 
     const secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
     const mask = createMasker(Object.values(secretValues));
     const fail = async (error: SerializedError, details: Partial<StepDetails> = {}) => {
       const masked = maskDeep(error, mask);
-      await store.transition(runId, stepId, 'failed', { ...base, ...details, error: masked, finishedAt: now() }, {
-        type: 'step.failed',
-        step: stepId,
-        error: masked,
-        exitCode: details.exitCode,
-        attempt,
-      }, sp.dependents);
+      await store.transition(
+        runId,
+        stepId,
+        'failed',
+        { ...base, ...details, error: masked, finishedAt: now() },
+        {
+          type: 'step.failed',
+          step: stepId,
+          error: masked,
+          exitCode: details.exitCode,
+          attempt,
+        },
+        sp.dependents,
+      );
       return conclude(job, 'failed', masked);
     };
 
@@ -113,20 +131,33 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     let run: boolean;
     try {
       const missing = sp.secrets.filter((name) => secretValues[name] === undefined);
-      if (missing.length) throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
+      if (missing.length)
+        throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
       contexts = buildContexts(plan, sp, snapshot, attempt, secretValues);
       run = truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)));
     } catch (err) {
-      return fail(err instanceof StepError ? serializeError(err) : { code: 'expression_error', message: (err as Error).message });
+      return fail(
+        err instanceof StepError
+          ? serializeError(err)
+          : { code: 'expression_error', message: (err as Error).message },
+      );
     }
     if (!run) {
       const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
-      await store.transition(runId, stepId, 'skipped', { ...base, attempts: 0 }, { type: 'step.skipped', step: stepId, reason }, sp.dependents);
+      await store.transition(
+        runId,
+        stepId,
+        'skipped',
+        { ...base, attempts: 0 },
+        { type: 'step.skipped', step: stepId, reason },
+        sp.dependents,
+      );
       return conclude(job, 'skipped');
     }
 
     const executor = deps.executors.get(step.executor);
-    if (!executor) return fail({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
+    if (!executor)
+      return fail({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
 
     let execution: StepExecution;
     try {
@@ -164,13 +195,20 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     }
 
     const startedAt = now();
-    const started = await store.transition(runId, stepId, 'running', { ...base, startedAt }, {
-      type: 'step.started',
-      step: stepId,
-      attempt,
-      executor: step.executor,
-    });
-    if (!started) return conclude(job, (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed');
+    const started = await store.transition(
+      runId,
+      stepId,
+      'running',
+      { ...base, startedAt },
+      {
+        type: 'step.started',
+        step: stepId,
+        attempt,
+        executor: step.executor,
+      },
+    );
+    if (!started)
+      return conclude(job, (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed');
 
     const controller = new AbortController();
     const abort = (reason: StepError) => {
@@ -207,12 +245,19 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     const succeeded = !reason && !thrown && !result?.error && exitCode === 0;
     if (succeeded) {
       const outputs = maskDeep(result!.outputs, mask);
-      await store.transition(runId, stepId, 'succeeded', { ...base, startedAt, finishedAt, exitCode, outputs }, {
-        type: 'step.succeeded',
-        step: stepId,
-        exitCode,
-        attempt,
-      }, sp.dependents);
+      await store.transition(
+        runId,
+        stepId,
+        'succeeded',
+        { ...base, startedAt, finishedAt, exitCode, outputs },
+        {
+          type: 'step.succeeded',
+          step: stepId,
+          exitCode,
+          attempt,
+        },
+        sp.dependents,
+      );
       return { ...(await conclude(job, 'succeeded')), exitCode };
     }
 
@@ -226,24 +271,37 @@ export function createStepProcessor(deps: StepProcessorDeps) {
           });
     const details = { startedAt, exitCode, signal: result?.signal ?? null };
     if (reason instanceof StepCancelledError) {
-      await store.transition(runId, stepId, 'cancelled', { ...base, ...details, finishedAt, error }, {
-        type: 'step.failed',
-        step: stepId,
-        error,
-        cancelled: true,
-      }, sp.dependents);
+      await store.transition(
+        runId,
+        stepId,
+        'cancelled',
+        { ...base, ...details, finishedAt, error },
+        {
+          type: 'step.failed',
+          step: stepId,
+          error,
+          cancelled: true,
+        },
+        sp.dependents,
+      );
       return conclude(job, 'cancelled', error);
     }
     const { retriable = true, ...plain } = error;
     const masked = maskDeep(plain, mask);
     if (retriable && attempt < step.retries.attempts && !(reason instanceof OutputLimitError)) {
-      await store.transition(runId, stepId, 'queued', { ...base, ...details, finishedAt, error: masked }, {
-        type: 'step.retrying',
-        step: stepId,
-        attempt,
-        nextAttempt: attempt + 1,
-        error: masked,
-      });
+      await store.transition(
+        runId,
+        stepId,
+        'queued',
+        { ...base, ...details, finishedAt, error: masked },
+        {
+          type: 'step.retrying',
+          step: stepId,
+          attempt,
+          nextAttempt: attempt + 1,
+          error: masked,
+        },
+      );
       throw new Error(masked.message);
     }
     return fail(masked, details);

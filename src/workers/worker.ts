@@ -44,7 +44,9 @@ export interface ConveyorWorker {
 }
 
 /** Starts a worker; resolves once its BullMQ workers are connected. */
-export async function startWorker(options: Partial<WorkerOptions> & Pick<WorkerOptions, 'redisUrl' | 'executors'>): Promise<ConveyorWorker> {
+export async function startWorker(
+  options: Partial<WorkerOptions> & Pick<WorkerOptions, 'redisUrl' | 'executors'>,
+): Promise<ConveyorWorker> {
   const opts: WorkerOptions = {
     prefix: 'conveyor',
     concurrency: 8,
@@ -87,7 +89,9 @@ export async function startWorker(options: Partial<WorkerOptions> & Pick<WorkerO
     maxStalledCount: 2,
   };
   const workers = [
-    ...[...executors.keys()].map((name) => new Worker(QUEUES.step(name), processStep, { ...common, concurrency: opts.concurrency })),
+    ...[...executors.keys()].map(
+      (name) => new Worker(QUEUES.step(name), processStep, { ...common, concurrency: opts.concurrency }),
+    ),
     new Worker(QUEUES.gate, createGateProcessor(store), { ...common, concurrency: 100 }),
     new Worker(QUEUES.run, createRunFinalizer(store, plans), { ...common, concurrency: 20 }),
   ];
@@ -110,7 +114,10 @@ export async function startWorker(options: Partial<WorkerOptions> & Pick<WorkerO
       ]);
       clearTimeout(timer);
       if (timedOut) {
-        logger.warn({ graceMs: opts.shutdownGraceMs }, 'steps still running after the grace period: leaving them to recovery');
+        logger.warn(
+          { graceMs: opts.shutdownGraceMs },
+          'steps still running after the grace period: leaving them to recovery',
+        );
         await Promise.all(workers.map((w) => w.close(true)));
       }
       await cancels.close();

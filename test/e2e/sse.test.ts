@@ -26,7 +26,8 @@ afterAll(async () => {
 describe('GET /v1/runs/:id/events', () => {
   it('resumes with Last-Event-ID after a mid-run disconnect without missing or repeating an event', async () => {
     const steps: Record<string, unknown> = {};
-    for (let i = 0; i < 6; i++) steps[`s${i}`] = { needs: i ? [`s${i - 1}`] : [], run: `echo step ${i}; sleep 0.05` };
+    for (let i = 0; i < 6; i++)
+      steps[`s${i}`] = { needs: i ? [`s${i - 1}`] : [], run: `echo step ${i}; sleep 0.05` };
     const res = await fetch(`${base}/v1/runs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followEvents } from '../../src/store/index.ts';
-import { type TestEngine, startEngine } from '../support/engine.ts';
+import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
 let engine: TestEngine;
@@ -63,7 +63,13 @@ describe('a worker killed with SIGKILL mid-run', () => {
 
     // Kill the worker once b's process has printed.
     const watch = new AbortController();
-    for await (const event of followEvents(engine.api.deps.redis, engine.api.deps.store.keys, run.id, undefined, watch.signal)) {
+    for await (const event of followEvents(
+      engine.api.deps.redis,
+      engine.api.deps.store.keys,
+      run.id,
+      undefined,
+      watch.signal,
+    )) {
       if (event?.type === 'step.log' && event.data.step === 'b') break;
     }
     watch.abort();
@@ -75,7 +81,12 @@ describe('a worker killed with SIGKILL mid-run', () => {
     spawnWorker(engine.prefix);
     const { run: done, events } = await engine.waitForRun(run.id);
     expect(done.status).toBe('succeeded');
-    expect(Object.values(done.steps).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(Object.values(done.steps).map((s) => s.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
     const lines = readFileSync(order, 'utf8').trim().split('\n').sort();
     expect(lines).toEqual(['a', 'b', 'b', 'c', 'd']);
     const started = events.filter((e) => e.type === 'step.started').map((e) => e.data.step);
@@ -84,7 +95,9 @@ describe('a worker killed with SIGKILL mid-run', () => {
     for (const step of ['a', 'b', 'c', 'd']) {
       expect(events.filter((e) => e.type === 'step.succeeded' && e.data.step === step)).toHaveLength(1);
     }
-    expect(events.filter((e) => e.type.startsWith('run.') && e.type !== 'run.queued' && e.type !== 'run.started')).toHaveLength(1);
+    expect(
+      events.filter((e) => e.type.startsWith('run.') && e.type !== 'run.queued' && e.type !== 'run.started'),
+    ).toHaveLength(1);
     expect(events.at(-1)!.type).toBe('run.succeeded');
   });
 });

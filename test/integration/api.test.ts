@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestEngine, startEngine } from '../support/engine.ts';
+import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
 let engine: TestEngine;
@@ -24,10 +24,14 @@ steps:
 
 describe('workflows API', () => {
   it('registers YAML, returns the same version for an identical body and a new one for a change', async () => {
-    const first = await engine.request('POST', '/v1/workflows', diamondYaml, { 'content-type': 'application/yaml' });
+    const first = await engine.request('POST', '/v1/workflows', diamondYaml, {
+      'content-type': 'application/yaml',
+    });
     expect(first.status).toBe(201);
     expect(first.body).toEqual({ name: 'diamond-yaml', version: 1 });
-    const again = await engine.request('POST', '/v1/workflows', diamondYaml, { 'content-type': 'application/yaml' });
+    const again = await engine.request('POST', '/v1/workflows', diamondYaml, {
+      'content-type': 'application/yaml',
+    });
     expect(again.status).toBe(200);
     expect(again.body.version).toBe(1);
     const changed = await engine.request('POST', '/v1/workflows', diamondYaml.replace('echo b', 'echo B'), {
@@ -46,11 +50,17 @@ describe('workflows API', () => {
   });
 
   it('runs a registered workflow to success, with idempotency keys', async () => {
-    const started = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', { inputs: { who: 'api' }, idempotencyKey: 'k1' });
+    const started = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', {
+      inputs: { who: 'api' },
+      idempotencyKey: 'k1',
+    });
     expect(started.status).toBe(202);
     expect(started.body.status).toBe('queued');
     expect(started.body.workflow).toEqual({ name: 'diamond-yaml', version: 2 });
-    const replay = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', { inputs: { who: 'api' }, idempotencyKey: 'k1' });
+    const replay = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', {
+      inputs: { who: 'api' },
+      idempotencyKey: 'k1',
+    });
     expect(replay.status).toBe(202);
     expect(replay.body.id).toBe(started.body.id);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
@@ -75,7 +85,12 @@ describe('workflows API', () => {
   it('rejects a cyclic definition with 400 and every problem with its path', async () => {
     const res = await engine.request('POST', '/v1/workflows', {
       name: 'cyclic',
-      steps: { a: { needs: ['c'], run: 'true' }, b: { needs: ['a', 'ghost'], run: 'true' }, c: { needs: ['b'], run: 'true' }, d: {} },
+      steps: {
+        a: { needs: ['c'], run: 'true' },
+        b: { needs: ['a', 'ghost'], run: 'true' },
+        c: { needs: ['b'], run: 'true' },
+        d: {},
+      },
     });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe('invalid_input');
@@ -89,23 +104,40 @@ describe('workflows API', () => {
   });
 
   it('prefixes ad-hoc definition issues with workflow.', async () => {
-    const res = await engine.request('POST', '/v1/runs', { workflow: { name: 'x', steps: { a: { run: 'true', timeout: 'soon' } } } });
+    const res = await engine.request('POST', '/v1/runs', {
+      workflow: { name: 'x', steps: { a: { run: 'true', timeout: 'soon' } } },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.issues[0].path).toBe('workflow.steps.a.timeout');
   });
 
   it('rejects bad inputs, bodies and media types with the right status', async () => {
-    const badInput = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', { inputs: { who: 3, extra: true } });
+    const badInput = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', {
+      inputs: { who: 3, extra: true },
+    });
     expect(badInput.status).toBe(400);
-    expect(badInput.body.error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['inputs.extra', 'inputs.who']);
-    const badJson = await engine.request('POST', '/v1/workflows', '{"name": ', { 'content-type': 'application/json' });
+    expect(badInput.body.error.issues.map((i: { path: string }) => i.path).sort()).toEqual([
+      'inputs.extra',
+      'inputs.who',
+    ]);
+    const badJson = await engine.request('POST', '/v1/workflows', '{"name": ', {
+      'content-type': 'application/json',
+    });
     expect(badJson.status).toBe(400);
-    const dupes = await engine.request('POST', '/v1/workflows', '{"name":"d","steps":{"a":{"run":"x"},"a":{"run":"y"}}}');
+    const dupes = await engine.request(
+      'POST',
+      '/v1/workflows',
+      '{"name":"d","steps":{"a":{"run":"x"},"a":{"run":"y"}}}',
+    );
     expect(dupes.status).toBe(400);
     expect(dupes.body.error.issues).toEqual([{ path: 'steps.a', message: 'duplicate key "a"' }]);
     const media = await engine.request('POST', '/v1/workflows', 'name: x', { 'content-type': 'text/plain' });
     expect(media.status).toBe(415);
-    const huge = await engine.request('POST', '/v1/workflows', JSON.stringify({ name: 'big', description: 'x'.repeat(1_100_000), steps: {} }));
+    const huge = await engine.request(
+      'POST',
+      '/v1/workflows',
+      JSON.stringify({ name: 'big', description: 'x'.repeat(1_100_000), steps: {} }),
+    );
     expect(huge.status).toBe(413);
     const unknownField = await engine.request('POST', '/v1/workflows/diamond-yaml/runs', { input: {} });
     expect(unknownField.status).toBe(400);
@@ -139,7 +171,14 @@ describe('workflows API', () => {
 
   it('returns a dry-run plan without running anything', async () => {
     const res = await engine.request('POST', '/v1/runs?dryRun=true', {
-      workflow: { name: 'plan', steps: { a: { run: 'true' }, b: { needs: ['a'], run: 'true' }, c: { needs: ['a', 'b'], run: 'true' } } },
+      workflow: {
+        name: 'plan',
+        steps: {
+          a: { run: 'true' },
+          b: { needs: ['a'], run: 'true' },
+          c: { needs: ['a', 'b'], run: 'true' },
+        },
+      },
     });
     expect(res.status).toBe(200);
     expect(res.body.steps.map((s: { id: string; stage: number }) => [s.id, s.stage])).toEqual([

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestEngine, startEngine } from '../support/engine.ts';
+import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
 let engine: TestEngine;
@@ -39,7 +39,12 @@ describe('execution', () => {
     expect(order).toHaveLength(4);
     expect(order[0]).toBe('a');
     expect(order[3]).toBe('d');
-    expect(events.filter((e) => e.type === 'step.started').map((e) => e.data.step).sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(
+      events
+        .filter((e) => e.type === 'step.started')
+        .map((e) => e.data.step)
+        .sort(),
+    ).toEqual(['a', 'b', 'c', 'd']);
     expect(events.at(-1)!.type).toBe('run.succeeded');
     // ids strictly increase
     const ids = events.map((e) => e.id.split('-').map(Number) as [number, number]);
@@ -52,29 +57,62 @@ describe('execution', () => {
   it('runs several roots and sinks', async () => {
     const run = await engine.submit({
       name: 'multi',
-      steps: { r1: { run: 'true' }, r2: { run: 'true' }, m: { needs: ['r1', 'r2'], run: 'true' }, s1: { needs: ['m'], run: 'true' }, s2: { needs: ['r2'], run: 'true' } },
+      steps: {
+        r1: { run: 'true' },
+        r2: { run: 'true' },
+        m: { needs: ['r1', 'r2'], run: 'true' },
+        s1: { needs: ['m'], run: 'true' },
+        s2: { needs: ['r2'], run: 'true' },
+      },
     });
     const { run: done } = await engine.waitForRun(run.id);
-    expect(statuses(done)).toEqual({ r1: 'succeeded', r2: 'succeeded', m: 'succeeded', s1: 'succeeded', s2: 'succeeded' });
+    expect(statuses(done)).toEqual({
+      r1: 'succeeded',
+      r2: 'succeeded',
+      m: 'succeeded',
+      s1: 'succeeded',
+      s2: 'succeeded',
+    });
   });
 
   it('passes outputs through expressions without ever parsing them as shell code', async () => {
     const nasty = `it's; $(touch ${dir}/pwned) \`touch ${dir}/pwned2\` "q" \\ end\nsecond line; rm -rf /nonexistent`;
     const file = join(dir, 'nasty');
     writeFileSync(file, nasty);
-    const run = await engine.submit({
-      name: 'outputs',
-      inputs: { v: { type: 'string' } },
-      steps: {
-        produce: { run: `{ echo "value<<EOF"; cat ${file}; echo; echo "EOF"; echo "plain=one=two"; } >> "$CONVEYOR_OUTPUT"` },
-        quoted: { needs: ['produce'], run: `printf '%s' "\${{ steps.produce.outputs.value }}" > ${dir}/quoted` },
-        unquoted: { needs: ['produce'], run: `printf '%s|' \${{ steps.produce.outputs.value }} > ${dir}/unquoted` },
-        input: { run: `printf '%s' "\${{ inputs.v }}" > ${dir}/input` },
-        env: { needs: ['produce'], env: { V: '${{ steps.produce.outputs.plain }}' }, run: `printf '%s' "$V" > ${dir}/env` },
+    const run = await engine.submit(
+      {
+        name: 'outputs',
+        inputs: { v: { type: 'string' } },
+        steps: {
+          produce: {
+            run: `{ echo "value<<EOF"; cat ${file}; echo; echo "EOF"; echo "plain=one=two"; } >> "$CONVEYOR_OUTPUT"`,
+          },
+          quoted: {
+            needs: ['produce'],
+            run: `printf '%s' "\${{ steps.produce.outputs.value }}" > ${dir}/quoted`,
+          },
+          unquoted: {
+            needs: ['produce'],
+            run: `printf '%s|' \${{ steps.produce.outputs.value }} > ${dir}/unquoted`,
+          },
+          input: { run: `printf '%s' "\${{ inputs.v }}" > ${dir}/input` },
+          env: {
+            needs: ['produce'],
+            env: { V: '${{ steps.produce.outputs.plain }}' },
+            run: `printf '%s' "$V" > ${dir}/env`,
+          },
+        },
       },
-    }, { v: nasty });
+      { v: nasty },
+    );
     const { run: done } = await engine.waitForRun(run.id);
-    expect(statuses(done)).toEqual({ produce: 'succeeded', quoted: 'succeeded', unquoted: 'succeeded', input: 'succeeded', env: 'succeeded' });
+    expect(statuses(done)).toEqual({
+      produce: 'succeeded',
+      quoted: 'succeeded',
+      unquoted: 'succeeded',
+      input: 'succeeded',
+      env: 'succeeded',
+    });
     expect(done.steps.produce!.outputs).toEqual({ value: nasty, plain: 'one=two' });
     expect(readFileSync(join(dir, 'quoted'), 'utf8')).toBe(nasty);
     expect(readFileSync(join(dir, 'input'), 'utf8')).toBe(nasty);
@@ -150,7 +188,10 @@ describe('execution', () => {
   });
 
   it('fails after the last attempt', async () => {
-    const run = await engine.submit({ name: 'exhaust', steps: { bad: { run: 'exit 7', retries: { attempts: 2, delay: 10 } } } });
+    const run = await engine.submit({
+      name: 'exhaust',
+      steps: { bad: { run: 'exit 7', retries: { attempts: 2, delay: 10 } } },
+    });
     const { run: done } = await engine.waitForRun(run.id);
     expect(done.steps.bad!.status).toBe('failed');
     expect(done.steps.bad!.attempts).toBe(2);
@@ -182,7 +223,13 @@ describe('execution', () => {
     });
     const controller = new AbortController();
     const { followEvents } = await import('../../src/store/index.ts');
-    for await (const event of followEvents(engine.api.deps.redis, engine.api.deps.store.keys, run.id, undefined, controller.signal)) {
+    for await (const event of followEvents(
+      engine.api.deps.redis,
+      engine.api.deps.store.keys,
+      run.id,
+      undefined,
+      controller.signal,
+    )) {
       if (event?.type === 'step.log') break;
     }
     controller.abort();

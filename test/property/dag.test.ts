@@ -1,8 +1,15 @@
-import fc from 'fast-check';
 import type { FlowJob } from 'bullmq';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/errors.ts';
-import { ancestors, compileRun, type GateJobData, QUEUES, type StepJobData, validateDefinition } from '../../src/flows/index.ts';
+import type { ValidationError } from '../../src/errors.ts';
+import {
+  ancestors,
+  compileRun,
+  type GateJobData,
+  QUEUES,
+  type StepJobData,
+  validateDefinition,
+} from '../../src/flows/index.ts';
 import { type Dag, dagArbitrary } from '../support/random-dag.ts';
 
 const definition = (dag: Dag) => ({
@@ -10,7 +17,11 @@ const definition = (dag: Dag) => ({
   steps: Object.fromEntries(Object.entries(dag).map(([id, needs]) => [id, { needs, run: 'true' }])),
 });
 
-function walk(node: FlowJob, parent: FlowJob | undefined, visit: (node: FlowJob, parent: FlowJob | undefined) => void) {
+function walk(
+  node: FlowJob,
+  parent: FlowJob | undefined,
+  visit: (node: FlowJob, parent: FlowJob | undefined) => void,
+) {
   visit(node, parent);
   for (const child of node.children ?? []) walk(child, node, visit);
 }
@@ -36,7 +47,8 @@ describe('compiler on random DAGs', () => {
           expect(ids.has(jobId)).toBe(false); // a job id appears once: a tree, no second parents
           ids.add(jobId);
           if (node.queueName === QUEUES.gate) gates.push({ data: node.data as GateJobData, parent });
-          else if (node.queueName !== QUEUES.run) stepJobs.set((node.data as StepJobData).stepId, { node, parent });
+          else if (node.queueName !== QUEUES.run)
+            stepJobs.set((node.data as StepJobData).stepId, { node, parent });
         });
         expect(new Set(stepJobs.keys())).toEqual(new Set(Object.keys(dag)));
         // Every needs edge S → D is either D being S's BullMQ parent or a gate under D.
@@ -53,9 +65,13 @@ describe('compiler on random DAGs', () => {
             }
           }
         }
-        const sinks = Object.keys(dag).filter((id) => !Object.values(dag).some((needs) => needs.includes(id)));
+        const sinks = Object.keys(dag).filter(
+          (id) => !Object.values(dag).some((needs) => needs.includes(id)),
+        );
         expect(gates.length).toBe(edges - (Object.keys(dag).length - sinks.length));
-        expect(new Set((flow.children ?? []).map((c) => (c.data as StepJobData).stepId))).toEqual(new Set(sinks));
+        expect(new Set((flow.children ?? []).map((c) => (c.data as StepJobData).stepId))).toEqual(
+          new Set(sinks),
+        );
       }),
       { numRuns: 60 },
     );

@@ -17,7 +17,13 @@ export interface TestEngine {
   prefix: string;
   redisUrl: string;
   /** JSON request against the app; returns status and parsed body. */
-  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>; // any: tests read arbitrary JSON
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+    // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary response JSON by path
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   /** Submits an ad-hoc run and returns its document (throws unless 202). */
   submit(workflow: unknown, inputs?: Record<string, unknown>): Promise<RunDocument>;
   /** Follows the run's events to its terminal one; returns the final document and the events. */
@@ -32,7 +38,11 @@ export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl
 }
 
 /** Starts an engine on `redisUrl` under `prefix`. */
-export async function startEngine(redisUrl: string, prefix: string, options: TestEngineOptions = {}): Promise<TestEngine> {
+export async function startEngine(
+  redisUrl: string,
+  prefix: string,
+  options: TestEngineOptions = {},
+): Promise<TestEngine> {
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const api = await startApi({ redisUrl, prefix, logger });
   const { worker: withWorker = true, executors, ...workerOptions } = options;
@@ -78,7 +88,13 @@ export async function startEngine(redisUrl: string, prefix: string, options: Tes
     async waitForRun(runId) {
       const events: RunEvent[] = [];
       const controller = new AbortController();
-      for await (const event of followEvents(api.deps.redis, api.deps.store.keys, runId, undefined, controller.signal)) {
+      for await (const event of followEvents(
+        api.deps.redis,
+        api.deps.store.keys,
+        runId,
+        undefined,
+        controller.signal,
+      )) {
         if (event) events.push(event);
       }
       const run = (await api.deps.store.getRun(runId))!;

@@ -11,7 +11,9 @@ export function redisUrl(): string {
 
 /** `t-<file>-<random>`: unique per test file (and per call). */
 export function testPrefix(fileUrl: string): string {
-  const name = basename(new URL(fileUrl).pathname).replace(/\.test\.ts$/, '').replace(/[^a-z0-9-]/gi, '-');
+  const name = basename(new URL(fileUrl).pathname)
+    .replace(/\.test\.ts$/, '')
+    .replace(/[^a-z0-9-]/gi, '-');
   return `t-${name}-${randomBytes(3).toString('hex')}`;
 }
 

@@ -40,7 +40,8 @@ export async function waitForRedis(url: string, timeoutMs = 10_000): Promise<voi
       await client.ping();
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`Redis at ${url} did not answer within ${timeoutMs} ms`, { cause: err });
+      if (Date.now() > deadline)
+        throw new Error(`Redis at ${url} did not answer within ${timeoutMs} ms`, { cause: err });
       await new Promise((r) => setTimeout(r, 50));
     } finally {
       client.disconnect();
@@ -60,12 +61,26 @@ async function dockerAnswers(): Promise<boolean> {
 }
 
 /** Spawns `redis-server` on a free port with its data in a temp dir (no persistence). */
-export async function spawnRedis(extraArgs: string[] = []): Promise<RedisHandle & { port: number; process: ChildProcess; dir: string }> {
+export async function spawnRedis(
+  extraArgs: string[] = [],
+): Promise<RedisHandle & { port: number; process: ChildProcess; dir: string }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-redis-'));
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', ...extraArgs],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...extraArgs,
+    ],
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -95,7 +110,11 @@ export async function startRedis(): Promise<RedisHandle> {
   if (await dockerAnswers()) {
     const { RedisContainer } = await import('@testcontainers/redis');
     const container = await new RedisContainer('redis:7-alpine').start();
-    return { url: container.getConnectionUrl(), source: 'container', stop: async () => void (await container.stop()) };
+    return {
+      url: container.getConnectionUrl(),
+      source: 'container',
+      stop: async () => void (await container.stop()),
+    };
   }
   return spawnRedis();
 }

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { conditionSource, evaluate, parseExpression, splitTemplate, toText, truthy } from '../../src/flows/index.ts';
+import {
+  conditionSource,
+  evaluate,
+  parseExpression,
+  splitTemplate,
+  toText,
+  truthy,
+} from '../../src/flows/index.ts';
 import { shellTemplate } from '../../src/flows/shell-template.ts';
 
 const ev = (src: string, ctx: Record<string, unknown> = {}, status?: Parameters<typeof evaluate>[2]) =>
@@ -7,7 +14,10 @@ const ev = (src: string, ctx: Record<string, unknown> = {}, status?: Parameters<
 
 describe('expressions', () => {
   it('evaluates GitHub expressions over contexts', () => {
-    const ctx = { inputs: { ref: 'main', n: 3 }, steps: { build: { outputs: { artifact: 'app.tgz' }, status: 'succeeded' } } };
+    const ctx = {
+      inputs: { ref: 'main', n: 3 },
+      steps: { build: { outputs: { artifact: 'app.tgz' }, status: 'succeeded' } },
+    };
     expect(ev("inputs.ref == 'main'", ctx)).toBe(true);
     expect(ev("inputs.ref == 'MAIN'", ctx)).toBe(true); // GitHub compares strings case-insensitively
     expect(ev('inputs.n > 2 && inputs.n < 4', ctx)).toBe(true);
@@ -15,7 +25,7 @@ describe('expressions', () => {
     expect(ev("format('{0}-{1}', inputs.ref, inputs.n)", ctx)).toBe('main-3');
     expect(ev("contains(steps.build.outputs.artifact, 'tgz')", ctx)).toBe(true);
     expect(ev('steps.missing.outputs.x', ctx)).toBe(null);
-    expect(ev("fromJSON('{\"a\":[1,2]}').a[1]")).toBe(2);
+    expect(ev('fromJSON(\'{"a":[1,2]}\').a[1]')).toBe(2);
   });
 
   it('implements the status functions from the status view', () => {

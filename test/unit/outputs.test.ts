@@ -6,7 +6,13 @@ import { parseEvents, parseOutputs } from '../../src/workers/outputs.ts';
 describe('parseOutputs', () => {
   it('reads name=value and heredoc blocks', () => {
     const text = 'a=1\nb=x=y\nmulti<<EOF\nline 1\n\nline 3\nEOF\nempty=\r\nlast<<END\nEND\n';
-    expect(parseOutputs(text, 1024)).toEqual({ a: '1', b: 'x=y', multi: 'line 1\n\nline 3', empty: '', last: '' });
+    expect(parseOutputs(text, 1024)).toEqual({
+      a: '1',
+      b: 'x=y',
+      multi: 'line 1\n\nline 3',
+      empty: '',
+      last: '',
+    });
   });
   it('fails clearly on bad lines, unclosed blocks and the cap', () => {
     expect(() => parseOutputs('just text\n', 1024)).toThrow(StepError);
@@ -31,6 +37,10 @@ describe('masking', () => {
   it('masks every secret, longest first, deep in values', () => {
     const mask = createMasker(['hunter2', 'hunter2-long', 'ab']);
     expect(mask('pw hunter2-long and hunter2, ab')).toBe('pw *** and ***, ab');
-    expect(maskDeep({ a: ['hunter2'], b: { c: 'x hunter2' }, n: 1 }, mask)).toEqual({ a: ['***'], b: { c: 'x ***' }, n: 1 });
+    expect(maskDeep({ a: ['hunter2'], b: { c: 'x hunter2' }, n: 1 }, mask)).toEqual({
+      a: ['***'],
+      b: { c: 'x ***' },
+      n: 1,
+    });
   });
 });

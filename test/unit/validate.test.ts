@@ -21,21 +21,38 @@ describe('validateDefinition', () => {
       defaults: { timeout: '10m', retries: { attempts: 2 } },
       steps: {
         build: { run: 'make' },
-        test: { needs: 'build', run: 'make test', retries: { attempts: 3, backoff: 'exponential', delay: '2s' } },
+        test: {
+          needs: 'build',
+          run: 'make test',
+          retries: { attempts: 3, backoff: 'exponential', delay: '2s' },
+        },
         digest: { needs: ['build'], vm: { memoryMb: 128 }, function: 'export default async () => ({})' },
-        deploy: { needs: ['test', 'digest'], if: "${{ inputs.ref == 'main' }}", run: 'echo ${{ steps.build.outputs.x }}', timeout: 300_000 },
+        deploy: {
+          needs: ['test', 'digest'],
+          if: "${{ inputs.ref == 'main' }}",
+          run: 'echo ${{ steps.build.outputs.x }}',
+          timeout: 300_000,
+        },
       },
     });
     expect(wf.order).toEqual(['build', 'test', 'digest', 'deploy']);
     expect(wf.env).toEqual({ NODE_ENV: 'production', N: '3' });
     expect(wf.steps.build!.timeoutMs).toBe(600_000);
     expect(wf.steps.build!.retries).toEqual({ attempts: 2, backoff: 'fixed', delayMs: 1000, jitter: 0 });
-    expect(wf.steps.test!.retries).toEqual({ attempts: 3, backoff: 'exponential', delayMs: 2000, jitter: 0.2 });
+    expect(wf.steps.test!.retries).toEqual({
+      attempts: 3,
+      backoff: 'exponential',
+      delayMs: 2000,
+      jitter: 0.2,
+    });
     expect(wf.steps.test!.needs).toEqual(['build']);
     expect(wf.steps.digest!.executor).toBe('vm');
     expect(wf.steps.deploy!.if).toBe("inputs.ref == 'main'");
     expect(wf.steps.deploy!.timeoutMs).toBe(300_000);
-    expect(wf.steps.deploy!.command).toEqual({ text: 'echo ${CONVEYOR_EXPR_0}', exprs: ['steps.build.outputs.x'] });
+    expect(wf.steps.deploy!.command).toEqual({
+      text: 'echo ${CONVEYOR_EXPR_0}',
+      exprs: ['steps.build.outputs.x'],
+    });
   });
 
   it('names a cycle in order, and every other problem at once', () => {
@@ -75,7 +92,10 @@ describe('validateDefinition', () => {
   });
 
   it('reports schema errors together with graph errors', () => {
-    const issues = issuesOf({ name: 'x', steps: { a: { needs: ['b'], run: 'x', nedds: [] }, b: { needs: ['a'], run: 1 } } });
+    const issues = issuesOf({
+      name: 'x',
+      steps: { a: { needs: ['b'], run: 'x', nedds: [] }, b: { needs: ['a'], run: 1 } },
+    });
     expect(issues).toContainEqual({ path: 'steps.a', message: 'Unrecognized key: "nedds"' });
     expect(issues.some((i) => i.path === 'steps.b.run')).toBe(true);
     expect(issues.some((i) => i.message.startsWith('cycle: '))).toBe(true);
@@ -86,7 +106,10 @@ describe('validateDefinition', () => {
       path: 'steps.a.needs[0]',
       message: 'a step cannot need itself',
     });
-    expect(issuesOf({ name: 'x', steps: {} })).toContainEqual({ path: 'steps', message: 'a workflow needs at least one step' });
+    expect(issuesOf({ name: 'x', steps: {} })).toContainEqual({
+      path: 'steps',
+      message: 'a workflow needs at least one step',
+    });
     expect(issuesOf({ steps: { a: { run: 'x' } } }).map((i) => i.path)).toContain('name');
   });
 
@@ -99,9 +122,12 @@ describe('validateDefinition', () => {
       path: 'steps.a.hosts',
       message: 'unknown host or group "db"',
     });
-    const wf = validateDefinition({ name: 'x', steps: { a: { hosts: 'web', run: 'x', strategy: { maxParallel: 2 } } } }, {
-      hosts: { resolve: (n) => (n === 'web' ? ['w1', 'w2'] : undefined) },
-    });
+    const wf = validateDefinition(
+      { name: 'x', steps: { a: { hosts: 'web', run: 'x', strategy: { maxParallel: 2 } } } },
+      {
+        hosts: { resolve: (n) => (n === 'web' ? ['w1', 'w2'] : undefined) },
+      },
+    );
     expect(wf.steps.a!.executor).toBe('ssh');
   });
 

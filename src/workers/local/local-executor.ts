@@ -52,7 +52,8 @@ export class LocalExecutor implements Executor {
   }
 
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
-    if (step.command === undefined) throw new StepError('no_command', 'the local executor runs "run" commands only', false);
+    if (step.command === undefined)
+      throw new StepError('no_command', 'the local executor runs "run" commands only', false);
     const dir = await mkdtemp(join(tmpdir(), 'conveyor-step-'));
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
@@ -66,7 +67,10 @@ export class LocalExecutor implements Executor {
         CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey,
       });
       if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
-      const [outputs, events] = await Promise.all([readFile(outputFile, 'utf8'), readFile(eventsFile, 'utf8')]);
+      const [outputs, events] = await Promise.all([
+        readFile(outputFile, 'utf8'),
+        readFile(eventsFile, 'utf8'),
+      ]);
       return {
         exitCode,
         signal,
@@ -118,7 +122,11 @@ export class LocalExecutor implements Executor {
       child.once('error', (err) => {
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(killTimer);
-        reject(new StepError('spawn_failed', `could not start ${this.options.shell}: ${err.message}`, false, { cause: err }));
+        reject(
+          new StepError('spawn_failed', `could not start ${this.options.shell}: ${err.message}`, false, {
+            cause: err,
+          }),
+        );
       });
       child.once('close', () => {
         ctx.signal.removeEventListener('abort', onAbort);
