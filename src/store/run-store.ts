@@ -187,6 +187,53 @@ export class RunStore {
     return result === 1 ? 'requested' : 'already';
   }
 
+  /**
+   * Reads a step's snapshot and, when `autoStart` (its condition is the default `success()`) and
+   * every need succeeded, marks it running with `started` as details and event, in one call.
+   * `reads` lists the steps whose state is read, the step's direct needs first.
+   */
+  async startStep(
+    runId: string,
+    stepId: string,
+    reads: string[],
+    needs: number,
+    options: { withMeta: boolean; autoStart: boolean; details: StepDetails; event: EventInput },
+  ): Promise<{
+    outcome: 'missing' | 'final' | 'started' | 'decide' | 'early';
+    current?: StepStatus;
+    snapshot: StepSnapshot;
+  }> {
+    const at = new Date().toISOString();
+    const reply = (await this.redis.startStep(
+      this.keys.run(runId),
+      this.keys.events(runId),
+      stepId,
+      runId,
+      at,
+      options.withMeta ? '1' : '0',
+      options.autoStart ? '1' : '0',
+      JSON.stringify(options.details),
+      JSON.stringify({ runId, at, ...options.event }),
+      needs,
+      ...reads,
+    )) as [number, ...string[]];
+    const [code, current, cancel, meta] = reply as [number, string, string, string];
+    const snapshot: StepSnapshot = {
+      meta: meta ? (JSON.parse(meta) as RunMeta) : undefined,
+      cancelRequested: cancel === '1',
+      status: {},
+      details: {},
+    };
+    reads.forEach((id, i) => {
+      snapshot.status[id] = (reply[4 + i * 2] || undefined) as StepStatus | undefined;
+      const raw = reply[5 + i * 2] as string | undefined;
+      snapshot.details[id] = raw ? (JSON.parse(raw) as StepDetails) : undefined;
+    });
+    const outcome = (['missing', 'final', 'started', 'decide', 'early'] as const)[code + 1]!;
+    if (current) snapshot.status[stepId] = current as StepStatus;
+    return { outcome, current: (current || undefined) as StepStatus | undefined, snapshot };
+  }
+
   /** Reads what a step needs to decide and run: meta, cancel flag, and some steps' states. */
   async snapshot(runId: string, stepIds: string[], withMeta: boolean): Promise<StepSnapshot> {
     const fields = [withMeta ? 'meta' : 'cancel', 'cancel'];

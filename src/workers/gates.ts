@@ -4,7 +4,7 @@
  * the dependent through BullMQ's fan-in.
  */
 import { DelayedError, type Job, type Queue } from 'bullmq';
-import { GATE_PARK_MS, type GateJobData } from '../flows/index.ts';
+import type { GateJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type RunStore } from '../store/index.ts';
 
 /** Promotes parked gates, ignoring ones already promoted (a retried step promotes again). */
@@ -23,10 +23,13 @@ export async function promoteGates(queue: Queue, gateIds: string[]): Promise<voi
   );
 }
 
+/** How long a gate that woke too early waits before it looks again. */
+export const GATE_RECHECK_MS = 1000;
+
 /**
- * Completes a gate whose step is final. A gate that wakes while its step is not final (its year
- * of parking ran out, or someone promoted it by hand) goes back to sleep instead of letting the
- * dependent start early.
+ * Completes a gate whose step is final. A gate that wakes while its step is not final (promoted
+ * by hand, its year of parking ran out, or its promote overtook the status write when a script
+ * had to be reloaded) waits a moment and looks again instead of letting the dependent start early.
  */
 export function createGateProcessor(store: RunStore) {
   return async (job: Job<GateJobData>, token?: string): Promise<string> => {
@@ -34,7 +37,7 @@ export function createGateProcessor(store: RunStore) {
     const snapshot = await store.snapshot(runId, [stepId], false);
     const status = snapshot.status[stepId];
     if (status && FINAL_STEP_STATUSES.has(status)) return status;
-    await job.moveToDelayed(Date.now() + GATE_PARK_MS, token);
+    await job.moveToDelayed(Date.now() + GATE_RECHECK_MS, token);
     throw new DelayedError();
   };
 }

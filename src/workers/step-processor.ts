@@ -16,7 +16,7 @@ import {
   serializeError,
 } from '../errors.ts';
 import { evaluate, exprVar, type RunMeta, type StepJobData, toText, truthy } from '../flows/index.ts';
-import { FINAL_STEP_STATUSES, type RunStore, type StepDetails, type StepSnapshot } from '../store/index.ts';
+import type { EventInput, RunStore, StepDetails, StepStatus } from '../store/index.ts';
 import type { CancelWatch } from './cancel-watch.ts';
 import type { Executor, StepExecution, StepResult } from './executor.ts';
 import { buildContexts, renderTemplate, statusView } from './expression-context.ts';
@@ -51,30 +51,46 @@ export interface StepJobResult {
   exitCode?: number | null;
 }
 
+/** How long a step woken before its needs' statuses landed waits for them (see start-step.lua). */
+const EARLY_WAIT_MS = 30_000;
+
 /** Builds the BullMQ processor for step queues. */
 export function createStepProcessor(deps: StepProcessorDeps) {
   const { store, logger } = deps;
 
-  async function loadPlan(
-    runId: string,
-    stepId: string,
-  ): Promise<{ plan: RunPlan; sp: StepPlan; snapshot: StepSnapshot }> {
-    let plan = deps.plans.get(runId);
-    const reads = (p: RunPlan | undefined) => [stepId, ...(p?.steps.get(stepId)?.reads ?? [])];
-    let snapshot = await store.snapshot(runId, reads(plan), !plan);
-    if (!plan) {
-      let meta = snapshot.meta;
-      if (!meta) {
-        meta = await deps.loadMeta(runId);
-        if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
-        await store.announce(meta);
-      }
-      plan = deps.plans.add(meta);
-      snapshot = await store.snapshot(runId, reads(plan), false);
+  /** The run's plan, read from Redis (or its root job) the first time this worker sees the run. */
+  async function planFor(runId: string): Promise<RunPlan> {
+    const cached = deps.plans.get(runId);
+    if (cached) return cached;
+    let meta = (await store.snapshot(runId, [], true)).meta;
+    if (!meta) {
+      meta = await deps.loadMeta(runId);
+      if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
+      await store.announce(meta);
     }
-    const sp = plan.steps.get(stepId);
-    if (!sp) throw new UnrecoverableError(`run ${runId} has no step "${stepId}"`);
-    return { plan, sp, snapshot };
+    return deps.plans.add(meta);
+  }
+
+  /**
+   * Records a final status and promotes the step's gates without waiting for the replies: BullMQ's
+   * moveToFinished follows on the same connection, so Redis applies these writes first and the
+   * step's dependents never wait a round trip for them. (Should a write ever land late, a
+   * dependent's start-step sees its need not final and reads again; a gate looks again too.)
+   */
+  function finish(
+    job: Job<StepJobData>,
+    sp: StepPlan,
+    status: StepStatus,
+    details: StepDetails,
+    event: EventInput,
+  ): void {
+    const { runId, stepId } = job.data;
+    store
+      .transition(runId, stepId, status, details, event, sp.dependents)
+      .catch((err) => logger.error({ err, runId, stepId, status }, 'could not record step status'));
+    promoteGates(deps.gateQueue, job.data.gates).catch((err) =>
+      logger.error({ err, runId, stepId }, 'could not promote gates'),
+    );
   }
 
   /** Ends a step job whose outcome is already recorded (a retry after a crash, or a skip). */
@@ -84,19 +100,20 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     error?: SerializedError,
   ): Promise<StepJobResult> {
     await promoteGates(deps.gateQueue, job.data.gates);
-    if (status === 'failed' || status === 'cancelled') {
+    return settle(status, error);
+  }
+
+  function settle(status: string, error?: SerializedError): StepJobResult {
+    if (status === 'failed' || status === 'cancelled')
       throw new UnrecoverableError(error?.message ?? `step ${status}`);
-    }
     return { status: status === 'skipped' ? 'skipped' : 'succeeded' };
   }
 
   return async function processStep(job: Job<StepJobData>): Promise<StepJobResult> {
     const { runId, stepId } = job.data;
-    const { plan, sp, snapshot } = await loadPlan(runId, stepId);
-    const recorded = snapshot.status[stepId];
-    if (recorded && FINAL_STEP_STATUSES.has(recorded)) {
-      return conclude(job, recorded, snapshot.details[stepId]?.error);
-    }
+    const plan = await planFor(runId);
+    const sp = plan.steps.get(stepId);
+    if (!sp) throw new UnrecoverableError(`run ${runId} has no step "${stepId}"`);
     const step = sp.step;
     const attempt = job.attemptsMade + 1;
     const base: StepDetails = {
@@ -104,14 +121,36 @@ export function createStepProcessor(deps: StepProcessorDeps) {
       attempts: attempt,
       ...(step.continueOnError && { continueOnError: true }),
     };
+    const startedAt = now();
+    const startedEvent = { type: 'step.started', step: stepId, attempt, executor: step.executor };
+
+    // One round trip: the needs' states, and (default condition) the decision and the start.
+    const startOnce = () =>
+      store.startStep(runId, stepId, sp.reads, step.needs.length, {
+        withMeta: false,
+        autoStart: step.if === 'success()',
+        details: { ...base, startedAt },
+        event: startedEvent,
+      });
+    let start = await startOnce();
+    const deadline = Date.now() + EARLY_WAIT_MS;
+    for (let wait = 5; start.outcome === 'early'; wait = Math.min(wait * 2, 1000)) {
+      if (Date.now() > deadline)
+        throw new Error(`a need of step "${stepId}" has no final status after ${EARLY_WAIT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      start = await startOnce();
+    }
+    const snapshot = start.snapshot;
+    if (start.outcome === 'missing') throw new Error(`run ${runId} has no record`);
+    if (start.outcome === 'final') return conclude(job, start.current!, snapshot.details[stepId]?.error);
 
     const secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
     const mask = createMasker(Object.values(secretValues));
     const fail = async (error: SerializedError, details: Partial<StepDetails> = {}) => {
       const masked = maskDeep(error, mask);
-      await store.transition(
-        runId,
-        stepId,
+      finish(
+        job,
+        sp,
         'failed',
         { ...base, ...details, error: masked, finishedAt: now() },
         {
@@ -121,38 +160,39 @@ export function createStepProcessor(deps: StepProcessorDeps) {
           exitCode: details.exitCode,
           attempt,
         },
-        sp.dependents,
       );
-      return conclude(job, 'failed', masked);
+      return settle('failed', masked);
     };
 
-    // Decide: GitHub's `if` semantics, evaluated with the needs' recorded states.
     let contexts: Record<string, unknown>;
-    let run: boolean;
     try {
       const missing = sp.secrets.filter((name) => secretValues[name] === undefined);
       if (missing.length)
         throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
       contexts = buildContexts(plan, sp, snapshot, attempt, secretValues);
-      run = truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)));
+      if (start.outcome === 'decide') {
+        // GitHub's `if` semantics, evaluated with the needs' recorded states.
+        if (!truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)))) {
+          const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
+          finish(
+            job,
+            sp,
+            'skipped',
+            { ...base, attempts: 0 },
+            { type: 'step.skipped', step: stepId, reason },
+          );
+          return settle('skipped');
+        }
+        if (!(await store.transition(runId, stepId, 'running', { ...base, startedAt }, startedEvent))) {
+          return conclude(job, (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed');
+        }
+      }
     } catch (err) {
       return fail(
         err instanceof StepError
           ? serializeError(err)
           : { code: 'expression_error', message: (err as Error).message },
       );
-    }
-    if (!run) {
-      const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
-      await store.transition(
-        runId,
-        stepId,
-        'skipped',
-        { ...base, attempts: 0 },
-        { type: 'step.skipped', step: stepId, reason },
-        sp.dependents,
-      );
-      return conclude(job, 'skipped');
     }
 
     const executor = deps.executors.get(step.executor);
@@ -194,28 +234,15 @@ export function createStepProcessor(deps: StepProcessorDeps) {
       return fail({ code: 'expression_error', message: (err as Error).message });
     }
 
-    const startedAt = now();
-    const started = await store.transition(
-      runId,
-      stepId,
-      'running',
-      { ...base, startedAt },
-      {
-        type: 'step.started',
-        step: stepId,
-        attempt,
-        executor: step.executor,
-      },
-    );
-    if (!started)
-      return conclude(job, (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed');
-
     const controller = new AbortController();
     const abort = (reason: StepError) => {
       if (!controller.signal.aborted) controller.abort(reason);
     };
     const timer = setTimeout(() => abort(new StepTimeoutError(step.timeoutMs)), step.timeoutMs);
-    const unwatch = deps.cancels.watch(runId, () => abort(new StepCancelledError()));
+    // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
+    const unwatch = snapshot.cancelRequested
+      ? () => {}
+      : deps.cancels.watch(runId, () => abort(new StepCancelledError()));
     const sink = new LogSink((stream, text) => store.appendLog(runId, stepId, stream, text), mask, abort, {
       maxBytes: deps.limits.maxLogBytes,
     });
@@ -242,12 +269,11 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     const finishedAt = now();
     const reason = controller.signal.aborted ? (controller.signal.reason as StepError) : undefined;
     const exitCode = result?.exitCode ?? null;
-    const succeeded = !reason && !thrown && !result?.error && exitCode === 0;
-    if (succeeded) {
+    if (!reason && !thrown && !result?.error && exitCode === 0) {
       const outputs = maskDeep(result!.outputs, mask);
-      await store.transition(
-        runId,
-        stepId,
+      finish(
+        job,
+        sp,
         'succeeded',
         { ...base, startedAt, finishedAt, exitCode, outputs },
         {
@@ -256,9 +282,8 @@ export function createStepProcessor(deps: StepProcessorDeps) {
           exitCode,
           attempt,
         },
-        sp.dependents,
       );
-      return { ...(await conclude(job, 'succeeded')), exitCode };
+      return { status: 'succeeded', exitCode };
     }
 
     const error: SerializedError & { retriable?: boolean } = reason
@@ -270,24 +295,23 @@ export function createStepProcessor(deps: StepProcessorDeps) {
             message: result?.signal ? `killed by ${result.signal}` : `exited with code ${exitCode}`,
           });
     const details = { startedAt, exitCode, signal: result?.signal ?? null };
+    const { retriable = true, ...plain } = error;
+    const masked = maskDeep(plain, mask);
     if (reason instanceof StepCancelledError) {
-      await store.transition(
-        runId,
-        stepId,
+      finish(
+        job,
+        sp,
         'cancelled',
-        { ...base, ...details, finishedAt, error },
+        { ...base, ...details, finishedAt, error: masked },
         {
           type: 'step.failed',
           step: stepId,
-          error,
+          error: masked,
           cancelled: true,
         },
-        sp.dependents,
       );
-      return conclude(job, 'cancelled', error);
+      return settle('cancelled', masked);
     }
-    const { retriable = true, ...plain } = error;
-    const masked = maskDeep(plain, mask);
     if (retriable && attempt < step.retries.attempts && !(reason instanceof OutputLimitError)) {
       await store.transition(
         runId,

@@ -218,7 +218,8 @@ describe('execution', () => {
       steps: {
         long: { run: `echo $$ > ${pidFile}; echo started; sleep 300` },
         after: { needs: ['long'], run: 'true' },
-        cleanup: { needs: ['long'], if: 'always()', run: 'echo cleanup' },
+        // Outlives the cancel watcher's 2 s poll: a step started after the cancel is not cancelled by it.
+        cleanup: { needs: ['long'], if: 'always()', run: 'sleep 2.5; echo cleanup' },
       },
     });
     const controller = new AbortController();
