@@ -1,0 +1,50 @@
+/** Shared pieces of the benchmark suites: Redis, percentiles, timing, a no-op executor. */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Executor, ExecutorContext, StepExecution, StepResult } from '../src/workers/executor.ts';
+
+/** A fresh key prefix for one measurement. */
+export function benchPrefix(name: string): string {
+  return `bench-${name}-${randomBytes(3).toString('hex')}`;
+}
+
+/** The p-th percentile (0–100) of `values`. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+/** Rounds for the table. */
+export function round(value: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/**
+ * Registered under the name of the executor it replaces (`local` by default), it returns at once
+ * and records when each step started and finished, so the benchmark measures the engine alone.
+ */
+export class NoopExecutor implements Executor {
+  readonly starts = new Map<string, number>();
+  readonly ends = new Map<string, number>();
+  onStart?: (step: StepExecution) => void;
+
+  constructor(readonly name = 'local') {}
+
+  async run(step: StepExecution, _ctx: ExecutorContext): Promise<StepResult> {
+    const key = `${step.runId}/${step.stepId}`;
+    this.starts.set(key, performance.now());
+    this.onStart?.(step);
+    this.ends.set(key, performance.now());
+    return { exitCode: 0, outputs: {}, events: [] };
+  }
+
+  reset(): void {
+    this.starts.clear();
+    this.ends.clear();
+  }
+
+  async close(): Promise<void> {}
+}
