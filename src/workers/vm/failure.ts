@@ -12,7 +12,8 @@ import type { VmStepOptions } from './step-options.ts';
 const SIGXCPU = constants.signals.SIGXCPU;
 const SIGKILL = constants.signals.SIGKILL;
 const V8_OOM = /JavaScript heap out of memory|Reached heap limit|Allocation failed - process out of memory/;
-const JS_OOM = /Array buffer allocation failed|Invalid typed array length|allocation failed/i;
+/** What V8 throws (as a RangeError) when memory for a buffer cannot be had. */
+const JS_OOM = /Array buffer allocation failed|allocation failed/i;
 
 /** How a VM ended, with what the executor saw of it. */
 export interface EndFacts {
@@ -66,17 +67,14 @@ export function guestError(m: Extract<GuestMessage, { t: 'error' }>, f: Omit<End
   const text = m.stack.includes(m.message)
     ? m.stack
     : `${m.name}: ${m.message}${m.stack ? `\n${m.stack}` : ''}`;
+  if ((m.kind === 'thrown' || m.kind === 'uncaught') && m.name === 'RangeError' && JS_OOM.test(m.message)) {
+    const message = `memory limit of ${f.options.memoryMb} MB exceeded (${m.message})`;
+    return new StepError('memory_limit', message, false);
+  }
   switch (m.kind) {
     case 'thrown':
       return new StepError('function_error', text, true);
     case 'uncaught':
-      if (JS_OOM.test(m.message)) {
-        return new StepError(
-          'memory_limit',
-          `memory limit of ${f.options.memoryMb} MB exceeded (${m.message})`,
-          false,
-        );
-      }
       return new StepError('uncaught_exception', `uncaught exception: ${text}`, true);
     case 'exit':
       return new StepError('guest_exit', m.message, true);

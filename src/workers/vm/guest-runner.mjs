@@ -23,11 +23,27 @@ function send(message) {
   channel.write(`${stringify(message)}\n`);
 }
 
-/** Sends the one terminal message, then exits once it is on its way (user timers may linger). */
+/** Resolves once everything written to `stream` has reached the pipe (writes to a pipe that
+ * is full queue up in memory, and exiting would drop them). */
+function flushed(stream) {
+  if (stream.writableLength === 0 || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('drain', resolve);
+    stream.once('close', resolve);
+    stream.once('error', resolve);
+  });
+}
+
+/**
+ * Sends the one terminal message once the output is flushed, so the worker has every log line
+ * before it hears the result; then exits (user timers may linger).
+ */
 function finish(line) {
   if (terminal) return;
   terminal = true;
-  channel.write(`${line}\n`, () => exit(0));
+  Promise.all([flushed(process.stdout), flushed(process.stderr)]).then(() => {
+    channel.write(`${line}\n`, () => exit(0));
+  });
 }
 
 function describe(kind, err) {

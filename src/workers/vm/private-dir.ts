@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, chown, mkdir, open, rm, symlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OutputLimitError, StepError } from '../../errors.ts';
 import type { ResolvedModules } from './modules.ts';
@@ -19,6 +19,7 @@ export class PrivateDirs {
 
   /** Makes `<base>/<id>` owned by `uid` (when given), with the module links. */
   async create(id: string, uid: number | null, modules: ResolvedModules, withTmp: boolean): Promise<string> {
+    if (uid !== null) await this.#checkSearchable();
     const dir = join(await this.#ensureBase(), id);
     await mkdir(dir, { mode: 0o700 });
     for (const { name, target } of modules.links) {
@@ -45,6 +46,22 @@ export class PrivateDirs {
     const base = this.#base;
     this.#base = null;
     if (base) await rm(await base, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /** Guests run as other uids and must be able to pass through every parent of their dir. */
+  async #checkSearchable(): Promise<void> {
+    for (let dir = this.tmpDir; ; dir = dirname(dir)) {
+      const mode = (await stat(dir)).mode;
+      if ((mode & 0o001) === 0) {
+        throw new StepError(
+          'vm_unavailable',
+          `VM directories cannot live under ${this.tmpDir}: ${dir} is not searchable by other users ` +
+            `(mode ${(mode & 0o777).toString(8)}), and guests run as uids of their own; use a directory such as /tmp`,
+          false,
+        );
+      }
+      if (dirname(dir) === dir) return;
+    }
   }
 
   #ensureBase(): Promise<string> {
