@@ -60,7 +60,10 @@ describe('vm shell commands', () => {
   });
 
   it('reports a non-zero exit code as is', async () => {
-    const result = await executor.run(cmdStep('echo partial=1 >> "$CONVEYOR_OUTPUT"; exit 3'), new Recorder());
+    const result = await executor.run(
+      cmdStep('echo partial=1 >> "$CONVEYOR_OUTPUT"; exit 3'),
+      new Recorder(),
+    );
     expect(result).toMatchObject({ exitCode: 3, outputs: {} });
     expect(result.error).toBeUndefined();
   });
@@ -69,17 +72,23 @@ describe('vm shell commands', () => {
     expect(await executor.run(cmdStep('true'), new Recorder())).toMatchObject({ exitCode: 0 });
   });
 
-  it.each([true, false])('refuses an outputs file that is a symlink to a host file (sandbox %s)', async (sandbox) => {
-    const step = cmdStep(`ln -s ${join(hostDir, 'file')} "$CONVEYOR_OUTPUT"`, { sandbox });
-    const result = await executor.run(step, new Recorder());
-    expect(result.error?.code).toBe('bad_output');
-    expect(result.error?.message).toContain('symbolic link');
-    expect(JSON.stringify(result)).not.toContain(HOST_TEXT);
-  });
+  it.each([true, false])(
+    'refuses an outputs file that is a symlink to a host file (sandbox %s)',
+    async (sandbox) => {
+      const step = cmdStep(`ln -s ${join(hostDir, 'file')} "$CONVEYOR_OUTPUT"`, { sandbox });
+      const result = await executor.run(step, new Recorder());
+      expect(result.error?.code).toBe('bad_output');
+      expect(result.error?.message).toContain('symbolic link');
+      expect(JSON.stringify(result)).not.toContain(HOST_TEXT);
+    },
+  );
 
   it('refuses an outputs file that is a FIFO, without hanging', async () => {
     const result = await executor.run(cmdStep('mkfifo "$CONVEYOR_OUTPUT"'), new Recorder());
-    expect(result.error).toMatchObject({ code: 'bad_output', message: expect.stringContaining('not a regular file') });
+    expect(result.error).toMatchObject({
+      code: 'bad_output',
+      message: expect.stringContaining('not a regular file'),
+    });
   });
 
   it('fails outputs over the cap without reading them whole', async () => {

@@ -130,7 +130,10 @@ describe.each([
       ),
       new Recorder(),
     );
-    expect(peek.outputs).toMatchObject({ file: expect.stringMatching(/^denied:/), list: expect.stringMatching(/^denied:/) });
+    expect(peek.outputs).toMatchObject({
+      file: expect.stringMatching(/^denied:/),
+      list: expect.stringMatching(/^denied:/),
+    });
     holder.abort(new StepCancelledError());
     await holding;
   });
@@ -154,7 +157,9 @@ describe('sandboxed commands', () => {
   it('see neither the host file nor the worker environment', async () => {
     const ctx = new Recorder();
     await executor.run(
-      cmdStep(`cat ${secretFile}; ls ${secretDir}; env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; echo done`),
+      cmdStep(
+        `cat ${secretFile}; ls ${secretDir}; env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; echo done`,
+      ),
       ctx,
     );
     expect(ctx.text).toContain('done');
@@ -163,11 +168,14 @@ describe('sandboxed commands', () => {
 
   it('cannot signal the worker, by pid or to everyone', async () => {
     const bystander = executor.run(
-      fnStep("export default async () => { let n = 0; for (let i = 0; i < 3e7; i++) n += i; return { n } }"),
+      fnStep('export default async () => { let n = 0; for (let i = 0; i < 3e7; i++) n += i; return { n } }'),
       new Recorder(),
     );
     const ctx = new Recorder();
-    const result = await executor.run(cmdStep(`kill -9 ${process.pid}; kill -9 $PPID; kill -9 -1; echo still here`), ctx);
+    const result = await executor.run(
+      cmdStep(`kill -9 ${process.pid}; kill -9 $PPID; kill -9 -1; echo still here`),
+      ctx,
+    );
     // Still here ourselves (the worker), and so is the step next door.
     expect((await bystander).outputs).toEqual({ n: 449999985000000 });
     expect(result.exitCode === 0 || result.exitCode === 137).toBe(true);
@@ -208,7 +216,9 @@ describe('sandboxed commands', () => {
   it('cannot write outside its directory and /tmp', async () => {
     const ctx = new Recorder();
     const result = await executor.run(
-      cmdStep(`touch /usr/x 2>/dev/null || echo usr-ro; touch /x 2>/dev/null || echo root-ro; touch /tmp/x && echo tmp-ok; touch ./x && echo dir-ok`),
+      cmdStep(
+        `touch /usr/x 2>/dev/null || echo usr-ro; touch /x 2>/dev/null || echo root-ro; touch /tmp/x && echo tmp-ok; touch ./x && echo dir-ok`,
+      ),
       ctx,
     );
     expect(result.exitCode).toBe(0);

@@ -1,0 +1,97 @@
+/**
+ * The warm pool: VMs wait ready, each serves exactly one step, nothing passes between steps,
+ * dead idle VMs are replaced, and close() leaves no process behind.
+ */
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { VmExecutor } from '../../src/workers/vm/index.ts';
+import { fnStep, pidsWith, Recorder } from './vm-harness.ts';
+
+/** Leaves a mark in every place a reused VM would still show it, and reports what it found. */
+const PROBE = `import { existsSync, writeFileSync } from 'node:fs';
+export default async () => {
+  const seen = { global: globalThis.__conveyorMark ?? null, tmp: existsSync('/tmp/mark'), home: existsSync('mark') };
+  globalThis.__conveyorMark = 'used';
+  writeFileSync('/tmp/mark', 'x');
+  writeFileSync('mark', 'x');
+  return { ...seen, origin: performance.timeOrigin };
+}`;
+
+let tmpDir = '';
+let executor: VmExecutor;
+
+beforeAll(async () => {
+  tmpDir = await mkdtemp(join(tmpdir(), 'vm-pool-'));
+  // Guests run as uids of their own and must be able to pass through (as under /tmp itself).
+  await chmod(tmpDir, 0o711);
+  executor = new VmExecutor({ poolSize: 2, tmpDir });
+});
+
+afterAll(async () => {
+  await executor.close();
+  await rm(tmpDir, { recursive: true, force: true });
+});
+
+describe('warm pool', () => {
+  it('fills up ahead of any step', async () => {
+    await executor.whenPoolFull();
+    expect(executor.poolStats()).toMatchObject({ idle: 2, taken: 0 });
+  });
+
+  it('hands each warm VM to exactly one step, one after another', async () => {
+    const origins = new Set<number>();
+    for (let i = 0; i < 4; i++) {
+      await executor.whenPoolFull();
+      const taken = executor.poolStats()!.taken;
+      const result = await executor.run(fnStep(PROBE), new Recorder());
+      expect(executor.poolStats()!.taken).toBe(taken + 1);
+      expect(result.outputs).toMatchObject({ global: null, tmp: false, home: false });
+      origins.add(result.outputs.origin as number);
+    }
+    expect(origins.size).toBe(4);
+  });
+
+  it('never shares a VM between concurrent steps', async () => {
+    await executor.whenPoolFull();
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => executor.run(fnStep(PROBE), new Recorder())),
+    );
+    for (const r of results) expect(r.outputs).toMatchObject({ global: null, tmp: false, home: false });
+    expect(new Set(results.map((r) => r.outputs.origin)).size).toBe(5);
+  });
+
+  it('starts a cold VM for a step whose vm options differ from the pool profile', async () => {
+    await executor.whenPoolFull();
+    const taken = executor.poolStats()!.taken;
+    const result = await executor.run(fnStep(PROBE, { memoryMb: 96 }), new Recorder());
+    expect(result.outputs).toMatchObject({ global: null });
+    expect(executor.poolStats()!.taken).toBe(taken);
+  });
+
+  it('replaces an idle VM that dies', async () => {
+    await executor.whenPoolFull();
+    const started = executor.poolStats()!.started;
+    const victim = pidsWith(tmpDir)[0];
+    expect(victim).toBeDefined();
+    process.kill(victim!, 'SIGKILL');
+    // The pool exposes no "replaced" event; poll its counters.
+    await vi.waitFor(() => expect(executor.poolStats()).toMatchObject({ started: started + 1, idle: 2 }), {
+      timeout: 10_000,
+    });
+  });
+
+  it('leaves no process and no directory behind on close', async () => {
+    const existing = await readdir(tmpDir);
+    const other = new VmExecutor({ poolSize: 2, tmpDir });
+    await other.whenPoolFull();
+    const [base] = (await readdir(tmpDir)).filter((name) => !existing.includes(name));
+    expect(base).toBeDefined();
+    const path = join(tmpDir, base!);
+    expect(pidsWith(path).length).toBeGreaterThan(0);
+    await other.close();
+    expect(pidsWith(path)).toEqual([]);
+    expect(await readdir(tmpDir)).not.toContain(base);
+  });
+});
