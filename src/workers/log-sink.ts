@@ -1,13 +1,20 @@
 /**
  * Collects a step's output as the executor streams it: keeps lines whole (so masking never
  * misses a secret split across chunks), masks, batches into `step.log` events, and enforces the
- * log cap by aborting the step rather than buffering without end.
+ * log cap by aborting the step rather than buffering without end. A whole stdout line
+ * `::progress::<percent> [message]` (a workflow command, as in GitHub Actions) becomes a progress
+ * report instead of log text.
  */
 import { OutputLimitError } from '../errors.ts';
 import type { Masker } from './mask.ts';
 
 /** Where flushed text goes (the run store in the engine). */
 export type LogWriter = (stream: 'stdout' | 'stderr', text: string) => Promise<void>;
+
+/** Receives `::progress::` reports (awaited in order with the log writes). */
+export type ProgressReporter = (percent: number, message?: string) => Promise<void> | void;
+
+const PROGRESS = /^::progress::(\d{1,3}(?:\.\d+)?)(?:[ \t]+(.*))?$/gm;
 
 /** Options of a sink. */
 export interface LogSinkOptions {
@@ -36,6 +43,7 @@ export class LogSink {
     private readonly mask: Masker,
     private readonly onLimit: (err: OutputLimitError) => void,
     options: Partial<LogSinkOptions> = {},
+    private readonly onProgress?: ProgressReporter,
   ) {
     this.options = { ...DEFAULTS, ...options };
   }
@@ -87,6 +95,24 @@ export class LogSink {
   }
 
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
+    if (stream !== 'stdout' || !this.onProgress || !text.includes('::progress::')) {
+      this.append(stream, text);
+      return;
+    }
+    // Text before a command line, the report, text after: in that order, in the same chain.
+    let from = 0;
+    for (const match of text.matchAll(PROGRESS)) {
+      if (match.index > from) this.append(stream, text.slice(from, match.index));
+      const [line, percent, message] = match as unknown as [string, string, string | undefined];
+      this.chain = this.chain.then(() =>
+        this.onProgress!(Math.min(100, Number(percent)), message?.replace(/\r$/, '')),
+      );
+      from = match.index + line.length + (text[match.index + line.length] === '\n' ? 1 : 0);
+    }
+    if (from < text.length) this.append(stream, text.slice(from));
+  }
+
+  private append(stream: 'stdout' | 'stderr', text: string): void {
     const masked = this.mask(text);
     this.chain = this.chain.then(() =>
       this.write(stream, masked).catch((err) => {

@@ -243,20 +243,29 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     const unwatch = snapshot.cancelRequested
       ? () => {}
       : deps.cancels.watch(runId, () => abort(new StepCancelledError()));
-    const sink = new LogSink((stream, text) => store.appendLog(runId, stepId, stream, text), mask, abort, {
-      maxBytes: deps.limits.maxLogBytes,
-    });
+    const progress = (percent: number, message?: string) =>
+      store
+        .event(runId, {
+          type: 'step.progress',
+          step: stepId,
+          percent,
+          ...(message && { message: mask(message) }),
+        })
+        .catch((err) => logger.warn({ err, runId, stepId }, 'could not publish progress'));
+    const sink = new LogSink(
+      (stream, text) => store.appendLog(runId, stepId, stream, text),
+      mask,
+      abort,
+      { maxBytes: deps.limits.maxLogBytes },
+      progress,
+    );
     let result: StepResult | undefined;
     let thrown: unknown;
     try {
       result = await executor.run(execution, {
         signal: controller.signal,
         log: (stream, chunk) => sink.push(stream, chunk),
-        progress: (percent, message) => {
-          void store
-            .event(runId, { type: 'step.progress', step: stepId, percent, message: message && mask(message) })
-            .catch((err) => logger.warn({ err, runId, stepId }, 'could not publish progress'));
-        },
+        progress: (percent, message) => void progress(percent, message),
       });
     } catch (err) {
       thrown = err;

@@ -123,6 +123,22 @@ describe('execution', () => {
     expect(() => readFileSync(join(dir, 'pwned2'))).toThrow();
   });
 
+  it('turns ::progress:: lines into step.progress events, in order, out of the log', async () => {
+    const run = await engine.submit({
+      name: 'progress',
+      steps: {
+        work: { run: 'echo before; echo "::progress::50 half way"; echo "::progress::100"; echo after' },
+      },
+    });
+    const { events } = await engine.waitForRun(run.id);
+    const mine = events.filter((e) => e.type === 'step.log' || e.type === 'step.progress');
+    const sequence = mine.map((e) =>
+      e.type === 'step.log' ? e.data.text : `${e.data.percent}:${e.data.message ?? ''}`,
+    );
+    expect(sequence.join('|')).toBe('before\n|50:half way|100:|after\n');
+    expect((await engine.request('GET', `/v1/runs/${run.id}/steps/work/logs`)).body).toBe('before\nafter\n');
+  });
+
   it('follows GitHub if/skip semantics', async () => {
     const run = await engine.submit({
       name: 'conditions',
