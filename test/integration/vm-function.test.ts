@@ -179,6 +179,14 @@ describe('function steps', () => {
     expect(result.error?.message).toContain('vm.memoryMb');
   });
 
+  it('asks for enough pids for Node.js itself', async () => {
+    const result = await executor.run(fnStep('export default async () => ({})', { pids: 4 }), new Recorder());
+    expect(result.error).toMatchObject({
+      code: 'invalid_vm_options',
+      message: expect.stringContaining('vm.pids'),
+    });
+  });
+
   it('has no child processes, worker threads or native addons', async () => {
     const source = `import { execSync } from 'node:child_process';
       import { Worker } from 'node:worker_threads';

@@ -14,6 +14,15 @@ describe('step options', () => {
     });
   });
 
+  it('reads numbers and booleans that expressions turned into strings', () => {
+    const o = resolveStepOptions(
+      { memoryMb: '256', network: 'true', sandbox: 'false' },
+      DEFAULT_STEP_OPTIONS,
+    );
+    expect(o).toMatchObject({ memoryMb: 256, network: true, sandbox: false });
+    expect(() => resolveStepOptions({ memoryMb: '256MB' }, DEFAULT_STEP_OPTIONS)).toThrow(/vm\.memoryMb/);
+  });
+
   it('rounds CPU seconds up and sorts and dedupes modules', () => {
     const o = resolveStepOptions(
       { cpuSeconds: 1.2, modules: ['yaml', 'hono', 'yaml'] },

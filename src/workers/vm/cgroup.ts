@@ -4,7 +4,7 @@
  * where a hierarchy is writable; otherwise the driver falls back to rlimits and says so.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir, readFile, realpath, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, realpath, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -128,6 +128,7 @@ export class CgroupManager {
     // worker must run in a delegated cgroup, and rlimits are the fallback.
     if (wanted.length)
       await writeFile(join(parent, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
+    await sweepStale(parent);
     const base = join(parent, tag);
     await mkdir(base);
     await writeFile(join(base, 'cgroup.subtree_control'), '+memory +pids +cpu');
@@ -143,7 +144,9 @@ export class CgroupManager {
         continue;
       }
       const line = own.split('\n').find((l) => l.split(':')[1]?.split(',').includes(controller));
-      const base = join(await realpath(mount), line?.split(':')[2] ?? '/', tag);
+      const parent = join(await realpath(mount), line?.split(':')[2] ?? '/');
+      await sweepStale(parent);
+      const base = join(parent, tag);
       await mkdir(base, { recursive: true });
       bases[controller] = base;
     }
@@ -193,6 +196,32 @@ export class CgroupManager {
   /** Removes the worker's base directories (every VM cgroup must be removed already). */
   async close(): Promise<void> {
     await Promise.all([...new Set(Object.values(this.bases))].map((dir) => removeDir(dir)));
+  }
+}
+
+/**
+ * Removes what a crashed worker left below `parent`: its VM cgroups are empty once their
+ * processes died with it (rmdir fails harmlessly on any that are not), then its base directory.
+ */
+async function sweepStale(parent: string): Promise<void> {
+  const entries = await readdir(parent).catch(() => [] as string[]);
+  for (const name of entries) {
+    const pid = Number(/^conveyor-(\d+)-[0-9a-f]+$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || alive(pid)) continue;
+    const base = join(parent, name);
+    const children = await readdir(base, { withFileTypes: true }).catch(() => []);
+    for (const child of children)
+      if (child.isDirectory()) await rmdir(join(base, child.name)).catch(() => {});
+    await rmdir(base).catch(() => {});
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

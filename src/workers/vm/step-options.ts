@@ -34,10 +34,14 @@ export const DEFAULT_STEP_OPTIONS: Readonly<VmStepOptions> = Object.freeze({
 
 /** Bounds shared by the step and worker validation. */
 export const STEP_BOUNDS = {
+  // Node.js itself needs ~10 MiB of the VM's memory before the heap gets any.
   memoryMb: [32, 65_536],
-  cpuSeconds: [1, 86_400],
-  pids: [16, 32_768],
+  cpuSeconds: [0.1, 86_400],
+  pids: [1, 32_768],
 } as const;
+
+/** A function VM's Node.js runs about a dozen threads, which the pids limit counts. */
+export const FUNCTION_MIN_PIDS = 16;
 
 const PACKAGE = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
 
@@ -46,7 +50,7 @@ const PACKAGE = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
  * which the engine enforces) are ignored. Throws a non-retriable `StepError` naming the field.
  */
 export function resolveStepOptions(raw: Record<string, unknown>, defaults: VmStepOptions): VmStepOptions {
-  const merged = { ...defaults, ...definedOnly(raw) } as Record<string, unknown>;
+  const merged = { ...defaults, ...fromExpressions(definedOnly(raw)) } as Record<string, unknown>;
   const problems: string[] = [];
   for (const key of ['memoryMb', 'cpuSeconds', 'pids'] as const) {
     const [min, max] = STEP_BOUNDS[key];
@@ -78,6 +82,22 @@ export function resolveStepOptions(raw: Record<string, unknown>, defaults: VmSte
 export function profileKey(options: VmStepOptions): string {
   const { memoryMb, cpuSeconds, pids, network, sandbox, modules } = options;
   return JSON.stringify([memoryMb, cpuSeconds, pids, network, sandbox, modules]);
+}
+
+/**
+ * `vm` fields may hold `${{ }}` expressions, which the engine resolves to strings: "256" and
+ * "true" mean what they say. Anything else stays as it is, for validation to name.
+ */
+function fromExpressions(raw: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...raw };
+  for (const key of ['memoryMb', 'cpuSeconds', 'pids'] as const) {
+    const v = out[key];
+    if (typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v)) out[key] = Number(v);
+  }
+  for (const key of ['network', 'sandbox'] as const) {
+    if (out[key] === 'true' || out[key] === 'false') out[key] = out[key] === 'true';
+  }
+  return out;
 }
 
 function definedOnly(raw: Record<string, unknown>): Record<string, unknown> {

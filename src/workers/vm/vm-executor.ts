@@ -13,7 +13,7 @@ import { ProcessVmDriver } from './process-driver.ts';
 import { abortedResult, failedResult } from './results.ts';
 import { runCommand } from './run-command.ts';
 import { runFunction } from './run-function.ts';
-import { profileKey, resolveStepOptions, type VmStepOptions } from './step-options.ts';
+import { FUNCTION_MIN_PIDS, profileKey, resolveStepOptions, type VmStepOptions } from './step-options.ts';
 import { type PoolStats, WarmPool } from './warm-pool.ts';
 
 /** Runs `vm` and `function` steps in fresh isolated VMs. */
@@ -109,6 +109,13 @@ export class VmExecutor implements Executor {
     options: VmStepOptions,
     ctx: ExecutorContext,
   ): Promise<StepResult> {
+    if (options.pids < FUNCTION_MIN_PIDS) {
+      throw new StepError(
+        'invalid_vm_options',
+        `vm.pids must be at least ${FUNCTION_MIN_PIDS} for a function: Node.js runs about a dozen threads`,
+        false,
+      );
+    }
     const warm = profileKey(options) === this.#poolKey ? (this.#pool?.take() ?? null) : null;
     const starting = warm ? Promise.resolve(warm) : this.driver.start(functionSpec(options));
     let code: string;
