@@ -1,0 +1,394 @@
+/**
+ * SSH connections shared by every step on a worker, per host: reused across steps and runs, at
+ * most `maxConnectionsPerHost` connections and `maxChannelsPerConnection` open channels on each
+ * (kept below sshd's MaxSessions, 10 by default, so channel opens never fail), with requests
+ * queued beyond that. A dead peer is found by keepalives; an idle connection is closed; the next
+ * request after either simply connects again.
+ */
+import { EventEmitter } from 'node:events';
+import type { ClientChannel } from 'ssh2';
+import { StepError } from '../../errors.ts';
+import { connectHost, type SshLink } from './connect.ts';
+import { channelError } from './connect-errors.ts';
+import { HostKeyVerifier, type HostKeyVerifierOptions } from './host-key-policy.ts';
+import { targetKey } from './target-key.ts';
+import type { HostTarget } from './types.ts';
+
+/** Pool settings; every field has a default. */
+export interface SshPoolOptions extends HostKeyVerifierOptions {
+  /** @defaultValue 4 */
+  maxConnectionsPerHost?: number;
+  /** Open channels per connection; keep below the server's MaxSessions. @defaultValue 8 */
+  maxChannelsPerConnection?: number;
+  /** TCP connect + handshake + authentication. @defaultValue 10_000 */
+  connectTimeoutMs?: number;
+  /** @defaultValue 10_000 */
+  keepaliveIntervalMs?: number;
+  /** Unanswered keepalives before the connection is declared dead. @defaultValue 3 */
+  keepaliveCountMax?: number;
+  /** A connection with no open channel for this long is closed. @defaultValue 60_000 */
+  idleTimeoutMs?: number;
+  /** Share a verifier (and its first-use records) with other pools or preflight checks. */
+  verifier?: HostKeyVerifier;
+}
+
+/** Options of one channel request. */
+export interface ExecRequest {
+  /** Gives up waiting for a connection or a free channel. */
+  signal?: AbortSignal;
+  /**
+   * May use one channel above the cap (still below MaxSessions): for killing a step's remote
+   * process while every regular slot is busy. Jumps the queue.
+   */
+  urgent?: boolean;
+}
+
+/** An exec channel and the connection it runs on. */
+export interface PooledChannel {
+  channel: ClientChannel;
+  /** Why the connection closed, once it has (lets a step say what happened). */
+  connectionClosed(): StepError | undefined;
+}
+
+/** Per-host figures, for metrics and tests. */
+export interface HostPoolStats {
+  host: string;
+  connections: number;
+  channels: number;
+  queued: number;
+  /** Most channels ever open at once on one connection. */
+  peakChannelsPerConnection: number;
+  /** Connections opened since the pool started. */
+  opened: number;
+  /** Channel opens the server refused (each is retried or reported as `channel_open_failed`). */
+  channelOpenFailures: number;
+}
+
+interface Conn {
+  id: number;
+  link?: SshLink;
+  channels: number;
+  cap: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface Waiter {
+  urgent: boolean;
+  resolve(conn: Conn): void;
+  reject(err: unknown): void;
+}
+
+interface HostState {
+  target: HostTarget;
+  conns: Conn[];
+  waiters: Waiter[];
+  peak: number;
+  opened: number;
+  refused: number;
+}
+
+const DEFAULTS = {
+  maxConnectionsPerHost: 4,
+  maxChannelsPerConnection: 8,
+  connectTimeoutMs: 10_000,
+  keepaliveIntervalMs: 10_000,
+  keepaliveCountMax: 3,
+  idleTimeoutMs: 60_000,
+};
+
+/**
+ * The connection pool. Events: `connect` (hostName), `close` (hostName, reason: StepError) when a
+ * connection ends, `idle-close` (hostName) just before an idle one is closed.
+ */
+export class SshPool extends EventEmitter {
+  readonly options: Readonly<typeof DEFAULTS>;
+  readonly verifier: HostKeyVerifier;
+  private readonly hosts = new Map<string, HostState>();
+  private nextId = 1;
+  private closing = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(options: SshPoolOptions = {}) {
+    super();
+    const { verifier, knownHosts, onTrust, ...rest } = options;
+    const merged = { ...DEFAULTS, ...definedOnly(rest) };
+    for (const [k, v] of Object.entries(merged)) {
+      if (!Number.isFinite(v) || v < (k === 'keepaliveCountMax' ? 0 : 1)) {
+        throw new RangeError(`SshPool option ${k} must be a positive number, got ${v}`);
+      }
+    }
+    this.options = merged;
+    this.verifier = verifier ?? new HostKeyVerifier({ knownHosts, onTrust });
+  }
+
+  /**
+   * Opens an exec channel running `command` on `target`, waiting for a free slot (and
+   * connecting) as needed. The slot is released when the channel closes; closing it is the
+   * caller's job once done with it.
+   */
+  async exec(target: HostTarget, command: string, request: ExecRequest = {}): Promise<PooledChannel> {
+    if (this.closing) throw new StepError('connection_lost', 'the SSH pool is closed', true);
+    const state = this.state(target);
+    for (let attempt = 1; ; attempt++) {
+      const conn = await this.acquire(state, request);
+      try {
+        const channel = await openExec(conn.link!, command);
+        channel.once('close', () => afterServerCatchesUp(conn.link!, () => this.release(state, conn)));
+        const link = conn.link!;
+        return { channel, connectionClosed: () => link.closeReason() };
+      } catch (err) {
+        const open = conn.link!.isOpen();
+        const busy = conn.channels - 1;
+        if (open) state.refused++;
+        this.release(state, conn);
+        // The server refused a session while others were open: its MaxSessions is below our cap.
+        // Learn it for this connection and queue again, rather than fail a step for our guess.
+        if (open && busy > 0 && attempt < 4) {
+          conn.cap = Math.min(conn.cap, busy);
+          continue;
+        }
+        // A connection that died just before we used it ran nothing: safe to try a fresh one.
+        if (!open && attempt < 3 && (err as Error).message === 'Not connected') continue;
+        throw channelError(target, err);
+      }
+    }
+  }
+
+  /** Runs `command` to completion and collects its output (small commands: kill, probes). */
+  async run(
+    target: HostTarget,
+    command: string,
+    request: ExecRequest = {},
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const { channel, connectionClosed } = await this.exec(target, command, request);
+    return new Promise((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let code: number | null = null;
+      channel.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      channel.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      channel.on('exit', (c: number | null) => {
+        code = c;
+      });
+      channel.once('close', () => {
+        const lost = connectionClosed();
+        if (code === null && lost) reject(lost);
+        else resolve({ code, stdout, stderr });
+      });
+    });
+  }
+
+  /** Per-host figures. */
+  stats(): HostPoolStats[] {
+    return [...this.hosts.values()].map((s) => ({
+      host: s.target.name,
+      connections: s.conns.length,
+      channels: s.conns.reduce((n, c) => n + c.channels, 0),
+      queued: s.waiters.length,
+      peakChannelsPerConnection: s.peak,
+      opened: s.opened,
+      channelOpenFailures: s.refused,
+    }));
+  }
+
+  /** Resolves when no channel is open or queued on any host (slots are released asynchronously). */
+  settled(): Promise<void> {
+    if (this.isSettled()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isSettled(): boolean {
+    for (const s of this.hosts.values()) {
+      if (s.waiters.length || s.conns.some((c) => c.channels > 0)) return false;
+    }
+    return true;
+  }
+
+  /** Closes every connection; queued requests fail. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const done: Promise<unknown>[] = [];
+    for (const state of this.hosts.values()) {
+      for (const w of state.waiters.splice(0))
+        w.reject(new StepError('connection_lost', 'the SSH pool is closing', true));
+      for (const conn of state.conns) {
+        clearTimeout(conn.idleTimer);
+        if (conn.link) {
+          done.push(conn.link.closed);
+          conn.link.close();
+        }
+      }
+    }
+    await Promise.all(done);
+    this.hosts.clear();
+  }
+
+  private state(target: HostTarget): HostState {
+    // Keyed by everything that shapes the connection, so an edited inventory entry gets fresh
+    // connections while the old ones drain and idle out.
+    const key = targetKey(target);
+    let state = this.hosts.get(key);
+    if (!state) {
+      state = { target, conns: [], waiters: [], peak: 0, opened: 0, refused: 0 };
+      this.hosts.set(key, state);
+    }
+    return state;
+  }
+
+  private acquire(state: HostState, request: ExecRequest): Promise<Conn> {
+    const { signal } = request;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<Conn>((resolve, reject) => {
+      const onAbort = () => {
+        const i = state.waiters.indexOf(waiter);
+        if (i >= 0) state.waiters.splice(i, 1);
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
+        urgent: request.urgent === true,
+        resolve: (conn) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(conn);
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (waiter.urgent) state.waiters.unshift(waiter);
+      else state.waiters.push(waiter);
+      this.pump(state);
+    });
+  }
+
+  private release(state: HostState, conn: Conn): void {
+    conn.channels--;
+    if (conn.channels === 0 && conn.link?.isOpen()) {
+      clearTimeout(conn.idleTimer);
+      conn.idleTimer = setTimeout(() => {
+        if (conn.channels > 0) return;
+        this.emit('idle-close', state.target.name);
+        conn.link?.close();
+      }, this.options.idleTimeoutMs);
+      conn.idleTimer.unref();
+    }
+    this.pump(state);
+    if (this.idleWaiters.length && this.isSettled()) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Hands free slots to waiters in order, opening connections while under the cap. */
+  private pump(state: HostState): void {
+    for (;;) {
+      const waiter = state.waiters[0];
+      if (!waiter) return;
+      const extra = waiter.urgent ? 1 : 0;
+      let best: Conn | undefined;
+      for (const c of state.conns) {
+        if (!c.link?.isOpen() || c.channels >= c.cap + extra) continue;
+        if (!best || c.channels < best.channels) best = c;
+      }
+      if (best) {
+        state.waiters.shift();
+        clearTimeout(best.idleTimer);
+        best.channels++;
+        state.peak = Math.max(state.peak, best.channels);
+        waiter.resolve(best);
+        continue;
+      }
+      const connecting = state.conns.filter((c) => !c.link).length;
+      const waiting = state.waiters.length;
+      if (
+        state.conns.length < this.options.maxConnectionsPerHost &&
+        waiting > connecting * this.options.maxChannelsPerConnection
+      ) {
+        this.connect(state);
+        continue;
+      }
+      return;
+    }
+  }
+
+  private connect(state: HostState): void {
+    const conn: Conn = { id: this.nextId++, channels: 0, cap: this.options.maxChannelsPerConnection };
+    state.conns.push(conn);
+    state.opened++;
+    connectHost(state.target, { ...this.options, verifier: this.verifier }).then(
+      (link) => {
+        if (this.closing) {
+          link.close();
+          return;
+        }
+        conn.link = link;
+        this.emit('connect', state.target.name);
+        link.closed.then((reason) => {
+          clearTimeout(conn.idleTimer);
+          remove(state.conns, conn);
+          this.emit('close', state.target.name, reason);
+          this.pump(state);
+        });
+        this.pump(state);
+      },
+      (err: unknown) => {
+        remove(state.conns, conn);
+        // Other connections may still serve the queue; only when none is left do the waiters
+        // learn that this host cannot be reached right now.
+        if (state.conns.length === 0) {
+          for (const w of state.waiters.splice(0)) w.reject(err);
+        } else {
+          this.pump(state);
+        }
+      },
+    );
+  }
+}
+
+function openExec(link: SshLink, command: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) => {
+    try {
+      link.client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel)));
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+/**
+ * Calls `then` once the server has processed everything sent so far. sshd frees a session only
+ * when it garbage-collects the closed channel, after the batch of packets that held our
+ * CHANNEL_CLOSE; a slot reused at once can meet "open failed" under churn even below
+ * MaxSessions. A global request with a reply is a barrier: it is answered after that batch. A
+ * `cancel-tcpip-forward` for a forward that does not exist is the one such request in ssh2's
+ * public API with no effect (the server just says no).
+ */
+function afterServerCatchesUp(link: SshLink, then: () => void): void {
+  let done = false;
+  const once = () => {
+    if (done) return;
+    done = true;
+    then();
+  };
+  if (!link.isOpen()) {
+    once();
+    return;
+  }
+  try {
+    // ssh2 also calls this back (with an error) if the connection closes first.
+    link.client.unforwardIn('127.0.0.1', 1, once);
+  } catch {
+    once();
+  }
+}
+
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
