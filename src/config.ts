@@ -26,9 +26,18 @@ const schema = z.object({
   CONVEYOR_INVENTORY: z.string().optional(),
   CONVEYOR_KNOWN_HOSTS: z.string().optional(),
   CONVEYOR_DATA_DIR: z.string().default('.conveyor'),
+  /** The worker's ssh-agent, for hosts with `auth: { type: agent }`. */
+  SSH_AUTH_SOCK: z.string().optional(),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   WORKER_EXECUTORS: z.string().default('local,ssh,vm').transform(list),
   WORKER_TAGS: z.string().default('').transform(list),
+  /** Sandbox VM steps with bubblewrap; `false` on hosts without it (sandboxed steps are then refused). */
+  WORKER_VM_SANDBOX: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+  /** Pre-spawned function VMs per worker. */
+  WORKER_VM_POOL: z.coerce.number().int().min(0).max(64).default(2),
   /** How long a job lock lives; a crashed worker's step is retried after about this long. */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),

@@ -3,27 +3,58 @@
  * `worker`. Configuration comes from the environment, read once here.
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import pino from 'pino';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
 import { UnavailableError } from './errors.ts';
+import { type Inventory, loadInventoryFile } from './inventory/index.ts';
+import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { redisAnswers, startPrivateRedis } from './standalone-redis.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor } from './workers/local/index.ts';
-import { startWorker } from './workers/worker.ts';
+import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
+import { VmExecutor } from './workers/vm/index.ts';
+import { startWorker, type WorkerServices } from './workers/worker.ts';
 
 type Mode = 'standalone' | 'api' | 'worker';
 
+/** Files and keys named by the configuration, read once at start. */
+interface Resources {
+  inventoryFile?: Inventory;
+  secretKey?: SecretKey;
+  knownHosts?: KnownHosts;
+}
+
+async function loadResources(config: Config): Promise<Resources> {
+  return {
+    inventoryFile: config.CONVEYOR_INVENTORY ? await loadInventoryFile(config.CONVEYOR_INVENTORY) : undefined,
+    secretKey: config.CONVEYOR_SECRET_KEY ? parseSecretKey(config.CONVEYOR_SECRET_KEY) : undefined,
+    knownHosts: config.CONVEYOR_KNOWN_HOSTS
+      ? KnownHosts.parse(await readFile(config.CONVEYOR_KNOWN_HOSTS, 'utf8'))
+      : undefined,
+  };
+}
+
 /** Executors this worker serves (WORKER_EXECUTORS); unknown names are an error. */
-async function createExecutors(config: Config, logger: pino.Logger): Promise<Executor[]> {
-  const out: Executor[] = [];
-  for (const name of config.WORKER_EXECUTORS) {
-    if (name === 'local') out.push(new LocalExecutor());
-    else if (name === 'ssh' || name === 'vm')
-      logger.warn({ executor: name }, 'executor not available in this build yet; skipping');
-    else throw new RangeError(`WORKER_EXECUTORS: unknown executor "${name}" (known: local, ssh, vm)`);
-  }
-  return out;
+function createExecutors(config: Config, resources: Resources, services: WorkerServices): Executor[] {
+  return config.WORKER_EXECUTORS.map((name) => {
+    if (name === 'local') return new LocalExecutor();
+    if (name === 'ssh') {
+      return new SshExecutor({
+        knownHosts: resources.knownHosts,
+        onTrust: (host, keyLine) => services.inventory.recordHostKey(host, keyLine),
+        resolveHost: async (host) =>
+          toHostTarget(await services.inventory.load(), host, {
+            secret: async (secret) => (await services.secrets.get([secret]))[secret],
+            agentSocket: config.SSH_AUTH_SOCK,
+          }),
+      });
+    }
+    if (name === 'vm')
+      return new VmExecutor({ sandbox: config.WORKER_VM_SANDBOX, poolSize: config.WORKER_VM_POOL });
+    throw new RangeError(`WORKER_EXECUTORS: unknown executor "${name}" (known: local, ssh, vm)`);
+  });
 }
 
 /** Runs one mode until SIGINT/SIGTERM. */
@@ -45,6 +76,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     logger.info({ redis: config.REDIS_URL.replace(/\/\/[^@]*@/, '//***@') }, 'using Redis');
   }
 
+  const resources = await loadResources(config);
   const closers: Array<() => Promise<void>> = [];
   if (mode !== 'worker') {
     const api = await startApi({
@@ -52,6 +84,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       prefix: config.CONVEYOR_PREFIX,
       port: config.PORT,
       logger,
+      ...resources,
     });
     closers.push(() => api.close());
     logger.info({ port: api.port }, `API listening on http://127.0.0.1:${api.port}`);
@@ -62,7 +95,9 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     const worker = await startWorker({
       redisUrl: config.REDIS_URL,
       prefix: config.CONVEYOR_PREFIX,
-      executors: await createExecutors(config, logger),
+      executors: (services) => createExecutors(config, resources, services),
+      inventoryFile: resources.inventoryFile,
+      secretKey: resources.secretKey,
       concurrency: config.WORKER_CONCURRENCY,
       lockMs: config.WORKER_LOCK_MS,
       stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,

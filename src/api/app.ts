@@ -2,7 +2,9 @@
 import { Hono } from 'hono';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
+import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
+import { secretRoutes } from './secrets.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** Builds the API application. */
@@ -23,6 +25,8 @@ export function createApp(deps: ApiDeps): Hono {
   });
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
+  app.route('/v1/hosts', hostRoutes(deps));
+  app.route('/v1/secrets', secretRoutes(deps));
 
   app.notFound((c) => {
     const { status, body } = toErrorResponse(

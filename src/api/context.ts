@@ -1,8 +1,8 @@
 /** What the API's route modules share, built once by `createApp`'s caller. */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { HostCatalog } from '../flows/index.ts';
-import type { RunStore, WorkflowStore } from '../store/index.ts';
+import type { InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 
 /** The API's dependencies. */
@@ -11,7 +11,10 @@ export interface ApiDeps {
   store: RunStore;
   workflows: WorkflowStore;
   launcher: RunLauncher;
-  /** The SSH inventory, for validating `hosts` (absent: no inventory). */
-  hosts?: HostCatalog;
+  /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
+  inventory: InventoryStore;
+  secrets: SecretStore;
+  /** Entries of `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
+  knownHosts?: KnownHosts;
   logger: Logger;
 }

@@ -19,7 +19,8 @@ const EVENT_ID = /^\d+-\d+$/;
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 /** The dry-run plan: what would run, in which order, where. */
-function plan(workflow: Workflow, deps: ApiDeps) {
+async function plan(workflow: Workflow, deps: ApiDeps) {
+  const hosts = await deps.inventory.catalog();
   const level = new Map<string, number>();
   for (const id of workflow.order) {
     level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
@@ -36,7 +37,8 @@ function plan(workflow: Workflow, deps: ApiDeps) {
         stage: level.get(id),
         executor: step.executor,
         if: step.if,
-        hosts: step.hosts ? (deps.hosts?.resolve(step.hosts) ?? []) : undefined,
+        hosts: step.hosts ? (hosts.resolve(step.hosts) ?? []) : undefined,
+        maxParallel: step.hosts ? step.strategy.maxParallel : undefined,
         timeoutMs: step.timeoutMs,
         attempts: step.retries.attempts,
         bullmqParent: parents.get(id) ?? '(run)',
@@ -64,7 +66,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     }
     let workflow: Workflow;
     try {
-      workflow = validateDefinition(body.workflow, { hosts: deps.hosts });
+      workflow = validateDefinition(body.workflow, { hosts: await deps.inventory.catalog() });
     } catch (err) {
       if (err instanceof ValidationError) {
         const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
@@ -72,7 +74,7 @@ export function runRoutes(deps: ApiDeps): Hono {
       }
       throw err;
     }
-    if (c.req.query('dryRun') === 'true') return c.json(plan(workflow, deps));
+    if (c.req.query('dryRun') === 'true') return c.json(await plan(workflow, deps));
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
@@ -147,8 +149,22 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.get('/:id/steps/:step/logs', async (c) => {
     const run = await mustGetRun(c.req.param('id'));
     const stepId = c.req.param('step');
-    if (!run.steps[stepId]) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
-    return c.text(await deps.store.getLog(run.id, stepId));
+    const step = run.steps[stepId];
+    if (!step) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
+    const host = c.req.query('host');
+    if (host !== undefined) {
+      if (!step.instances?.[host])
+        throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
+      return c.text(await deps.store.getInstanceLog(run.id, stepId, host));
+    }
+    if (!step.instances) return c.text(await deps.store.getLog(run.id, stepId));
+    // A fan-out step: every host's log under a header, in host order.
+    const parts = await Promise.all(
+      Object.keys(step.instances).map(
+        async (h) => `==> ${h} <==\n${await deps.store.getInstanceLog(run.id, stepId, h)}`,
+      ),
+    );
+    return c.text(parts.join('\n'));
   });
 
   app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));

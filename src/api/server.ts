@@ -4,7 +4,10 @@ import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { QUEUES } from '../flows/index.ts';
-import { bullPrefix, RunStore, WorkflowStore } from '../store/index.ts';
+import type { Inventory } from '../inventory/index.ts';
+import type { SecretKey } from '../secrets/index.ts';
+import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './context.ts';
 import { RunLauncher } from './run-launcher.ts';
@@ -25,6 +28,12 @@ export interface ApiOptions {
   /** Listen on this port (0: any free port); omit to only build the app. */
   port?: number;
   logger: Logger;
+  /** Hosts from the `CONVEYOR_INVENTORY` file. */
+  inventoryFile?: Inventory;
+  /** `CONVEYOR_SECRET_KEY`; without it secrets cannot be stored. */
+  secretKey?: SecretKey;
+  /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
+  knownHosts?: KnownHosts;
 }
 
 /** Connects to Redis and builds (and optionally serves) the API. */
@@ -54,6 +63,9 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     store,
     workflows: new WorkflowStore(redis, options.prefix),
     launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
+    secrets: new SecretStore(redis, options.prefix, options.secretKey),
+    knownHosts: options.knownHosts,
     logger: options.logger,
   };
   const app = createApp(deps);

@@ -28,7 +28,7 @@ export function workflowRoutes(deps: ApiDeps): Hono {
 
   app.post('/', async (c) => {
     const definition = await readBody(c, { yaml: true });
-    const workflow = validateDefinition(definition, { hosts: deps.hosts });
+    const workflow = validateDefinition(definition, { hosts: await deps.inventory.catalog() });
     const { version, created } = await deps.workflows.register(definition, workflow);
     return c.json({ name: workflow.name, version }, created ? 201 : 200);
   });

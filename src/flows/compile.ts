@@ -28,6 +28,10 @@ export interface StepJobData {
   stepId: string;
   /** Gate job ids to promote when this step finishes. */
   gates: string[];
+  /** Set on the child jobs of a fan-out step: the host this instance runs on. */
+  host?: string;
+  /** Set on a fan-out step's job once its instances were added. */
+  phase?: 'fanned-out';
 }
 
 /** Data of a gate job. */

@@ -28,13 +28,13 @@ export const retriesSchema = z.strictObject({
 
 /** The `vm` block of a step (issue 4 gives it meaning; its shape is fixed here). */
 export const vmSchema = z.strictObject({
-  memoryMb: z.number().int().min(16).max(65_536).optional(),
-  cpuSeconds: z.number().min(0.1).optional(),
+  memoryMb: z.number().int().min(32).max(65_536).optional(),
+  cpuSeconds: z.number().min(1).max(86_400).optional(),
   timeout: duration.optional(),
   network: z.boolean().optional(),
   sandbox: z.boolean().optional(),
   modules: z.array(z.string()).optional(),
-  pids: z.number().int().min(1).optional(),
+  pids: z.number().int().min(16).max(32_768).optional(),
 });
 
 /** One step. */

@@ -1,10 +1,12 @@
 /** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
 export { followEvents } from './event-follower.ts';
+export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
 export {
   type EventInput,
   FINAL_RUN_STATUSES,
   FINAL_STEP_STATUSES,
+  type InstanceView,
   isTerminalEvent,
   type RunDocument,
   type RunEvent,
@@ -15,4 +17,5 @@ export {
   type StepStatus,
   type StepView,
 } from './run-store.ts';
+export { SecretStore, SecretsDisabledError } from './secret-store.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

@@ -20,6 +20,12 @@ export function keys(prefix: string) {
     workflow: (name: string) => `${base}:wf:${name}`,
     workflows: () => `${base}:workflows`,
     idempotency: (scope: string, key: string) => `${base}:idem:${scope}:${key}`,
+    /** Hash: host name → inventory entry JSON (hosts managed through the API). */
+    hosts: () => `${base}:hosts`,
+    /** Hash: secret name → AES-256-GCM ciphertext. */
+    secrets: () => `${base}:secrets`,
+    instanceLog: (runId: string, stepId: string, host: string) =>
+      `${base}:run:${runId}:log:${stepId}@${host}`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
   };

@@ -35,10 +35,27 @@ export interface StepDetails {
   outputs?: Record<string, unknown>;
   error?: SerializedError;
   continueOnError?: boolean;
+  /** Fan-out steps: the hosts the step runs on, in order. */
+  hosts?: string[];
+}
+
+/** One host instance of a fan-out step. */
+export interface InstanceView {
+  status: StepStatus;
+  attempts?: number;
+  exitCode?: number | null;
+  signal?: string | null;
+  startedAt?: string;
+  finishedAt?: string;
+  outputs?: Record<string, unknown>;
+  error?: SerializedError;
 }
 
 /** A step as the run document shows it. */
-export type StepView = { status: StepStatus } & Partial<StepDetails>;
+export type StepView = {
+  status: StepStatus;
+  instances?: Record<string, InstanceView>;
+} & Partial<StepDetails>;
 
 /** `GET /v1/runs/:id`. */
 export interface RunDocument {
@@ -143,21 +160,81 @@ export class RunStore {
     await this.redis.xadd(this.keys.events(runId), '*', 'type', event.type, 'data', data);
   }
 
-  /** Appends log text to the step's stored log and publishes it as one `step.log` event. */
-  async appendLog(runId: string, stepId: string, stream: 'stdout' | 'stderr', text: string): Promise<void> {
+  /**
+   * Appends log text to the step's stored log (or its host instance's) and publishes it as one
+   * `step.log` event.
+   */
+  async appendLog(
+    runId: string,
+    stepId: string,
+    stream: 'stdout' | 'stderr',
+    text: string,
+    host?: string,
+  ): Promise<void> {
+    const at = new Date().toISOString();
     const data = JSON.stringify({
       runId,
       type: 'step.log',
-      at: new Date().toISOString(),
+      at,
       step: stepId,
+      ...(host && { host }),
       stream,
       text,
     });
     await this.redis
       .multi()
-      .append(this.keys.log(runId, stepId), text)
+      .append(host ? this.keys.instanceLog(runId, stepId, host) : this.keys.log(runId, stepId), text)
       .xadd(this.keys.events(runId), '*', 'type', 'step.log', 'data', data)
       .exec();
+  }
+
+  /** Moves a host instance of a fan-out step; false when it was already final. */
+  async transitionInstance(
+    runId: string,
+    stepId: string,
+    host: string,
+    instance: InstanceView,
+    event: EventInput | undefined,
+  ): Promise<boolean> {
+    const at = new Date().toISOString();
+    const result = await this.redis.transitionInstance(
+      this.keys.run(runId),
+      this.keys.events(runId),
+      `i:${stepId}@${host}`,
+      instance.status,
+      JSON.stringify(instance),
+      event ? JSON.stringify({ runId, at, ...event }) : '',
+      event?.type ?? '',
+    );
+    if (result === -1) throw new Error(`run ${runId} has no record`);
+    return result === 1;
+  }
+
+  /** The instances of a fan-out step, by host (hosts without a record are absent). */
+  async instances(runId: string, stepId: string, hosts: string[]): Promise<Record<string, InstanceView>> {
+    if (hosts.length === 0) return {};
+    const values = await this.redis.hmget(this.keys.run(runId), ...hosts.map((h) => `i:${stepId}@${h}`));
+    const out: Record<string, InstanceView> = {};
+    hosts.forEach((host, i) => {
+      if (values[i]) out[host] = JSON.parse(values[i]!) as InstanceView;
+    });
+    return out;
+  }
+
+  /** Marks a fan-out step failed-fast (its pending instances will not start) and tells workers. */
+  async failFast(runId: string, stepId: string): Promise<void> {
+    await this.redis.hset(this.keys.run(runId), `ff:${stepId}`, '1');
+    await this.redis.publish(this.keys.cancelChannel(), `${runId}/${stepId}`);
+  }
+
+  /** True when a fan-out step was failed-fast. */
+  async isFailedFast(runId: string, stepId: string): Promise<boolean> {
+    return (await this.redis.hget(this.keys.run(runId), `ff:${stepId}`)) === '1';
+  }
+
+  /** A host instance's stored log text. */
+  async getInstanceLog(runId: string, stepId: string, host: string): Promise<string> {
+    return (await this.redis.get(this.keys.instanceLog(runId, stepId, host))) ?? '';
   }
 
   /** Records the run's final status and terminal event; false when it was already final. */
@@ -277,6 +354,14 @@ export class RunStore {
         executor: meta.definition.steps[id]!.executor,
         ...details,
       };
+      if (details?.hosts) {
+        const instances: Record<string, InstanceView> = {};
+        for (const host of details.hosts) {
+          const raw = all[`i:${id}@${host}`];
+          instances[host] = raw ? (JSON.parse(raw) as InstanceView) : { status: 'pending' };
+        }
+        steps[id]!.instances = instances;
+      }
     }
     return {
       id: meta.id,

@@ -6,6 +6,7 @@ const SCRIPTS = {
   announceRun: { file: 'announce-run.lua', keys: 4 },
   transitionStep: { file: 'transition-step.lua', keys: 2 },
   startStep: { file: 'start-step.lua', keys: 2 },
+  transitionInstance: { file: 'transition-instance.lua', keys: 2 },
   finishRun: { file: 'finish-run.lua', keys: 2 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 2 },

@@ -36,7 +36,10 @@ export class CancelWatch {
     this.poller.unref();
   }
 
-  /** Calls `onCancel` when the run is cancelled while the returned function has not been called. */
+  /**
+   * Calls `onCancel` when `key` (a run id, or `<run>/<step>` for a fail-fast step) is cancelled
+   * while the returned function has not been called.
+   */
   watch(runId: string, onCancel: () => void): () => void {
     let set = this.listeners.get(runId);
     if (!set) {
@@ -56,6 +59,7 @@ export class CancelWatch {
 
   private async poll(): Promise<void> {
     for (const runId of this.listeners.keys()) {
+      if (runId.includes('/')) continue; // a fail-fast key: pub/sub only, pending instances check the flag
       try {
         const snapshot = await this.store.snapshot(runId, [], false);
         if (snapshot.cancelRequested) this.fire(runId);

@@ -1,28 +1,38 @@
 /**
  * Processes one step job: decides (skip, run, or finish what a crashed worker already recorded),
- * resolves expressions, runs the executor with timeout, cancel and log cap wired to one abort
- * signal, records the outcome and its event, and promotes the step's gates before BullMQ
+ * runs one attempt, records the outcome and its event, and promotes the step's gates before BullMQ
  * completes the job. Step failures are thrown so BullMQ retries them (with the step's backoff)
  * and dashboards show them; every dependent still wakes (`ignoreDependencyOnFailure`).
+ *
+ * A step on a group of hosts fans out instead: its job adds one BullMQ child per host (in
+ * `maxParallel` lanes), waits for them in `waiting-children` without holding a worker slot, and
+ * is processed once more to aggregate their outcomes (see instance-processor.ts).
  */
-import { type Job, type Queue, UnrecoverableError } from 'bullmq';
-import type { Logger } from 'pino';
 import {
-  OutputLimitError,
-  type SerializedError,
-  StepCancelledError,
-  StepError,
-  StepTimeoutError,
-  serializeError,
-} from '../errors.ts';
-import { evaluate, exprVar, type RunMeta, type StepJobData, toText, truthy } from '../flows/index.ts';
-import type { EventInput, RunStore, StepDetails, StepStatus } from '../store/index.ts';
+  type FlowJob,
+  type FlowProducer,
+  type Job,
+  type Queue,
+  UnrecoverableError,
+  WaitingChildrenError,
+} from 'bullmq';
+import type { Logger } from 'pino';
+import { type SerializedError, StepError, serializeError } from '../errors.ts';
+import { evaluate, type RunMeta, type StepJobData, stepJobId, truthy } from '../flows/index.ts';
+import {
+  type EventInput,
+  FINAL_STEP_STATUSES,
+  type InventoryStore,
+  type RunStore,
+  type StepDetails,
+  type StepStatus,
+} from '../store/index.ts';
+import { buildExecution, runAttempt } from './attempt.ts';
 import type { CancelWatch } from './cancel-watch.ts';
-import type { Executor, StepExecution, StepResult } from './executor.ts';
-import { buildContexts, renderTemplate, statusView } from './expression-context.ts';
+import type { Executor } from './executor.ts';
+import { buildContexts, statusView } from './expression-context.ts';
 import { promoteGates } from './gates.ts';
-import { LogSink } from './log-sink.ts';
-import { createMasker, maskDeep } from './mask.ts';
+import { createMasker } from './mask.ts';
 import type { PlanCache, RunPlan, StepPlan } from './run-plan.ts';
 
 /** Where secret values come from (the secrets store once configured). */
@@ -31,16 +41,19 @@ export interface SecretSource {
   get(names: string[]): Promise<Record<string, string>>;
 }
 
-/** Everything the processor needs, built once per worker. */
+/** Everything the processors need, built once per worker. */
 export interface StepProcessorDeps {
   store: RunStore;
   plans: PlanCache;
   executors: ReadonlyMap<string, Executor>;
   gateQueue: Queue;
+  /** Adds fan-out instances as children of their step's job. */
+  flows: FlowProducer;
   /** Reads a run's meta from its root job when the record is missing (the API died mid-submit). */
   loadMeta(runId: string): Promise<RunMeta | undefined>;
   cancels: CancelWatch;
   secrets?: SecretSource;
+  inventory?: InventoryStore;
   logger: Logger;
   limits: { maxLogBytes: number; maxOutputBytes: number };
 }
@@ -54,22 +67,32 @@ export interface StepJobResult {
 /** How long a step woken before its needs' statuses landed waits for them (see start-step.lua). */
 const EARLY_WAIT_MS = 30_000;
 
-/** Builds the BullMQ processor for step queues. */
-export function createStepProcessor(deps: StepProcessorDeps) {
-  const { store, logger } = deps;
-
-  /** The run's plan, read from Redis (or its root job) the first time this worker sees the run. */
-  async function planFor(runId: string): Promise<RunPlan> {
-    const cached = deps.plans.get(runId);
-    if (cached) return cached;
-    let meta = (await store.snapshot(runId, [], true)).meta;
-    if (!meta) {
-      meta = await deps.loadMeta(runId);
-      if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
-      await store.announce(meta);
-    }
-    return deps.plans.add(meta);
+/** The run's plan, read from Redis (or its root job) the first time this worker sees the run. */
+export async function planFor(deps: StepProcessorDeps, runId: string): Promise<RunPlan> {
+  const cached = deps.plans.get(runId);
+  if (cached) return cached;
+  let meta = (await deps.store.snapshot(runId, [], true)).meta;
+  if (!meta) {
+    meta = await deps.loadMeta(runId);
+    if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
+    await deps.store.announce(meta);
   }
+  return deps.plans.add(meta);
+}
+
+/** Throws for the statuses BullMQ must see as failures; otherwise the job's return value. */
+export function settle(status: string, error?: SerializedError): StepJobResult {
+  if (status === 'failed' || status === 'cancelled')
+    throw new UnrecoverableError(error?.message ?? `step ${status}`);
+  return { status: status === 'skipped' ? 'skipped' : 'succeeded' };
+}
+
+/** Builds the BullMQ processor for step queues. */
+export function createStepProcessor(
+  deps: StepProcessorDeps,
+  processInstance: (job: Job<StepJobData>) => Promise<StepJobResult>,
+) {
+  const { store, logger } = deps;
 
   /**
    * Records a final status and promotes the step's gates without waiting for the replies: BullMQ's
@@ -103,15 +126,10 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     return settle(status, error);
   }
 
-  function settle(status: string, error?: SerializedError): StepJobResult {
-    if (status === 'failed' || status === 'cancelled')
-      throw new UnrecoverableError(error?.message ?? `step ${status}`);
-    return { status: status === 'skipped' ? 'skipped' : 'succeeded' };
-  }
-
-  return async function processStep(job: Job<StepJobData>): Promise<StepJobResult> {
+  return async function processStep(job: Job<StepJobData>, token?: string): Promise<StepJobResult> {
+    if (job.data.host !== undefined) return processInstance(job);
     const { runId, stepId } = job.data;
-    const plan = await planFor(runId);
+    const plan = await planFor(deps, runId);
     const sp = plan.steps.get(stepId);
     if (!sp) throw new UnrecoverableError(`run ${runId} has no step "${stepId}"`);
     const step = sp.step;
@@ -121,9 +139,26 @@ export function createStepProcessor(deps: StepProcessorDeps) {
       attempts: attempt,
       ...(step.continueOnError && { continueOnError: true }),
     };
+    const fail = (error: SerializedError, details: Partial<StepDetails> = {}) => {
+      finish(
+        job,
+        sp,
+        'failed',
+        { ...base, ...details, error, finishedAt: now() },
+        {
+          type: 'step.failed',
+          step: stepId,
+          error,
+          exitCode: details.exitCode,
+          attempt,
+        },
+      );
+      return settle('failed', error);
+    };
+    if (job.data.phase === 'fanned-out') return aggregate(job, sp, base, fail);
+
     const startedAt = now();
     const startedEvent = { type: 'step.started', step: stepId, attempt, executor: step.executor };
-
     // One round trip: the needs' states, and (default condition) the decision and the start.
     const startOnce = () =>
       store.startStep(runId, stepId, sp.reads, step.needs.length, {
@@ -144,28 +179,10 @@ export function createStepProcessor(deps: StepProcessorDeps) {
     if (start.outcome === 'missing') throw new Error(`run ${runId} has no record`);
     if (start.outcome === 'final') return conclude(job, start.current!, snapshot.details[stepId]?.error);
 
-    const secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
-    const mask = createMasker(Object.values(secretValues));
-    const fail = async (error: SerializedError, details: Partial<StepDetails> = {}) => {
-      const masked = maskDeep(error, mask);
-      finish(
-        job,
-        sp,
-        'failed',
-        { ...base, ...details, error: masked, finishedAt: now() },
-        {
-          type: 'step.failed',
-          step: stepId,
-          error: masked,
-          exitCode: details.exitCode,
-          attempt,
-        },
-      );
-      return settle('failed', masked);
-    };
-
+    let secretValues: Record<string, string> = {};
     let contexts: Record<string, unknown>;
     try {
+      secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
       const missing = sp.secrets.filter((name) => secretValues[name] === undefined);
       if (missing.length)
         throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
@@ -188,98 +205,41 @@ export function createStepProcessor(deps: StepProcessorDeps) {
         }
       }
     } catch (err) {
-      return fail(
+      const mask = createMasker(Object.values(secretValues));
+      const error =
         err instanceof StepError
           ? serializeError(err)
-          : { code: 'expression_error', message: (err as Error).message },
-      );
+          : { code: 'expression_error', message: (err as Error).message };
+      return fail({ ...error, message: mask(error.message) });
     }
+
+    if (step.hosts !== undefined) return fanOut(job, token, sp, { ...base, startedAt }, fail);
 
     const executor = deps.executors.get(step.executor);
     if (!executor)
       return fail({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
-
-    let execution: StepExecution;
+    const mask = createMasker(Object.values(secretValues));
+    let execution: ReturnType<typeof buildExecution>;
     try {
-      const env: Record<string, string> = { ...(contexts.env as Record<string, string>) };
-      sp.commandExprs.forEach((expr, n) => {
-        env[exprVar(n)] = toText(evaluate(expr, contexts));
-      });
-      Object.assign(env, {
-        CONVEYOR_RUN_ID: runId,
-        CONVEYOR_STEP_ID: stepId,
-        CONVEYOR_RUN_ATTEMPT: String(attempt),
-      });
-      execution = {
-        runId,
-        stepId,
-        attempt,
-        command: step.command?.text,
-        function: step.function,
-        env,
-        cwd: sp.cwd ? renderTemplate(sp.cwd, contexts) : undefined,
-        secrets: Object.values(secretValues),
-        idempotencyKey: `${runId}.${stepId}`,
-        limits: { maxOutputBytes: deps.limits.maxOutputBytes },
-        options: { ...step.vm, hosts: step.hosts, sudo: step.sudo },
-        context: {
-          inputs: plan.meta.inputs,
-          steps: contexts.steps,
-          env,
-          secrets: secretValues,
-          run: { id: runId, attempt },
-        },
-      };
+      execution = buildExecution(plan, sp, contexts, attempt, secretValues, deps.limits.maxOutputBytes);
     } catch (err) {
-      return fail({ code: 'expression_error', message: (err as Error).message });
+      return fail({ code: 'expression_error', message: mask((err as Error).message) });
     }
-
-    const controller = new AbortController();
-    const abort = (reason: StepError) => {
-      if (!controller.signal.aborted) controller.abort(reason);
-    };
-    const timer = setTimeout(() => abort(new StepTimeoutError(step.timeoutMs)), step.timeoutMs);
-    // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
-    const unwatch = snapshot.cancelRequested
-      ? () => {}
-      : deps.cancels.watch(runId, () => abort(new StepCancelledError()));
-    const progress = (percent: number, message?: string) =>
-      store
-        .event(runId, {
-          type: 'step.progress',
-          step: stepId,
-          percent,
-          ...(message && { message: mask(message) }),
-        })
-        .catch((err) => logger.warn({ err, runId, stepId }, 'could not publish progress'));
-    const sink = new LogSink(
-      (stream, text) => store.appendLog(runId, stepId, stream, text),
+    const outcome = await runAttempt({
+      store,
+      cancels: deps.cancels,
+      logger,
+      executor,
+      execution,
+      timeoutMs: step.timeoutMs,
+      // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
+      watch: snapshot.cancelRequested ? [] : [runId],
       mask,
-      abort,
-      { maxBytes: deps.limits.maxLogBytes },
-      progress,
-    );
-    let result: StepResult | undefined;
-    let thrown: unknown;
-    try {
-      result = await executor.run(execution, {
-        signal: controller.signal,
-        log: (stream, chunk) => sink.push(stream, chunk),
-        progress: (percent, message) => void progress(percent, message),
-      });
-    } catch (err) {
-      thrown = err;
-    } finally {
-      clearTimeout(timer);
-      unwatch();
-    }
-    await sink.close();
+      maxLogBytes: deps.limits.maxLogBytes,
+    });
 
-    const finishedAt = now();
-    const reason = controller.signal.aborted ? (controller.signal.reason as StepError) : undefined;
-    const exitCode = result?.exitCode ?? null;
-    if (!reason && !thrown && !result?.error && exitCode === 0) {
-      const outputs = maskDeep(result!.outputs, mask);
+    if (outcome.kind === 'succeeded') {
+      const { exitCode, outputs, finishedAt } = outcome;
       finish(
         job,
         sp,
@@ -294,51 +254,130 @@ export function createStepProcessor(deps: StepProcessorDeps) {
       );
       return { status: 'succeeded', exitCode };
     }
+    const details = { ...base, startedAt, ...outcome.details, error: outcome.error };
+    if (outcome.kind === 'cancelled') {
+      finish(job, sp, 'cancelled', details, {
+        type: 'step.failed',
+        step: stepId,
+        error: outcome.error,
+        cancelled: true,
+      });
+      return settle('cancelled', outcome.error);
+    }
+    if (outcome.retriable && !outcome.limit && attempt < step.retries.attempts) {
+      await store.transition(runId, stepId, 'queued', details, {
+        type: 'step.retrying',
+        step: stepId,
+        attempt,
+        nextAttempt: attempt + 1,
+        error: outcome.error,
+      });
+      throw new Error(outcome.error.message);
+    }
+    return fail(outcome.error, { startedAt, ...outcome.details });
+  };
 
-    const error: SerializedError & { retriable?: boolean } = reason
-      ? { ...serializeError(reason), retriable: reason.retriable }
-      : thrown
-        ? { ...serializeError(thrown), retriable: thrown instanceof StepError ? thrown.retriable : true }
-        : (result?.error ?? {
-            code: 'exit_code',
-            message: result?.signal ? `killed by ${result.signal}` : `exited with code ${exitCode}`,
-          });
-    const details = { startedAt, exitCode, signal: result?.signal ?? null };
-    const { retriable = true, ...plain } = error;
-    const masked = maskDeep(plain, mask);
-    if (reason instanceof StepCancelledError) {
+  /**
+   * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
+   * run at once), then waits for them without holding a worker slot.
+   */
+  async function fanOut(
+    job: Job<StepJobData>,
+    token: string | undefined,
+    sp: StepPlan,
+    details: StepDetails,
+    fail: (error: SerializedError) => StepJobResult,
+  ): Promise<StepJobResult> {
+    const { runId, stepId } = job.data;
+    const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
+    if (!hosts?.length)
+      return fail({ code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` });
+    await store.transition(runId, stepId, 'running', { ...details, hosts }, undefined);
+    const lanes = sp.step.strategy.maxParallel ?? hosts.length;
+    const parent = { id: job.id!, queue: job.queueQualifiedName };
+    const flows: FlowJob[] = [];
+    for (let lane = 0; lane < Math.min(lanes, hosts.length); lane++) {
+      // BullMQ runs children first: the lane's first host is its deepest child.
+      let node: FlowJob | undefined;
+      for (let i = lane; i < hosts.length; i += lanes) {
+        const host = hosts[i]!;
+        const data: StepJobData = { ...job.data, gates: [], host };
+        node = {
+          name: `${stepId}@${host}`,
+          queueName: job.queueName,
+          data,
+          opts: {
+            jobId: `${stepJobId(runId, stepId)}@${host}`,
+            attempts: sp.step.retries.attempts,
+            backoff: {
+              type: sp.step.retries.backoff,
+              delay: sp.step.retries.delayMs,
+              jitter: sp.step.retries.jitter,
+            },
+            ignoreDependencyOnFailure: true,
+          },
+          children: node ? [node] : undefined,
+        };
+      }
+      flows.push({ ...node!, opts: { ...node!.opts, parent } });
+    }
+    await deps.flows.addBulk(flows);
+    await job.updateData({ ...job.data, phase: 'fanned-out' });
+    if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+    return aggregate(job, sp, details, fail);
+  }
+
+  /** Every instance has finished: the step succeeds when all of them did. */
+  async function aggregate(
+    job: Job<StepJobData>,
+    sp: StepPlan,
+    base: StepDetails,
+    fail: (error: SerializedError, details?: Partial<StepDetails>) => StepJobResult,
+  ): Promise<StepJobResult> {
+    const { runId, stepId } = job.data;
+    const snapshot = await store.snapshot(runId, [stepId], false);
+    if (FINAL_STEP_STATUSES.has(snapshot.status[stepId] ?? '')) {
+      return conclude(job, snapshot.status[stepId]!, snapshot.details[stepId]?.error);
+    }
+    const recorded = snapshot.details[stepId] ?? base;
+    const hosts = recorded.hosts ?? [];
+    const instances = await store.instances(runId, stepId, hosts);
+    const failed = hosts.filter((h) => instances[h]?.status !== 'succeeded');
+    const details: StepDetails = { ...recorded, finishedAt: now() };
+    if (failed.length === 0) {
+      // Step-level outputs: the instances' outputs merged in host order (later hosts win).
+      const outputs = Object.assign({}, ...hosts.map((h) => instances[h]?.outputs ?? {}));
+      finish(
+        job,
+        sp,
+        'succeeded',
+        { ...details, outputs },
+        { type: 'step.succeeded', step: stepId, hosts: hosts.length },
+      );
+      return { status: 'succeeded' };
+    }
+    if (snapshot.cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
+      const error = { code: 'cancelled', message: 'step cancelled' };
       finish(
         job,
         sp,
         'cancelled',
-        { ...base, ...details, finishedAt, error: masked },
-        {
-          type: 'step.failed',
-          step: stepId,
-          error: masked,
-          cancelled: true,
-        },
+        { ...details, error },
+        { type: 'step.failed', step: stepId, error, cancelled: true },
       );
-      return settle('cancelled', masked);
+      return settle('cancelled', error);
     }
-    if (retriable && attempt < step.retries.attempts && !(reason instanceof OutputLimitError)) {
-      await store.transition(
-        runId,
-        stepId,
-        'queued',
-        { ...base, ...details, finishedAt, error: masked },
-        {
-          type: 'step.retrying',
-          step: stepId,
-          attempt,
-          nextAttempt: attempt + 1,
-          error: masked,
-        },
-      );
-      throw new Error(masked.message);
-    }
-    return fail(masked, details);
-  };
+    const summary = failed.map(
+      (h) => `${h} (${instances[h]?.error?.message ?? instances[h]?.status ?? 'no result'})`,
+    );
+    return fail(
+      {
+        code: 'hosts_failed',
+        message: `${failed.length} of ${hosts.length} hosts failed: ${summary.join('; ')}`,
+      },
+      details,
+    );
+  }
 }
 
 function now(): string {

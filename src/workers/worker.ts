@@ -3,23 +3,37 @@
  * queue and on the runs queue (run finalisers), plus the cancel watcher. `close()` waits for
  * running steps up to a grace period, then abandons them to stalled-job recovery.
  */
-import { Job, Queue, Worker } from 'bullmq';
+import { FlowProducer, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { QUEUES, type RunMeta } from '../flows/index.ts';
-import { bullPrefix, RunStore } from '../store/index.ts';
+import type { Inventory } from '../inventory/index.ts';
+import type { SecretKey } from '../secrets/index.ts';
+import { bullPrefix, InventoryStore, RunStore, SecretStore } from '../store/index.ts';
 import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
+import { createInstanceProcessor } from './instance-processor.ts';
 import { createRunFinalizer } from './run-finalizer.ts';
 import { PlanCache } from './run-plan.ts';
 import { createStepProcessor, type SecretSource } from './step-processor.ts';
+
+/** What executors may use: the worker's inventory and secrets (the SSH executor resolves hosts). */
+export interface WorkerServices {
+  inventory: InventoryStore;
+  secrets: SecretStore;
+}
 
 /** Options of a worker. */
 export interface WorkerOptions {
   redisUrl: string;
   prefix: string;
-  executors: Executor[];
+  /** The executors, or a function that builds them from the worker's services. */
+  executors: Executor[] | ((services: WorkerServices) => Executor[]);
+  /** Hosts from the `CONVEYOR_INVENTORY` file. */
+  inventoryFile?: Inventory;
+  /** `CONVEYOR_SECRET_KEY`, to read secrets. */
+  secretKey?: SecretKey;
   /** Steps each executor's queue runs at once. @defaultValue 8 */
   concurrency: number;
   /** BullMQ lock duration: a crashed worker's step is retried after about this long. @defaultValue 30000 */
@@ -32,6 +46,7 @@ export interface WorkerOptions {
   maxLogBytes: number;
   /** Outputs cap per step in bytes. @defaultValue 1 MiB */
   maxOutputBytes: number;
+  /** Another source of secret values (default: the secrets store). */
   secrets?: SecretSource;
   logger: Logger;
 }
@@ -58,7 +73,6 @@ export async function startWorker(
     logger: pino({ level: 'silent' }),
     ...options,
   };
-  if (opts.executors.length === 0) throw new RangeError('a worker needs at least one executor');
   const logger = opts.logger;
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
   const prefix = bullPrefix(opts.prefix);
@@ -66,20 +80,30 @@ export async function startWorker(
   const plans = new PlanCache();
   const gateQueue = new Queue(QUEUES.gate, { connection, prefix });
   const runsQueue = new Queue(QUEUES.run, { connection, prefix });
+  const flows = new FlowProducer({ connection, prefix });
   const cancels = new CancelWatch(connection, store, logger);
-  const executors = new Map(opts.executors.map((e) => [e.name, e]));
+  const services: WorkerServices = {
+    inventory: new InventoryStore(connection, opts.prefix, opts.inventoryFile),
+    secrets: new SecretStore(connection, opts.prefix, opts.secretKey),
+  };
+  const list = typeof opts.executors === 'function' ? opts.executors(services) : opts.executors;
+  if (list.length === 0) throw new RangeError('a worker needs at least one executor');
+  const executors = new Map(list.map((e) => [e.name, e]));
 
-  const processStep = createStepProcessor({
+  const deps = {
     store,
     plans,
     executors,
     gateQueue,
+    flows,
     cancels,
-    secrets: opts.secrets,
+    secrets: opts.secrets ?? services.secrets,
+    inventory: services.inventory,
     logger,
     limits: { maxLogBytes: opts.maxLogBytes, maxOutputBytes: opts.maxOutputBytes },
-    loadMeta: async (runId) => (await Job.fromId<RunMeta>(runsQueue, runId))?.data,
-  });
+    loadMeta: async (runId: string) => (await Job.fromId<RunMeta>(runsQueue, runId))?.data,
+  };
+  const processStep = createStepProcessor(deps, createInstanceProcessor(deps));
   const common = {
     connection,
     prefix,
@@ -121,8 +145,8 @@ export async function startWorker(
         await Promise.all(workers.map((w) => w.close(true)));
       }
       await cancels.close();
-      await Promise.all(opts.executors.map((e) => e.close()));
-      await Promise.all([gateQueue.close(), runsQueue.close()]);
+      await Promise.all(list.map((e) => e.close()));
+      await Promise.all([gateQueue.close(), runsQueue.close(), flows.close()]);
       connection.disconnect();
     },
   };

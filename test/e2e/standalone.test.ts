@@ -90,7 +90,7 @@ describe('npm start (standalone)', () => {
     try {
       expect(await redis.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
       expect(await redis.config('GET', 'maxmemory-policy')).toEqual(['maxmemory-policy', 'noeviction']);
-      expect((await redis.config('GET', 'dir'))[1]).toBe(join(dir, 'redis'));
+      expect(((await redis.config('GET', 'dir')) as string[])[1]).toBe(join(dir, 'redis'));
       await redis.set('k', 'v');
     } finally {
       redis.disconnect();

@@ -4,8 +4,8 @@
  */
 import pino from 'pino';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
+import type { SecretKey } from '../../src/secrets/index.ts';
 import { followEvents, type RunDocument, type RunEvent } from '../../src/store/index.ts';
-import type { Executor } from '../../src/workers/executor.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { type ConveyorWorker, startWorker, type WorkerOptions } from '../../src/workers/worker.ts';
 import { dropPrefix } from './prefix.ts';
@@ -33,8 +33,10 @@ export interface TestEngine {
 
 /** Options: which executors the worker serves (none: API only) and worker tuning. */
 export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl' | 'prefix' | 'executors'>> {
-  executors?: Executor[];
+  executors?: WorkerOptions['executors'];
   worker?: boolean;
+  /** Also given to the API, so tests can store secrets. */
+  secretKey?: SecretKey;
 }
 
 /** Starts an engine on `redisUrl` under `prefix`. */
@@ -44,7 +46,13 @@ export async function startEngine(
   options: TestEngineOptions = {},
 ): Promise<TestEngine> {
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const api = await startApi({ redisUrl, prefix, logger });
+  const api = await startApi({
+    redisUrl,
+    prefix,
+    logger,
+    secretKey: options.secretKey,
+    inventoryFile: options.inventoryFile,
+  });
   const { worker: withWorker = true, executors, ...workerOptions } = options;
   const worker = withWorker
     ? await startWorker({

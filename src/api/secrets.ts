@@ -1,0 +1,37 @@
+/** `/v1/secrets`: write-only secret values (the list shows names only). */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { NotFoundError, ValidationError } from '../errors.ts';
+import { secretNameSchema } from '../inventory/index.ts';
+import { readBody } from './body.ts';
+import type { ApiDeps } from './context.ts';
+import { parseWith } from './workflows.ts';
+
+const putSchema = z.strictObject({ value: z.string().max(64 * 1024) });
+
+/** The secret routes. */
+export function secretRoutes(deps: ApiDeps): Hono {
+  const app = new Hono();
+
+  app.get('/', async (c) => c.json({ secrets: (await deps.secrets.names()).map((name) => ({ name })) }));
+
+  app.put('/:name', async (c) => {
+    const name = c.req.param('name');
+    const parsed = secretNameSchema.safeParse(name);
+    if (!parsed.success)
+      throw new ValidationError('bad secret name', [
+        { path: 'name', message: parsed.error.issues[0]!.message },
+      ]);
+    const { value } = parseWith(putSchema, await readBody(c));
+    const created = await deps.secrets.put(name, value);
+    return c.json({ name }, created ? 201 : 200);
+  });
+
+  app.delete('/:name', async (c) => {
+    if (!(await deps.secrets.delete(c.req.param('name'))))
+      throw new NotFoundError(`no secret "${c.req.param('name')}"`);
+    return c.body(null, 204);
+  });
+
+  return app;
+}
