@@ -26,6 +26,8 @@ export function keys(prefix: string) {
     secrets: () => `${base}:secrets`,
     instanceLog: (runId: string, stepId: string, host: string) =>
       `${base}:run:${runId}:log:${stepId}@${host}`,
+    /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
+    bus: () => `${base}:bus`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
   };

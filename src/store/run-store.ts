@@ -37,6 +37,8 @@ export interface StepDetails {
   continueOnError?: boolean;
   /** Fan-out steps: the hosts the step runs on, in order. */
   hosts?: string[];
+  /** Types of the events the step published when it succeeded. */
+  emitted?: string[];
 }
 
 /** One host instance of a fan-out step. */
@@ -186,6 +188,24 @@ export class RunStore {
       .append(host ? this.keys.instanceLog(runId, stepId, host) : this.keys.log(runId, stepId), text)
       .xadd(this.keys.events(runId), '*', 'type', 'step.log', 'data', data)
       .exec();
+  }
+
+  /**
+   * Publishes events a step emitted to the event bus (a stream capped near 100,000 entries):
+   * what `on.event` triggers will start workflows from.
+   */
+  async publish(
+    source: { runId: string; stepId: string; host?: string },
+    events: Array<{ type: string; payload: unknown }>,
+  ) {
+    if (events.length === 0) return;
+    const at = new Date().toISOString();
+    const multi = this.redis.multi();
+    for (const event of events) {
+      const data = JSON.stringify({ type: event.type, payload: event.payload, source, at });
+      multi.xadd(this.keys.bus(), 'MAXLEN', '~', 100_000, '*', 'type', event.type, 'data', data);
+    }
+    await multi.exec();
   }
 
   /** Moves a host instance of a fan-out step; false when it was already final. */

@@ -14,7 +14,7 @@ import {
 import { evaluate, exprVar, toText } from '../flows/index.ts';
 import type { RunStore } from '../store/index.ts';
 import type { CancelWatch } from './cancel-watch.ts';
-import type { Executor, StepExecution, StepResult } from './executor.ts';
+import type { EmittedEvent, Executor, StepExecution, StepResult } from './executor.ts';
 import { renderTemplate } from './expression-context.ts';
 import { LogSink } from './log-sink.ts';
 import { type Masker, maskDeep } from './mask.ts';
@@ -22,7 +22,13 @@ import type { RunPlan, StepPlan } from './run-plan.ts';
 
 /** How an attempt ended. `details` feed the step's (or instance's) record. */
 export type AttemptOutcome =
-  | { kind: 'succeeded'; exitCode: number | null; outputs: Record<string, unknown>; finishedAt: string }
+  | {
+      kind: 'succeeded';
+      exitCode: number | null;
+      outputs: Record<string, unknown>;
+      events: EmittedEvent[];
+      finishedAt: string;
+    }
   | {
       kind: 'cancelled' | 'failed';
       error: SerializedError;
@@ -155,7 +161,13 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
   const reason = controller.signal.aborted ? (controller.signal.reason as StepError) : undefined;
   const exitCode = result?.exitCode ?? null;
   if (!reason && !thrown && !result?.error && exitCode === 0) {
-    return { kind: 'succeeded', exitCode, outputs: maskDeep(result!.outputs, mask), finishedAt };
+    return {
+      kind: 'succeeded',
+      exitCode,
+      outputs: maskDeep(result!.outputs, mask),
+      events: maskDeep(result!.events, mask),
+      finishedAt,
+    };
   }
   const error: SerializedError & { retriable?: boolean } = reason
     ? { ...serializeError(reason), retriable: reason.retriable }

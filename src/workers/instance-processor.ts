@@ -89,7 +89,8 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
       host,
     });
     if (outcome.kind === 'succeeded') {
-      const { exitCode, outputs, finishedAt } = outcome;
+      const { exitCode, outputs, finishedAt, events } = outcome;
+      await store.publish({ runId, stepId, host }, events);
       await record(
         { status: 'succeeded', attempts: attempt, startedAt, finishedAt, exitCode, outputs },
         { exitCode },

@@ -139,6 +139,29 @@ describe('execution', () => {
     expect((await engine.request('GET', `/v1/runs/${run.id}/steps/work/logs`)).body).toBe('before\nafter\n');
   });
 
+  it('publishes the events a step emits when it succeeds, and only then', async () => {
+    const emit = (type: string) => `echo '{"type":"${type}","payload":{"n":1}}' >> "$CONVEYOR_EVENTS"`;
+    const run = await engine.submit({
+      name: 'emitter',
+      steps: {
+        good: { run: emit('artifact.published') },
+        bad: { run: `${emit('never.published')}; exit 1` },
+      },
+    });
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.steps.good!.emitted).toEqual(['artifact.published']);
+    const bus = await engine.api.deps.redis.xrange(engine.api.deps.store.keys.bus(), '-', '+');
+    const mine = bus.map(([, fields]) => JSON.parse(fields[3]!)).filter((e) => e.source.runId === run.id);
+    expect(mine).toEqual([
+      {
+        type: 'artifact.published',
+        payload: { n: 1 },
+        source: { runId: run.id, stepId: 'good' },
+        at: expect.any(String),
+      },
+    ]);
+  });
+
   it('follows GitHub if/skip semantics', async () => {
     const run = await engine.submit({
       name: 'conditions',
