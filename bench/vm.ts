@@ -137,6 +137,8 @@ const suite: BenchSuite = {
       const caps = await cold.capabilities();
       if (caps.sandboxUnavailable)
         throw new Error(`the VM benchmark needs the sandbox: ${caps.sandboxUnavailable}`);
+      // Nothing may start in the background while a figure is taken.
+      await pooled.whenPoolFull();
       const node = await spawnTimes(process.execPath, ['-e', '0']);
       const direct = await inProcess();
       const warm = await firstInstruction(pooled, {}, true);
