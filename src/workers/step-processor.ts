@@ -239,12 +239,15 @@ export function createStepProcessor(
     });
 
     if (outcome.kind === 'succeeded') {
-      const { exitCode, outputs, finishedAt } = outcome;
+      const { exitCode, outputs, finishedAt, events } = outcome;
+      // Published before the step is recorded as succeeded: a dependent never sees one without the other.
+      await store.publish({ runId, stepId }, events);
+      const emitted = events.length ? { emitted: events.map((e) => e.type) } : {};
       finish(
         job,
         sp,
         'succeeded',
-        { ...base, startedAt, finishedAt, exitCode, outputs },
+        { ...base, startedAt, finishedAt, exitCode, outputs, ...emitted },
         {
           type: 'step.succeeded',
           step: stepId,
