@@ -4,7 +4,7 @@
  * policy, and with `strategy.failFast` stops the step's other instances after a final failure.
  */
 import type { Job } from 'bullmq';
-import { type SerializedError, StepError, serializeError } from '../errors.ts';
+import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
 import type { StepJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type InstanceView } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
@@ -61,7 +61,7 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
       execution = buildExecution(plan, sp, contexts, attempt, secretValues, deps.limits.maxOutputBytes, host);
     } catch (err) {
       const error =
-        err instanceof StepError
+        err instanceof ConveyorError
           ? serializeError(err)
           : { code: 'expression_error', message: (err as Error).message };
       return finalFailure(

@@ -17,7 +17,7 @@ import {
   WaitingChildrenError,
 } from 'bullmq';
 import type { Logger } from 'pino';
-import { type SerializedError, StepError, serializeError } from '../errors.ts';
+import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
 import { evaluate, type RunMeta, type StepJobData, stepJobId, truthy } from '../flows/index.ts';
 import {
   type EventInput,
@@ -207,7 +207,7 @@ export function createStepProcessor(
     } catch (err) {
       const mask = createMasker(Object.values(secretValues));
       const error =
-        err instanceof StepError
+        err instanceof ConveyorError
           ? serializeError(err)
           : { code: 'expression_error', message: (err as Error).message };
       return fail({ ...error, message: mask(error.message) });

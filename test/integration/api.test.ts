@@ -189,6 +189,24 @@ describe('workflows API', () => {
     expect((await engine.request('GET', '/v1/runs?workflow=plan')).body.runs).toEqual([]);
   });
 
+  it('refuses to store secrets without CONVEYOR_SECRET_KEY, and says why', async () => {
+    const res = await engine.request('PUT', '/v1/secrets/token', { value: 'x' });
+    expect(res.status).toBe(422);
+    expect(res.body.error.message).toMatch(/CONVEYOR_SECRET_KEY is not set/);
+    expect((await engine.request('GET', '/v1/secrets')).body).toEqual({ secrets: [] });
+    const badName = await engine.request('PUT', '/v1/secrets/9lives', { value: 'x' });
+    expect(badName.status).toBe(400);
+  });
+
+  it('fails a step that reads a secret that is not set, naming it', async () => {
+    const run = await engine.submit({
+      name: 'nosecret',
+      steps: { a: { run: 'echo ${{ secrets.MISSING }}' } },
+    });
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.steps.a!.error).toEqual({ code: 'secret_missing', message: 'secret not set: MISSING' });
+  });
+
   it('answers health and readiness', async () => {
     expect((await engine.request('GET', '/healthz')).status).toBe(200);
     expect((await engine.request('GET', '/readyz')).body).toEqual({ status: 'ready' });
