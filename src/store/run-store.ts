@@ -41,17 +41,10 @@ export interface StepDetails {
   emitted?: string[];
 }
 
-/** One host instance of a fan-out step. */
-export interface InstanceView {
-  status: StepStatus;
-  attempts?: number;
-  exitCode?: number | null;
-  signal?: string | null;
-  startedAt?: string;
-  finishedAt?: string;
-  outputs?: Record<string, unknown>;
-  error?: SerializedError;
-}
+/** One host instance of a fan-out step: its status and the attempt-level details of a step. */
+export type InstanceView = { status: StepStatus } & Partial<
+  Pick<StepDetails, 'attempts' | 'exitCode' | 'signal' | 'startedAt' | 'finishedAt' | 'outputs' | 'error'>
+>;
 
 /** A step as the run document shows it. */
 export type StepView = {

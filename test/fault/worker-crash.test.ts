@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followEvents } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
@@ -62,17 +61,7 @@ describe('a worker killed with SIGKILL mid-run', () => {
     const first = spawnWorker(engine.prefix);
 
     // Kill the worker once b's process has printed.
-    const watch = new AbortController();
-    for await (const event of followEvents(
-      engine.api.deps.redis,
-      engine.api.deps.store.keys,
-      run.id,
-      undefined,
-      watch.signal,
-    )) {
-      if (event?.type === 'step.log' && event.data.step === 'b') break;
-    }
-    watch.abort();
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.log' && e.data.step === 'b');
     first.kill('SIGKILL');
     await new Promise((resolve) => first.once('exit', resolve));
     // The orphaned step process would otherwise keep sleeping; the worker died, not the host.

@@ -261,18 +261,7 @@ describe('execution', () => {
         cleanup: { needs: ['long'], if: 'always()', run: 'sleep 2.5; echo cleanup' },
       },
     });
-    const controller = new AbortController();
-    const { followEvents } = await import('../../src/store/index.ts');
-    for await (const event of followEvents(
-      engine.api.deps.redis,
-      engine.api.deps.store.keys,
-      run.id,
-      undefined,
-      controller.signal,
-    )) {
-      if (event?.type === 'step.log') break;
-    }
-    controller.abort();
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.log');
     const res = await engine.request('POST', `/v1/runs/${run.id}/cancel`);
     expect(res.status).toBe(202);
     const { run: done } = await engine.waitForRun(run.id);

@@ -28,6 +28,8 @@ export interface TestEngine {
   submit(workflow: unknown, inputs?: Record<string, unknown>): Promise<RunDocument>;
   /** Follows the run's events to its terminal one; returns the final document and the events. */
   waitForRun(runId: string): Promise<{ run: RunDocument; events: RunEvent[] }>;
+  /** Follows the run's events until one matches; returns it. */
+  waitForEvent(runId: string, match: (event: RunEvent) => boolean): Promise<RunEvent>;
   close(): Promise<void>;
 }
 
@@ -92,6 +94,23 @@ export async function startEngine(
       const res = await request('POST', '/v1/runs', { workflow, inputs });
       if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body as RunDocument;
+    },
+    async waitForEvent(runId, match) {
+      const controller = new AbortController();
+      try {
+        for await (const event of followEvents(
+          api.deps.redis,
+          api.deps.store.keys,
+          runId,
+          undefined,
+          controller.signal,
+        )) {
+          if (event && match(event)) return event;
+        }
+      } finally {
+        controller.abort();
+      }
+      throw new Error(`run ${runId} ended without the awaited event`);
     },
     async waitForRun(runId) {
       const events: RunEvent[] = [];
