@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StepCancelledError, StepTimeoutError } from '../../src/errors.ts';
 import { SshExecutor } from '../../src/workers/ssh/index.ts';
 import { hasSudo, remoteProcesses, SSH_NOSUDO_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
-import { expectNoRemoteProcess, Recorder, sshStep } from './ssh-harness.ts';
+import { expectNoRemoteProcess, Recorder, sshStep, waitUntil } from './ssh-harness.ts';
 
 let sshd: SshdHandle;
 let ex: SshExecutor;
@@ -121,9 +121,9 @@ describe('running commands', () => {
     });
     const [out, events] = ctx.stdout.trim().split(' ') as [string, string];
     expect(out).toMatch(/conveyor-[0-9a-f]+\.out$/);
-    expect(existsSync(out)).toBe(false);
-    expect(existsSync(events)).toBe(false);
-    expect(existsSync(out.replace(/\.out$/, '.pid'))).toBe(false);
+    // Removed right after the result was sent, off the step's critical path.
+    const pid = out.replace(/\.out$/, '.pid');
+    await waitUntil(() => ![out, events, pid].some((f) => existsSync(f)), 'the remote temp files to go');
   });
 
   it('reports outputs over the cap without transferring them, and bad output lines', async () => {
@@ -139,6 +139,17 @@ describe('running commands', () => {
 
     const bad = await ex.run(sshStep(host(), 'echo "no equals sign" >> "$CONVEYOR_OUTPUT"'), new Recorder());
     expect(bad.error).toMatchObject({ code: 'bad_output' });
+  });
+
+  it('finishes even when a process escapes the step and keeps its stdout open', async () => {
+    const started = performance.now();
+    const result = await ex.run(sshStep(host(), 'setsid sleep 373737 & echo done'), new Recorder());
+    try {
+      expect(result.exitCode).toBe(0);
+      expect(performance.now() - started).toBeLessThan(6_000);
+    } finally {
+      for (const p of remoteProcesses('conveyor-ssh', 'sleep 373737')) process.kill(p.pid, 'SIGKILL');
+    }
   });
 
   it('masks step secrets in its own error messages', async () => {

@@ -79,3 +79,12 @@ export async function expectNoRemoteProcess(text: string, user = SSH_USER, timeo
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Polls `condition` until true (for effects on the host with no event to await), or fails. */
+export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

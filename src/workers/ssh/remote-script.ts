@@ -28,8 +28,16 @@ export interface RemoteScriptOptions {
   cwd?: string;
   sudo: boolean;
   maxOutputBytes: number;
-  /** How long the EOF watcher waits between TERM and KILL. */
+  /**
+   * TERM → KILL grace for what the command leaves running when it ends, and (plus a second,
+   * so the worker's own kill channel acts first) for the stdin-EOF watcher.
+   */
   killGraceMs: number;
+  /**
+   * The login shell runs POSIX sh scripts as they are (sh, dash, bash, ash): send the wrapper
+   * itself rather than `exec sh -c '<wrapper>'`, one process start less per step.
+   */
+  posixLoginShell?: boolean;
 }
 
 /** The exec request for one step attempt. */
@@ -65,14 +73,14 @@ export function buildRemoteCommand(o: RemoteScriptOptions): string {
     'j=$!',
     // From here on the wrapper's own stderr would only carry job notices ("Terminated").
     'exec 3<&0 2>/dev/null',
-    // The watcher: on EOF, TERM the group, KILL it a second after the grace time (the worker's
-    // kill channel normally does both first; this covers a worker that is gone). Its trap lets
-    // the wrapper end it (and its sleep) at any point without leaving a stray process behind.
-    `( trap 'kill $s 2>/dev/null; exit 0' TERM; while read -r _ <&3; do :; done; read -r g < "$p" || g=$j; ${k}kill -s TERM -- -"$g" 2>/dev/null || ${k}kill -s TERM "$j"; sleep ${seconds(o.killGraceMs + 1_000)} & s=$!; wait $s; ${k}kill -s KILL -- -"$g" ) >/dev/null 2>&1 &`,
+    // The watcher: on EOF, TERM the group, KILL it if it outlives the grace time by a second (the
+    // worker's kill channel normally does both first; this covers a worker that is gone). When
+    // the wrapper is done with the files it TERMs the watcher, which becomes the `rm` (one fork
+    // less per step, and off the step's critical path).
+    `( trap 'exec rm -f -- "$o" "$e" "$p"' TERM; while read -r _ <&3; do :; done; read -r g < "$p" || g=$j; ${k}kill -s TERM -- -"$g" || ${k}kill -s TERM "$j"; n=0; while [ $n -lt ${polls + 20} ] && live "$g"; do sleep 0.05 || sleep 1; n=$((n+1)); done; live "$g" && ${k}kill -s KILL -- -"$g"; exec rm -f -- "$o" "$e" "$p" ) </dev/null >/dev/null 2>&1 &`,
     'w=$!',
     'exec 3<&-',
     'wait "$j"; c=$?',
-    'kill -s TERM "$w" 2>/dev/null',
     // What the command left running in its group would hold the channel open: TERM it, give it
     // the grace time, then KILL.
     'if read -r g < "$p" && live "$g"; then',
@@ -85,12 +93,13 @@ export function buildRemoteCommand(o: RemoteScriptOptions): string {
     `  printf '${m}X%s %s %s\\n' "$c" "$a" "$b"`,
     `  if [ "$a" -le ${o.maxOutputBytes} ] && [ "$b" -le ${o.maxOutputBytes} ]; then cat -- "$o" "$e"; fi`,
     `else printf '${m}X%s 0 0\\n' "$c"; fi`,
-    'rm -f -- "$o" "$e" "$p"',
+    // Once an abort's watcher has finished, it has removed the files itself.
+    'kill -s TERM "$w" || { rm -f -- "$o" "$e" "$p" </dev/null >/dev/null 2>&1 & }',
     'exit "$c"',
   ]
     .filter(Boolean)
     .join('\n');
-  return `exec sh -c ${shellQuote(wrapper)}`;
+  return o.posixLoginShell ? wrapper : `exec sh -c ${shellQuote(wrapper)}`;
 }
 
 /**
@@ -116,13 +125,14 @@ export function buildKillCommand(pgid: number, sudo: boolean, graceMs: number): 
  * zombies, which linger when the group's parent died and init reaps lazily, and would make every
  * abort wait out the whole grace time. So: `kill -s 0` as a cheap "nothing left at all" (not
  * under sudo, where it cannot see root's processes), then `pgrep -r` (procps-ng 3.3.16+), which
- * skips zombies, then a /proc scan where pgrep lacks `-r`.
+ * skips zombies, then a /proc scan where pgrep lacks `-r` (busybox, procps before 3.3.16).
  */
 function liveFunction(sudo: boolean): string {
   return [
     'live() {',
     sudo ? '' : '  kill -s 0 -- -"$1" || return 1',
-    '  pgrep -r R,S,D,T,t,W,I -g "$1" >/dev/null; r=$?; [ $r -le 1 ] && return $r',
+    // Trusted only when it printed nothing on stderr: busybox and old procps answer usage errors.
+    '  u=$(pgrep -r R,S,D,T,t,W,I -g "$1" 2>&1 >/dev/null); r=$?; [ -z "$u" ] && [ $r -le 1 ] && return $r',
     '  [ -r /proc/self/stat ] || { kill -s 0 -- -"$1"; return; }',
     '  q=$1',
     '  for f in /proc/[0-9]*/stat; do',
@@ -137,6 +147,8 @@ function liveFunction(sudo: boolean): string {
     .join('\n');
 }
 
-function seconds(ms: number): string {
-  return (Math.max(0, ms) / 1000).toFixed(3).replace(/\.?0+$/, '') || '0';
-}
+/** Login shells known to run the wrapper unchanged (`$0` as sshd sets it for a command). */
+export const POSIX_LOGIN_SHELLS = new Set(['sh', 'dash', 'bash', 'ash', 'busybox']);
+
+/** Prints the login shell's name; sshd sets `$0` to its base name. */
+export const LOGIN_SHELL_PROBE = `printf '%s' "$0"`;

@@ -5,14 +5,21 @@
  * cancel) kills the remote process group, TERM then KILL, through a second channel.
  */
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
 import { ConveyorError, OutputLimitError, StepError, serializeError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
 import { describeTarget } from './connect-errors.ts';
 import { type PooledChannel, SshPool, type SshPoolOptions } from './pool.ts';
-import { buildKillCommand, buildRemoteCommand } from './remote-script.ts';
+import {
+  buildKillCommand,
+  buildRemoteCommand,
+  LOGIN_SHELL_PROBE,
+  POSIX_LOGIN_SHELLS,
+} from './remote-script.ts';
 import { RecordSplitter, type RemoteRecord } from './remote-stream.ts';
 import { envAssignments } from './shell.ts';
+import { targetKey } from './target-key.ts';
 import type { HostTarget } from './types.ts';
 
 /** Executor settings: the pool's, plus how hosts are found and how long TERM gets. */
@@ -28,6 +35,9 @@ export interface SshExecutorOptions extends SshPoolOptions {
   killGraceMs?: number;
 }
 
+/** How long a channel may stay open after the step's result is in. */
+const LINGER_MS = 2_000;
+
 /** sshd hands the command to `execve` as one argument; Linux caps one argument at 128 KiB. */
 const MAX_COMMAND_BYTES = 120 * 1024;
 
@@ -38,6 +48,8 @@ export class SshExecutor implements Executor {
   private readonly ownsPool: boolean;
   private readonly killGraceMs: number;
   private readonly resolveHost: SshExecutorOptions['resolveHost'];
+  /** Per host: does its login shell run the wrapper as is? Probed once per worker. */
+  private readonly loginShells = new Map<string, Promise<boolean>>();
 
   constructor(options: SshExecutorOptions = {}) {
     const { pool, resolveHost, killGraceMs = 5_000, ...poolOptions } = options;
@@ -77,6 +89,7 @@ export class SshExecutor implements Executor {
   private async attempt(step: StepExecution, ctx: ExecutorContext, target: HostTarget): Promise<StepResult> {
     if (step.command === undefined) throw new StepError('invalid_step', 'an ssh step needs a command', false);
     const sudo = step.options.sudo === true;
+    const posixLoginShell = await this.posixLoginShell(target, ctx.signal);
     const marker = `\x1ecvy${randomBytes(12).toString('hex')}:`;
     const command = buildRemoteCommand({
       id: randomBytes(9).toString('hex'),
@@ -88,6 +101,7 @@ export class SshExecutor implements Executor {
       sudo,
       maxOutputBytes: step.limits.maxOutputBytes,
       killGraceMs: this.killGraceMs,
+      posixLoginShell,
     });
     if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) {
       throw new StepError(
@@ -99,6 +113,24 @@ export class SshExecutor implements Executor {
     if (ctx.signal.aborted) return aborted(ctx.signal.reason, null);
     const pooled = await this.pool.exec(target, command, { signal: ctx.signal });
     return this.follow(pooled, { step, ctx, target, marker, sudo });
+  }
+
+  /**
+   * One round trip on the first step to a host: a POSIX login shell can run the wrapper itself.
+   * A failed probe is not cached; its error (unreachable, auth…) is the step's error.
+   */
+  private posixLoginShell(target: HostTarget, signal: AbortSignal): Promise<boolean> {
+    const key = targetKey(target);
+    let known = this.loginShells.get(key);
+    if (!known) {
+      known = this.pool.run(target, LOGIN_SHELL_PROBE, { signal }).then((r) => {
+        const name = r.stdout.trim().replace(/^-/, '').split('/').pop() ?? '';
+        return r.code === 0 && POSIX_LOGIN_SHELLS.has(name);
+      });
+      this.loginShells.set(key, known);
+      known.catch(() => this.loginShells.delete(key));
+    }
+    return known;
   }
 
   /** Streams one running attempt to its end and turns what came back into a result. */
@@ -113,6 +145,7 @@ export class SshExecutor implements Executor {
     let exited: { code: number | null; signal: string | null } | undefined;
     let kill: Promise<string | undefined> | undefined;
     let hardStop: NodeJS.Timeout | undefined;
+    let linger: NodeJS.Timeout | undefined;
 
     const startKill = () => {
       if (kill || pid === undefined) return;
@@ -127,6 +160,9 @@ export class SshExecutor implements Executor {
       (chunk) => ctx.log('stdout', chunk),
       (record) => {
         records.push(record);
+        // Everything is in; only a process that left the step's session (its own setsid, stdout
+        // still on the channel) could keep the channel open now. Do not wait on it for long.
+        if (record.type === 'exit') linger = setTimeout(() => channel.close(), LINGER_MS);
         if (record.type === 'pid') {
           pid = record.pid;
           if (ctx.signal.aborted) startKill();
@@ -156,6 +192,7 @@ export class SshExecutor implements Executor {
       channel.once('close', async () => {
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(hardStop);
+        clearTimeout(linger);
         splitter.end();
         const killedWith = kill ? await kill : undefined;
         if (!exited && !pooled.connectionClosed()) await new Promise((r) => setImmediate(r));
@@ -175,10 +212,20 @@ function outcome(o: {
   lost: StepError | undefined;
 }): StepResult {
   const secrets = [...o.step.secrets, ...targetSecrets(o.target)];
-  if (o.ctx.signal.aborted)
-    return aborted(o.ctx.signal.reason, o.killedWith === 'KILL' ? 'SIGKILL' : 'SIGTERM');
   const find = <T extends RemoteRecord['type']>(type: T) =>
     o.records.find((r) => r.type === type) as Extract<RemoteRecord, { type: T }> | undefined;
+  if (o.ctx.signal.aborted) {
+    // The wrapper saw how the command's shell ended (128 + signal); without its report, say
+    // what the kill channel had to send.
+    const code = find('exit')?.code;
+    const signal =
+      code !== undefined && code > 128
+        ? signalName(code - 128)
+        : o.killedWith === 'KILL'
+          ? 'SIGKILL'
+          : 'SIGTERM';
+    return aborted(o.ctx.signal.reason, signal);
+  }
   const who = describeTarget(o.target);
 
   const setup = find('setup');
@@ -242,6 +289,11 @@ function outcome(o: {
   } catch (err) {
     return { ...failed(err, secrets), exitCode: exit.code };
   }
+}
+
+function signalName(n: number): string {
+  const found = Object.entries(constants.signals).find(([, v]) => v === n);
+  return found ? found[0] : `signal ${n}`;
 }
 
 function aborted(reason: unknown, signal: string | null): StepResult {
