@@ -123,14 +123,15 @@ export class SshExecutor implements Executor {
     const key = targetKey(target);
     let known = this.loginShells.get(key);
     if (!known) {
-      known = this.pool.run(target, LOGIN_SHELL_PROBE, { signal }).then((r) => {
+      // Shared by every step that starts meanwhile, so not tied to this step's abort signal.
+      known = this.pool.run(target, LOGIN_SHELL_PROBE).then((r) => {
         const name = r.stdout.trim().replace(/^-/, '').split('/').pop() ?? '';
         return r.code === 0 && POSIX_LOGIN_SHELLS.has(name);
       });
       this.loginShells.set(key, known);
       known.catch(() => this.loginShells.delete(key));
     }
-    return known;
+    return untilAborted(known, signal);
   }
 
   /** Streams one running attempt to its end and turns what came back into a result. */
@@ -194,7 +195,9 @@ export class SshExecutor implements Executor {
         clearTimeout(hardStop);
         clearTimeout(linger);
         splitter.end();
-        const killedWith = kill ? await kill : undefined;
+        // Returning after the kill channel means the group is gone; but a dead connection must
+        // not hold the result for a whole connect timeout.
+        const killedWith = kill ? await untilTimeout(kill, this.killGraceMs + 5_000) : undefined;
         if (!exited && !pooled.connectionClosed()) await new Promise((r) => setImmediate(r));
         resolve(outcome({ ...a, records, killedWith, exited, lost: pooled.connectionClosed() }));
       });
@@ -289,6 +292,23 @@ function outcome(o: {
   } catch (err) {
     return { ...failed(err, secrets), exitCode: exit.code };
   }
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function untilTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function signalName(n: number): string {
