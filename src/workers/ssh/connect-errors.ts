@@ -6,7 +6,7 @@
 import { StepError } from '../../errors.ts';
 import type { HostTarget } from './types.ts';
 
-/** The error codes this layer produces, for docs and for the engine's branching. */
+/** The error codes this layer produces (besides the shared `output_limit`, `bad_output`, `bad_event`). */
 export const SSH_ERROR_CODES = [
   'connection_refused',
   'dns_failure',
@@ -21,6 +21,11 @@ export const SSH_ERROR_CODES = [
   'sudo_failed',
   'bad_cwd',
   'remote_setup_failed',
+  'invalid_env',
+  'command_too_large',
+  'invalid_step',
+  'unknown_host',
+  'missing_secret',
 ] as const;
 
 /** `web-1 (deploy@10.0.0.5:22)`, and the jump path when there is one. */

@@ -6,63 +6,20 @@
  * request after either simply connects again.
  */
 import { EventEmitter } from 'node:events';
-import type { ClientChannel } from 'ssh2';
 import { StepError } from '../../errors.ts';
+import { afterServerCatchesUp, openExec } from './channels.ts';
 import { connectHost, type SshLink } from './connect.ts';
 import { channelError } from './connect-errors.ts';
-import { HostKeyVerifier, type HostKeyVerifierOptions } from './host-key-policy.ts';
+import { HostKeyVerifier } from './host-key-policy.ts';
+import {
+  DEFAULTS,
+  type ExecRequest,
+  type HostPoolStats,
+  type PooledChannel,
+  type SshPoolOptions,
+} from './pool-options.ts';
 import { targetKey } from './target-key.ts';
 import type { HostTarget } from './types.ts';
-
-/** Pool settings; every field has a default. */
-export interface SshPoolOptions extends HostKeyVerifierOptions {
-  /** @defaultValue 4 */
-  maxConnectionsPerHost?: number;
-  /** Open channels per connection; keep below the server's MaxSessions. @defaultValue 8 */
-  maxChannelsPerConnection?: number;
-  /** TCP connect + handshake + authentication. @defaultValue 10_000 */
-  connectTimeoutMs?: number;
-  /** @defaultValue 10_000 */
-  keepaliveIntervalMs?: number;
-  /** Unanswered keepalives before the connection is declared dead. @defaultValue 3 */
-  keepaliveCountMax?: number;
-  /** A connection with no open channel for this long is closed. @defaultValue 60_000 */
-  idleTimeoutMs?: number;
-  /** Share a verifier (and its first-use records) with other pools or preflight checks. */
-  verifier?: HostKeyVerifier;
-}
-
-/** Options of one channel request. */
-export interface ExecRequest {
-  /** Gives up waiting for a connection or a free channel. */
-  signal?: AbortSignal;
-  /**
-   * May use one channel above the cap (still below MaxSessions): for killing a step's remote
-   * process while every regular slot is busy. Jumps the queue.
-   */
-  urgent?: boolean;
-}
-
-/** An exec channel and the connection it runs on. */
-export interface PooledChannel {
-  channel: ClientChannel;
-  /** Why the connection closed, once it has (lets a step say what happened). */
-  connectionClosed(): StepError | undefined;
-}
-
-/** Per-host figures, for metrics and tests. */
-export interface HostPoolStats {
-  host: string;
-  connections: number;
-  channels: number;
-  queued: number;
-  /** Most channels ever open at once on one connection. */
-  peakChannelsPerConnection: number;
-  /** Connections opened since the pool started. */
-  opened: number;
-  /** Channel opens the server refused (each is retried or reported as `channel_open_failed`). */
-  channelOpenFailures: number;
-}
 
 interface Conn {
   id: number;
@@ -86,15 +43,6 @@ interface HostState {
   opened: number;
   refused: number;
 }
-
-const DEFAULTS = {
-  maxConnectionsPerHost: 4,
-  maxChannelsPerConnection: 8,
-  connectTimeoutMs: 10_000,
-  keepaliveIntervalMs: 10_000,
-  keepaliveCountMax: 3,
-  idleTimeoutMs: 60_000,
-};
 
 /**
  * The connection pool. Events: `connect` (hostName), `close` (hostName, reason: StepError) when a
@@ -347,43 +295,6 @@ export class SshPool extends EventEmitter {
   }
 }
 
-function openExec(link: SshLink, command: string): Promise<ClientChannel> {
-  return new Promise((resolve, reject) => {
-    try {
-      link.client.exec(command, (err, channel) => (err ? reject(err) : resolve(channel)));
-    } catch (err) {
-      reject(err);
-    }
-  });
-}
-
-/**
- * Calls `then` once the server has processed everything sent so far. sshd frees a session only
- * when it garbage-collects the closed channel, after the batch of packets that held our
- * CHANNEL_CLOSE; a slot reused at once can meet "open failed" under churn even below
- * MaxSessions. A global request with a reply is a barrier: it is answered after that batch. A
- * `cancel-tcpip-forward` for a forward that does not exist is the one such request in ssh2's
- * public API with no effect (the server just says no).
- */
-function afterServerCatchesUp(link: SshLink, then: () => void): void {
-  let done = false;
-  const once = () => {
-    if (done) return;
-    done = true;
-    then();
-  };
-  if (!link.isOpen()) {
-    once();
-    return;
-  }
-  try {
-    // ssh2 also calls this back (with an error) if the connection closes first.
-    link.client.unforwardIn('127.0.0.1', 1, once);
-  } catch {
-    once();
-  }
-}
-
 function remove<T>(list: T[], item: T): void {
   const i = list.indexOf(item);
   if (i >= 0) list.splice(i, 1);
@@ -392,3 +303,5 @@ function remove<T>(list: T[], item: T): void {
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+export type { ExecRequest, HostPoolStats, PooledChannel, SshPoolOptions };
