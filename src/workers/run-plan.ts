@@ -125,9 +125,14 @@ export function buildPlan(meta: RunMeta): RunPlan {
   return { meta, env, steps };
 }
 
-/** A small LRU of run plans: a worker sees the same run for each of its steps. */
+/**
+ * A small LRU of run plans: a worker sees the same run for each of its steps. Loads are shared:
+ * when a new run's first steps arrive together (up to the worker's concurrency), one of them
+ * reads and parses the run's meta and the others wait for it.
+ */
 export class PlanCache {
   private readonly plans = new Map<string, RunPlan>();
+  private readonly loading = new Map<string, Promise<RunPlan>>();
   constructor(private readonly max = 256) {}
 
   get(runId: string): RunPlan | undefined {
@@ -137,6 +142,20 @@ export class PlanCache {
       this.plans.set(runId, plan);
     }
     return plan;
+  }
+
+  /** The cached plan, or the one `load` yields (a single load per run at a time). */
+  async getOrLoad(runId: string, load: () => Promise<RunMeta>): Promise<RunPlan> {
+    const cached = this.get(runId);
+    if (cached) return cached;
+    let pending = this.loading.get(runId);
+    if (!pending) {
+      pending = load()
+        .then((meta) => this.add(meta))
+        .finally(() => this.loading.delete(runId));
+      this.loading.set(runId, pending);
+    }
+    return pending;
   }
 
   add(meta: RunMeta): RunPlan {

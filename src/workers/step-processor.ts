@@ -68,16 +68,16 @@ export interface StepJobResult {
 const EARLY_WAIT_MS = 30_000;
 
 /** The run's plan, read from Redis (or its root job) the first time this worker sees the run. */
-export async function planFor(deps: StepProcessorDeps, runId: string): Promise<RunPlan> {
-  const cached = deps.plans.get(runId);
-  if (cached) return cached;
-  let meta = (await deps.store.snapshot(runId, [], true)).meta;
-  if (!meta) {
-    meta = await deps.loadMeta(runId);
-    if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
-    await deps.store.announce(meta);
-  }
-  return deps.plans.add(meta);
+export function planFor(deps: StepProcessorDeps, runId: string): Promise<RunPlan> {
+  return deps.plans.getOrLoad(runId, async () => {
+    let meta = (await deps.store.snapshot(runId, [], true)).meta;
+    if (!meta) {
+      meta = await deps.loadMeta(runId);
+      if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
+      await deps.store.announce(meta);
+    }
+    return meta;
+  });
 }
 
 /** Throws for the statuses BullMQ must see as failures; otherwise the job's return value. */
