@@ -10,7 +10,8 @@ import { FINAL_STEP_STATUSES, type InstanceView } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import { buildContexts } from './expression-context.ts';
 import { createMasker } from './mask.ts';
-import { planFor, type StepJobResult, type StepProcessorDeps, settle } from './step-processor.ts';
+import { type StepJobResult, settle } from './step-outcome.ts';
+import { planFor, type StepProcessorDeps } from './step-processor.ts';
 
 /** Builds the processor of instance jobs. */
 export function createInstanceProcessor(deps: StepProcessorDeps) {

@@ -4,36 +4,24 @@
  * completes the job. Step failures are thrown so BullMQ retries them (with the step's backoff)
  * and dashboards show them; every dependent still wakes (`ignoreDependencyOnFailure`).
  *
- * A step on a group of hosts fans out instead: its job adds one BullMQ child per host (in
- * `maxParallel` lanes), waits for them in `waiting-children` without holding a worker slot, and
- * is processed once more to aggregate their outcomes (see instance-processor.ts).
+ * A step on a group of hosts fans out instead (fan-out.ts, instance-processor.ts); how a step
+ * job ends is step-outcome.ts.
  */
-import {
-  type FlowJob,
-  type FlowProducer,
-  type Job,
-  type Queue,
-  UnrecoverableError,
-  WaitingChildrenError,
-} from 'bullmq';
+import { type FlowProducer, type Job, type Queue, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
-import { evaluate, type RunMeta, type StepJobData, stepJobId, truthy } from '../flows/index.ts';
-import {
-  type EventInput,
-  FINAL_STEP_STATUSES,
-  type InventoryStore,
-  type RunStore,
-  type StepDetails,
-  type StepStatus,
-} from '../store/index.ts';
+import { evaluate, type RunMeta, type StepJobData, truthy } from '../flows/index.ts';
+import type { InventoryStore, RunStore, StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import type { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { buildContexts, statusView } from './expression-context.ts';
-import { promoteGates } from './gates.ts';
+import { aggregate, fanOut } from './fan-out.ts';
 import { createMasker } from './mask.ts';
-import type { PlanCache, RunPlan, StepPlan } from './run-plan.ts';
+import type { PlanCache, RunPlan } from './run-plan.ts';
+import { concludeStep, finishStep, type StepJobResult, settle } from './step-outcome.ts';
+
+export type { StepJobResult } from './step-outcome.ts';
 
 /** Where secret values come from (the secrets store once configured). */
 export interface SecretSource {
@@ -58,12 +46,6 @@ export interface StepProcessorDeps {
   limits: { maxLogBytes: number; maxOutputBytes: number };
 }
 
-/** What a step job returns to BullMQ (visible in dashboards). */
-export interface StepJobResult {
-  status: 'succeeded' | 'skipped';
-  exitCode?: number | null;
-}
-
 /** How long a step woken before its needs' statuses landed waits for them (see start-step.lua). */
 const EARLY_WAIT_MS = 30_000;
 
@@ -80,51 +62,12 @@ export function planFor(deps: StepProcessorDeps, runId: string): Promise<RunPlan
   });
 }
 
-/** Throws for the statuses BullMQ must see as failures; otherwise the job's return value. */
-export function settle(status: string, error?: SerializedError): StepJobResult {
-  if (status === 'failed' || status === 'cancelled')
-    throw new UnrecoverableError(error?.message ?? `step ${status}`);
-  return { status: status === 'skipped' ? 'skipped' : 'succeeded' };
-}
-
 /** Builds the BullMQ processor for step queues. */
 export function createStepProcessor(
   deps: StepProcessorDeps,
   processInstance: (job: Job<StepJobData>) => Promise<StepJobResult>,
 ) {
   const { store, logger } = deps;
-
-  /**
-   * Records a final status and promotes the step's gates without waiting for the replies: BullMQ's
-   * moveToFinished follows on the same connection, so Redis applies these writes first and the
-   * step's dependents never wait a round trip for them. (Should a write ever land late, a
-   * dependent's start-step sees its need not final and reads again; a gate looks again too.)
-   */
-  function finish(
-    job: Job<StepJobData>,
-    sp: StepPlan,
-    status: StepStatus,
-    details: StepDetails,
-    event: EventInput,
-  ): void {
-    const { runId, stepId } = job.data;
-    store
-      .transition(runId, stepId, status, details, event, sp.dependents)
-      .catch((err) => logger.error({ err, runId, stepId, status }, 'could not record step status'));
-    promoteGates(deps.gateQueue, job.data.gates).catch((err) =>
-      logger.error({ err, runId, stepId }, 'could not promote gates'),
-    );
-  }
-
-  /** Ends a step job whose outcome is already recorded (a retry after a crash, or a skip). */
-  async function conclude(
-    job: Job<StepJobData>,
-    status: string,
-    error?: SerializedError,
-  ): Promise<StepJobResult> {
-    await promoteGates(deps.gateQueue, job.data.gates);
-    return settle(status, error);
-  }
 
   return async function processStep(job: Job<StepJobData>, token?: string): Promise<StepJobResult> {
     if (job.data.host !== undefined) return processInstance(job);
@@ -140,7 +83,8 @@ export function createStepProcessor(
       ...(step.continueOnError && { continueOnError: true }),
     };
     const fail = (error: SerializedError, details: Partial<StepDetails> = {}) => {
-      finish(
+      finishStep(
+        deps,
         job,
         sp,
         'failed',
@@ -155,7 +99,7 @@ export function createStepProcessor(
       );
       return settle('failed', error);
     };
-    if (job.data.phase === 'fanned-out') return aggregate(job, sp, base, fail);
+    if (job.data.phase === 'fanned-out') return aggregate(deps, job, sp, base, fail);
 
     const startedAt = now();
     const startedEvent = { type: 'step.started', step: stepId, attempt, executor: step.executor };
@@ -177,7 +121,8 @@ export function createStepProcessor(
     }
     const snapshot = start.snapshot;
     if (start.outcome === 'missing') throw new Error(`run ${runId} has no record`);
-    if (start.outcome === 'final') return conclude(job, start.current!, snapshot.details[stepId]?.error);
+    if (start.outcome === 'final')
+      return concludeStep(deps, job, start.current!, snapshot.details[stepId]?.error);
 
     let secretValues: Record<string, string> = {};
     let contexts: Record<string, unknown>;
@@ -191,7 +136,8 @@ export function createStepProcessor(
         // GitHub's `if` semantics, evaluated with the needs' recorded states.
         if (!truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)))) {
           const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
-          finish(
+          finishStep(
+            deps,
             job,
             sp,
             'skipped',
@@ -201,7 +147,11 @@ export function createStepProcessor(
           return settle('skipped');
         }
         if (!(await store.transition(runId, stepId, 'running', { ...base, startedAt }, startedEvent))) {
-          return conclude(job, (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed');
+          return concludeStep(
+            deps,
+            job,
+            (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed',
+          );
         }
       }
     } catch (err) {
@@ -213,7 +163,7 @@ export function createStepProcessor(
       return fail({ ...error, message: mask(error.message) });
     }
 
-    if (step.hosts !== undefined) return fanOut(job, token, sp, { ...base, startedAt }, fail);
+    if (step.hosts !== undefined) return fanOut(deps, job, token, sp, { ...base, startedAt }, fail);
 
     const executor = deps.executors.get(step.executor);
     if (!executor)
@@ -243,7 +193,8 @@ export function createStepProcessor(
       // Published before the step is recorded as succeeded: a dependent never sees one without the other.
       await store.publish({ runId, stepId }, events);
       const emitted = events.length ? { emitted: events.map((e) => e.type) } : {};
-      finish(
+      finishStep(
+        deps,
         job,
         sp,
         'succeeded',
@@ -259,7 +210,7 @@ export function createStepProcessor(
     }
     const details = { ...base, startedAt, ...outcome.details, error: outcome.error };
     if (outcome.kind === 'cancelled') {
-      finish(job, sp, 'cancelled', details, {
+      finishStep(deps, job, sp, 'cancelled', details, {
         type: 'step.failed',
         step: stepId,
         error: outcome.error,
@@ -279,108 +230,6 @@ export function createStepProcessor(
     }
     return fail(outcome.error, { startedAt, ...outcome.details });
   };
-
-  /**
-   * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
-   * run at once), then waits for them without holding a worker slot.
-   */
-  async function fanOut(
-    job: Job<StepJobData>,
-    token: string | undefined,
-    sp: StepPlan,
-    details: StepDetails,
-    fail: (error: SerializedError) => StepJobResult,
-  ): Promise<StepJobResult> {
-    const { runId, stepId } = job.data;
-    const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
-    if (!hosts?.length)
-      return fail({ code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` });
-    await store.transition(runId, stepId, 'running', { ...details, hosts }, undefined);
-    const lanes = sp.step.strategy.maxParallel ?? hosts.length;
-    const parent = { id: job.id!, queue: job.queueQualifiedName };
-    const flows: FlowJob[] = [];
-    for (let lane = 0; lane < Math.min(lanes, hosts.length); lane++) {
-      // BullMQ runs children first: the lane's first host is its deepest child.
-      let node: FlowJob | undefined;
-      for (let i = lane; i < hosts.length; i += lanes) {
-        const host = hosts[i]!;
-        const data: StepJobData = { ...job.data, gates: [], host };
-        node = {
-          name: `${stepId}@${host}`,
-          queueName: job.queueName,
-          data,
-          opts: {
-            jobId: `${stepJobId(runId, stepId)}@${host}`,
-            attempts: sp.step.retries.attempts,
-            backoff: {
-              type: sp.step.retries.backoff,
-              delay: sp.step.retries.delayMs,
-              jitter: sp.step.retries.jitter,
-            },
-            ignoreDependencyOnFailure: true,
-          },
-          children: node ? [node] : undefined,
-        };
-      }
-      flows.push({ ...node!, opts: { ...node!.opts, parent } });
-    }
-    await deps.flows.addBulk(flows);
-    await job.updateData({ ...job.data, phase: 'fanned-out' });
-    if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-    return aggregate(job, sp, details, fail);
-  }
-
-  /** Every instance has finished: the step succeeds when all of them did. */
-  async function aggregate(
-    job: Job<StepJobData>,
-    sp: StepPlan,
-    base: StepDetails,
-    fail: (error: SerializedError, details?: Partial<StepDetails>) => StepJobResult,
-  ): Promise<StepJobResult> {
-    const { runId, stepId } = job.data;
-    const snapshot = await store.snapshot(runId, [stepId], false);
-    if (FINAL_STEP_STATUSES.has(snapshot.status[stepId] ?? '')) {
-      return conclude(job, snapshot.status[stepId]!, snapshot.details[stepId]?.error);
-    }
-    const recorded = snapshot.details[stepId] ?? base;
-    const hosts = recorded.hosts ?? [];
-    const instances = await store.instances(runId, stepId, hosts);
-    const failed = hosts.filter((h) => instances[h]?.status !== 'succeeded');
-    const details: StepDetails = { ...recorded, finishedAt: now() };
-    if (failed.length === 0) {
-      // Step-level outputs: the instances' outputs merged in host order (later hosts win).
-      const outputs = Object.assign({}, ...hosts.map((h) => instances[h]?.outputs ?? {}));
-      finish(
-        job,
-        sp,
-        'succeeded',
-        { ...details, outputs },
-        { type: 'step.succeeded', step: stepId, hosts: hosts.length },
-      );
-      return { status: 'succeeded' };
-    }
-    if (snapshot.cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
-      const error = { code: 'cancelled', message: 'step cancelled' };
-      finish(
-        job,
-        sp,
-        'cancelled',
-        { ...details, error },
-        { type: 'step.failed', step: stepId, error, cancelled: true },
-      );
-      return settle('cancelled', error);
-    }
-    const summary = failed.map(
-      (h) => `${h} (${instances[h]?.error?.message ?? instances[h]?.status ?? 'no result'})`,
-    );
-    return fail(
-      {
-        code: 'hosts_failed',
-        message: `${failed.length} of ${hosts.length} hosts failed: ${summary.join('; ')}`,
-      },
-      details,
-    );
-  }
 }
 
 function now(): string {

@@ -1,0 +1,121 @@
+/**
+ * A step on a group of hosts: its job adds one child job per host (BullMQ dynamic children) in
+ * `strategy.maxParallel` lanes, waits for them in `waiting-children` without holding a worker
+ * slot, and is processed once more to aggregate their outcomes (see instance-processor.ts).
+ */
+import { type FlowJob, type Job, WaitingChildrenError } from 'bullmq';
+import type { SerializedError } from '../errors.ts';
+import { type StepJobData, stepJobId } from '../flows/index.ts';
+import { FINAL_STEP_STATUSES, type StepDetails } from '../store/index.ts';
+import type { StepPlan } from './run-plan.ts';
+import { concludeStep, finishStep, type StepJobResult, settle } from './step-outcome.ts';
+import type { StepProcessorDeps } from './step-processor.ts';
+
+/**
+ * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
+ * run at once), then waits for them without holding a worker slot.
+ */
+export async function fanOut(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  token: string | undefined,
+  sp: StepPlan,
+  details: StepDetails,
+  fail: (error: SerializedError) => StepJobResult,
+): Promise<StepJobResult> {
+  const { runId, stepId } = job.data;
+  const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
+  if (!hosts?.length)
+    return fail({ code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` });
+  await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined);
+  const lanes = sp.step.strategy.maxParallel ?? hosts.length;
+  const parent = { id: job.id!, queue: job.queueQualifiedName };
+  const flows: FlowJob[] = [];
+  for (let lane = 0; lane < Math.min(lanes, hosts.length); lane++) {
+    // BullMQ runs children first: the lane's first host is its deepest child.
+    let node: FlowJob | undefined;
+    for (let i = lane; i < hosts.length; i += lanes) {
+      const host = hosts[i]!;
+      const data: StepJobData = { ...job.data, gates: [], host };
+      node = {
+        name: `${stepId}@${host}`,
+        queueName: job.queueName,
+        data,
+        opts: {
+          jobId: `${stepJobId(runId, stepId)}@${host}`,
+          attempts: sp.step.retries.attempts,
+          backoff: {
+            type: sp.step.retries.backoff,
+            delay: sp.step.retries.delayMs,
+            jitter: sp.step.retries.jitter,
+          },
+          ignoreDependencyOnFailure: true,
+        },
+        children: node ? [node] : undefined,
+      };
+    }
+    flows.push({ ...node!, opts: { ...node!.opts, parent } });
+  }
+  await deps.flows.addBulk(flows);
+  await job.updateData({ ...job.data, phase: 'fanned-out' });
+  if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
+  return aggregate(deps, job, sp, details, fail);
+}
+
+/** Every instance has finished: the step succeeds when all of them did. */
+export async function aggregate(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  sp: StepPlan,
+  base: StepDetails,
+  fail: (error: SerializedError, details?: Partial<StepDetails>) => StepJobResult,
+): Promise<StepJobResult> {
+  const { runId, stepId } = job.data;
+  const snapshot = await deps.store.snapshot(runId, [stepId], false);
+  if (FINAL_STEP_STATUSES.has(snapshot.status[stepId] ?? '')) {
+    return concludeStep(deps, job, snapshot.status[stepId]!, snapshot.details[stepId]?.error);
+  }
+  const recorded = snapshot.details[stepId] ?? base;
+  const hosts = recorded.hosts ?? [];
+  const instances = await deps.store.instances(runId, stepId, hosts);
+  const failed = hosts.filter((h) => instances[h]?.status !== 'succeeded');
+  const details: StepDetails = { ...recorded, finishedAt: now() };
+  if (failed.length === 0) {
+    // Step-level outputs: the instances' outputs merged in host order (later hosts win).
+    const outputs = Object.assign({}, ...hosts.map((h) => instances[h]?.outputs ?? {}));
+    finishStep(
+      deps,
+      job,
+      sp,
+      'succeeded',
+      { ...details, outputs },
+      { type: 'step.succeeded', step: stepId, hosts: hosts.length },
+    );
+    return { status: 'succeeded' };
+  }
+  if (snapshot.cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
+    const error = { code: 'cancelled', message: 'step cancelled' };
+    finishStep(
+      deps,
+      job,
+      sp,
+      'cancelled',
+      { ...details, error },
+      { type: 'step.failed', step: stepId, error, cancelled: true },
+    );
+    return settle('cancelled', error);
+  }
+  const summary = failed.map(
+    (h) => `${h} (${instances[h]?.error?.message ?? instances[h]?.status ?? 'no result'})`,
+  );
+  return fail(
+    {
+      code: 'hosts_failed',
+      message: `${failed.length} of ${hosts.length} hosts failed: ${summary.join('; ')}`,
+    },
+    details,
+  );
+}
+function now(): string {
+  return new Date().toISOString();
+}
