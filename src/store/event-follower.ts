@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.ts';
-import { isTerminalEvent, type RunEvent, toEvent } from './run-store.ts';
+import { isTerminalEvent, type RunEvent, toEvent } from './run-types.ts';
 
 const BLOCK_MS = 5000;
 const BATCH = 500;

@@ -2,6 +2,7 @@
 export { followEvents } from './event-follower.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
+export { RunStore } from './run-store.ts';
 export {
   type EventInput,
   FINAL_RUN_STATUSES,
@@ -11,11 +12,10 @@ export {
   type RunDocument,
   type RunEvent,
   type RunStatus,
-  RunStore,
   type StepDetails,
   type StepSnapshot,
   type StepStatus,
   type StepView,
-} from './run-store.ts';
+} from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

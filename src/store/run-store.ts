@@ -4,90 +4,21 @@
  * written by one Lua script, so a reader never sees one without the other.
  */
 import type { Redis } from 'ioredis';
-import type { SerializedError } from '../errors.ts';
 import type { RunMeta } from '../flows/index.ts';
 import { type Keys, keys } from './keys.ts';
+import {
+  type EventInput,
+  type InstanceView,
+  type RunDocument,
+  type RunEvent,
+  type RunStatus,
+  type StepDetails,
+  type StepSnapshot,
+  type StepStatus,
+  type StepView,
+  toEvent,
+} from './run-types.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
-
-/** Contract section 3. */
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-/** Contract section 3. */
-export type StepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
-
-/** Final step statuses: a step in one never runs or changes again. */
-export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set([
-  'succeeded',
-  'failed',
-  'skipped',
-  'cancelled',
-]);
-/** Final run statuses. */
-export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
-
-/** What a run document shows of a step besides its status. */
-export interface StepDetails {
-  executor: string;
-  attempts: number;
-  exitCode?: number | null;
-  signal?: string | null;
-  startedAt?: string;
-  finishedAt?: string;
-  outputs?: Record<string, unknown>;
-  error?: SerializedError;
-  continueOnError?: boolean;
-  /** Fan-out steps: the hosts the step runs on, in order. */
-  hosts?: string[];
-  /** Types of the events the step published when it succeeded. */
-  emitted?: string[];
-}
-
-/** One host instance of a fan-out step: its status and the attempt-level details of a step. */
-export type InstanceView = { status: StepStatus } & Partial<
-  Pick<StepDetails, 'attempts' | 'exitCode' | 'signal' | 'startedAt' | 'finishedAt' | 'outputs' | 'error'>
->;
-
-/** A step as the run document shows it. */
-export type StepView = {
-  status: StepStatus;
-  instances?: Record<string, InstanceView>;
-} & Partial<StepDetails>;
-
-/** `GET /v1/runs/:id`. */
-export interface RunDocument {
-  id: string;
-  workflow: RunMeta['workflow'];
-  status: RunStatus;
-  cancelRequested: boolean;
-  inputs: Record<string, unknown>;
-  trigger: Record<string, unknown>;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  steps: Record<string, StepView>;
-}
-
-/** One entry of a run's event stream. */
-export interface RunEvent {
-  /** Redis stream id: increasing within the run; the SSE `id`. */
-  id: string;
-  type: string;
-  data: Record<string, unknown>;
-}
-
-/** What a worker reads before running a step, in one round trip. */
-export interface StepSnapshot {
-  meta?: RunMeta;
-  cancelRequested: boolean;
-  status: Record<string, StepStatus | undefined>;
-  details: Record<string, StepDetails | undefined>;
-}
-
-/** Event payload as callers give it: the store adds `runId`, `type` and `at`. */
-export interface EventInput {
-  type: string;
-  step?: string;
-  [field: string]: unknown;
-}
 
 /** The run store over one Redis connection and prefix. */
 export class RunStore {
@@ -419,20 +350,4 @@ export class RunStore {
     const score = await this.redis.zscore(this.keys.runs(), runId);
     return score === null ? undefined : Number(score);
   }
-}
-
-/** Converts a raw XRANGE/XREAD entry. */
-export function toEvent([id, fields]: [string, string[]]): RunEvent {
-  let type = '';
-  let data: Record<string, unknown> = {};
-  for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i] === 'type') type = fields[i + 1]!;
-    else if (fields[i] === 'data') data = JSON.parse(fields[i + 1]!) as Record<string, unknown>;
-  }
-  return { id, type, data };
-}
-
-/** True for the events that end a run's stream. */
-export function isTerminalEvent(type: string): boolean {
-  return type === 'run.succeeded' || type === 'run.failed' || type === 'run.cancelled';
 }
