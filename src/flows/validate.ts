@@ -236,6 +236,8 @@ function normaliseStep(
     executor = 'vm';
   }
   if (def.strategy && executor !== 'ssh') add(`${path}.strategy`, '"strategy" applies to steps with "hosts"');
+  // Accepting runsOn without routing would run a step on any worker: refuse it until routing exists.
+  if (def.runsOn?.length) add(`${path}.runsOn`, 'routing steps to tagged workers is not available yet');
   if (def.sudo && executor !== 'ssh') add(`${path}.sudo`, '"sudo" applies to steps with "hosts"');
 
   let command: Step['command'];

@@ -131,6 +131,13 @@ describe('validateDefinition', () => {
     expect(wf.steps.a!.executor).toBe('ssh');
   });
 
+  it('refuses runsOn rather than run the step on any worker', () => {
+    expect(issuesOf({ name: 'x', steps: { a: { run: 'x', runsOn: ['gpu'] } } })).toContainEqual({
+      path: 'steps.a.runsOn',
+      message: 'routing steps to tagged workers is not available yet',
+    });
+  });
+
   it('rejects reserved and malformed env names and bad input defaults', () => {
     const issues = issuesOf({
       name: 'x',
