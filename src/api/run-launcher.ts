@@ -81,17 +81,24 @@ export class RunLauncher {
     if (outcome === 'missing') throw new NotFoundError(`no run "${runId}"`);
     if (outcome === 'finished') throw new ConflictError(`run "${runId}" has already finished`);
     const run = (await this.store.getRun(runId))!;
-    const meta = run.steps;
+    // Steps (and fan-out instances) waiting out a retry backoff are in `queued` with a delayed job.
+    const waiting: Array<[executor: string, jobId: string]> = [];
+    for (const [stepId, view] of Object.entries(run.steps)) {
+      const jobId = stepJobId(runId, stepId);
+      if (view.status === 'queued') waiting.push([view.executor!, jobId]);
+      for (const [host, instance] of Object.entries(view.instances ?? {})) {
+        if (instance.status === 'queued') waiting.push([view.executor!, `${jobId}@${host}`]);
+      }
+    }
     await Promise.all(
-      Object.entries(meta).map(async ([stepId, view]) => {
-        if (view.status !== 'queued' || !view.executor) return;
-        const queue = this.queues.step(view.executor);
-        const id = stepJobId(runId, stepId);
-        if ((await queue.getJobState(id)) === 'delayed')
-          await queue
-            .getBackend()
-            .promote(id)
-            .catch(() => {});
+      waiting.map(async ([executor, jobId]) => {
+        const queue = this.queues.step(executor);
+        if ((await queue.getJobState(jobId)) !== 'delayed') return;
+        // A job that left `delayed` meanwhile is already on its way: nothing to wake.
+        await queue
+          .getBackend()
+          .promote(jobId)
+          .catch(() => undefined);
       }),
     );
     return run;

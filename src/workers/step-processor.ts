@@ -135,6 +135,18 @@ export function createStepProcessor(
       if (start.outcome === 'decide') {
         // GitHub's `if` semantics, evaluated with the needs' recorded states.
         if (!truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)))) {
+          if (snapshot.cancelRequested && job.attemptsMade > 0) {
+            // It ran before and was waiting to retry: the cancel stopped it, so it is cancelled.
+            const error = { code: 'cancelled', message: 'run cancelled while the step waited to retry' };
+            const details = { ...base, attempts: job.attemptsMade, error, finishedAt: startedAt };
+            finishStep(deps, job, sp, 'cancelled', details, {
+              type: 'step.failed',
+              step: stepId,
+              error,
+              cancelled: true,
+            });
+            return settle('cancelled', error);
+          }
           const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
           finishStep(
             deps,

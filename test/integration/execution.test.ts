@@ -272,6 +272,22 @@ describe('execution', () => {
     expect(again.status).toBe(409);
   });
 
+  it('cancel wakes a step waiting out a long retry backoff and ends the run at once', async () => {
+    const run = await engine.submit({
+      name: 'cancel-backoff',
+      steps: {
+        flaky: { run: 'exit 1', retries: { attempts: 3, delay: '10m' } },
+        after: { needs: ['flaky'], run: 'true' },
+      },
+    });
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.retrying');
+    expect((await engine.request('POST', `/v1/runs/${run.id}/cancel`)).status).toBe(202);
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('cancelled');
+    expect(statuses(done)).toEqual({ flaky: 'cancelled', after: 'skipped' });
+    expect(done.steps.flaky!.attempts).toBe(1);
+  });
+
   it('fails a step whose outputs pass the 1 MiB cap, and the worker goes on', async () => {
     const run = await engine.submit({
       name: 'cap',
