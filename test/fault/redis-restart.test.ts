@@ -1,59 +1,25 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type TestEngine } from '../support/engine.ts';
-import { freePort, waitForRedis } from '../support/redis-server.ts';
+import { spawnRedis } from '../support/redis-server.ts';
 
 // A Redis of this file's own, with the append-only file on (as standalone mode and
-// infra/redis.conf run it), restarted in the middle of a run.
+// infra/redis.conf run it), restarted in the middle of a run: same port, same data dir.
 let dir: string;
-let port: number;
-let redis: ChildProcess | undefined;
+let redis: Awaited<ReturnType<typeof spawnRedis>>;
 let engine: TestEngine;
-
-async function startRedis(): Promise<void> {
-  redis = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--save',
-      '',
-    ],
-    { stdio: 'ignore' },
-  );
-  await waitForRedis(`redis://127.0.0.1:${port}`);
-}
-
-async function stopRedis(): Promise<void> {
-  const child = redis!;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
-}
+const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'conveyor-aof-'));
-  port = await freePort();
-  await startRedis();
-  engine = await startEngine(`redis://127.0.0.1:${port}`, 't-redis-restart', {
-    lockMs: 2000,
-    stalledIntervalMs: 1000,
-  });
+  redis = await spawnRedis({ dir, args: AOF });
+  engine = await startEngine(redis.url, 't-redis-restart', { lockMs: 2000, stalledIntervalMs: 1000 });
 });
 afterAll(async () => {
   await engine.close();
-  await stopRedis();
+  await redis.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -68,8 +34,8 @@ describe('Redis restarted mid-run (append-only file on)', () => {
       },
     });
     await engine.waitForEvent(run.id, (e) => e.type === 'step.started' && e.data.step === 'b');
-    await stopRedis();
-    await startRedis();
+    await redis.stop();
+    redis = await spawnRedis({ dir, port: redis.port, args: AOF });
     const { run: done, events } = await engine.waitForRun(run.id);
     expect(done.status).toBe('succeeded');
     expect(Object.values(done.steps).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded']);

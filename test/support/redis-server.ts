@@ -62,10 +62,17 @@ async function dockerAnswers(): Promise<boolean> {
 
 /** Spawns `redis-server` on a free port with its data in a temp dir (no persistence). */
 export async function spawnRedis(
-  extraArgs: string[] = [],
+  options: {
+    /** Extra redis-server arguments; later ones win over the defaults. */
+    args?: string[];
+    /** A fixed port (to restart "the same" Redis); default a free one. */
+    port?: number;
+    /** A data dir the caller owns (kept on stop); default a temp dir removed on stop. */
+    dir?: string;
+  } = {},
 ): Promise<RedisHandle & { port: number; process: ChildProcess; dir: string }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-redis-'));
+  const port = options.port ?? (await freePort());
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'conveyor-redis-'));
   const child = spawn(
     'redis-server',
     [
@@ -79,7 +86,7 @@ export async function spawnRedis(
       '',
       '--appendonly',
       'no',
-      ...extraArgs,
+      ...(options.args ?? []),
     ],
     { stdio: 'ignore' },
   );
@@ -95,7 +102,7 @@ export async function spawnRedis(
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
