@@ -8,7 +8,7 @@ import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
-import type { RunDocument, RunStore } from '../store/index.ts';
+import { type RunDocument, RunStore } from '../store/index.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
@@ -59,7 +59,7 @@ export class RunLauncher {
     };
     await this.flows.add(compileRun(meta));
     await this.store.announce(meta);
-    return { run: (await this.store.getRun(runId))!, created: true };
+    return { run: RunStore.initialDocument(meta), created: true };
   }
 
   /** The run document; falls back to the root job while the record is being written. */

@@ -106,8 +106,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     while (runs.length < limit) {
       const ids = await deps.store.listRunIds({ workflow: c.req.query('workflow'), limit, before });
       if (ids.length === 0) break;
-      for (const id of ids) {
-        const run = await deps.store.getRun(id);
+      for (const run of await Promise.all(ids.map((id) => deps.store.getRun(id)))) {
         if (run && (!status || run.status === status) && runs.length < limit) runs.push(run);
       }
       before = await deps.store.runCreatedAt(ids[ids.length - 1]!);

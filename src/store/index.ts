@@ -5,7 +5,6 @@ export { bullPrefix, type Keys, keys } from './keys.ts';
 export { RunStore } from './run-store.ts';
 export {
   type EventInput,
-  FINAL_RUN_STATUSES,
   FINAL_STEP_STATUSES,
   type InstanceView,
   isTerminalEvent,

@@ -30,6 +30,15 @@ export class RunStore {
     this.keys = keys(prefix);
   }
 
+  /** The document of a run just announced, derived from its meta (no read-back). */
+  static initialDocument(meta: RunMeta): RunDocument {
+    const fields: Record<string, string> = {};
+    for (const id of meta.definition.order) {
+      fields[`st:${id}`] = meta.definition.steps[id]!.needs.length === 0 ? 'queued' : 'pending';
+    }
+    return runDocument(meta, fields);
+  }
+
   /** Creates the run record (idempotent). */
   async announce(meta: RunMeta): Promise<boolean> {
     const steps = meta.definition.order;
@@ -257,19 +266,20 @@ export class RunStore {
 
   /** Reads what a step needs to decide and run: meta, cancel flag, and some steps' states. */
   async snapshot(runId: string, stepIds: string[], withMeta: boolean): Promise<StepSnapshot> {
-    const fields = [withMeta ? 'meta' : 'cancel', 'cancel'];
+    const fields = ['cancel', 'meta'].slice(0, withMeta ? 2 : 1);
     for (const id of stepIds) fields.push(`st:${id}`, `s:${id}`);
     const values = await this.redis.hmget(this.keys.run(runId), ...fields);
+    const first = fields.length - stepIds.length * 2;
     const status: StepSnapshot['status'] = {};
     const details: StepSnapshot['details'] = {};
     stepIds.forEach((id, i) => {
-      status[id] = (values[2 + i * 2] ?? undefined) as StepStatus | undefined;
-      const raw = values[3 + i * 2];
+      status[id] = (values[first + i * 2] ?? undefined) as StepStatus | undefined;
+      const raw = values[first + 1 + i * 2];
       details[id] = raw ? (JSON.parse(raw) as StepDetails) : undefined;
     });
     return {
-      meta: withMeta && values[0] ? (JSON.parse(values[0]) as RunMeta) : undefined,
-      cancelRequested: values[1] === '1',
+      meta: withMeta && values[1] ? (JSON.parse(values[1]) as RunMeta) : undefined,
+      cancelRequested: values[0] === '1',
       status,
       details,
     };
@@ -289,41 +299,7 @@ export class RunStore {
   async getRun(runId: string): Promise<RunDocument | undefined> {
     const all = await this.redis.hgetall(this.keys.run(runId));
     if (!all.meta) return undefined;
-    const meta = JSON.parse(all.meta) as RunMeta;
-    const steps: Record<string, StepView> = {};
-    for (const id of meta.definition.order) {
-      const details = all[`s:${id}`] ? (JSON.parse(all[`s:${id}`]!) as StepDetails) : undefined;
-      steps[id] = {
-        status: (all[`st:${id}`] ?? 'pending') as StepStatus,
-        executor: meta.definition.steps[id]!.executor,
-        ...details,
-      };
-      if (details?.hosts) {
-        const instances: Record<string, InstanceView> = {};
-        for (const host of details.hosts) {
-          const raw = all[`i:${id}@${host}`];
-          instances[host] = raw ? (JSON.parse(raw) as InstanceView) : { status: 'pending' };
-        }
-        steps[id]!.instances = instances;
-      }
-    }
-    return {
-      id: meta.id,
-      workflow: meta.workflow,
-      status: (all.status ?? 'queued') as RunStatus,
-      cancelRequested: all.cancel === '1',
-      inputs: meta.inputs,
-      trigger: meta.trigger,
-      createdAt: meta.createdAt,
-      startedAt: all.startedAt ?? null,
-      finishedAt: all.finishedAt ?? null,
-      steps,
-    };
-  }
-
-  /** The run's status alone. */
-  async runStatus(runId: string): Promise<RunStatus | undefined> {
-    return ((await this.redis.hget(this.keys.run(runId), 'status')) ?? undefined) as RunStatus | undefined;
+    return runDocument(JSON.parse(all.meta) as RunMeta, all);
   }
 
   /** Events after `afterId` (exclusive; from the start when omitted), at most `count`. */
@@ -350,4 +326,37 @@ export class RunStore {
     const score = await this.redis.zscore(this.keys.runs(), runId);
     return score === null ? undefined : Number(score);
   }
+}
+
+/** Assembles a run document from its meta and the fields of its record hash. */
+function runDocument(meta: RunMeta, all: Record<string, string>): RunDocument {
+  const steps: Record<string, StepView> = {};
+  for (const id of meta.definition.order) {
+    const details = all[`s:${id}`] ? (JSON.parse(all[`s:${id}`]!) as StepDetails) : undefined;
+    steps[id] = {
+      status: (all[`st:${id}`] ?? 'pending') as StepStatus,
+      executor: meta.definition.steps[id]!.executor,
+      ...details,
+    };
+    if (details?.hosts) {
+      const instances: Record<string, InstanceView> = {};
+      for (const host of details.hosts) {
+        const raw = all[`i:${id}@${host}`];
+        instances[host] = raw ? (JSON.parse(raw) as InstanceView) : { status: 'pending' };
+      }
+      steps[id]!.instances = instances;
+    }
+  }
+  return {
+    id: meta.id,
+    workflow: meta.workflow,
+    status: (all.status ?? 'queued') as RunStatus,
+    cancelRequested: all.cancel === '1',
+    inputs: meta.inputs,
+    trigger: meta.trigger,
+    createdAt: meta.createdAt,
+    startedAt: all.startedAt ?? null,
+    finishedAt: all.finishedAt ?? null,
+    steps,
+  };
 }

@@ -14,8 +14,6 @@ export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set([
   'skipped',
   'cancelled',
 ]);
-/** Final run statuses. */
-export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** What a run document shows of a step besides its status. */
 export interface StepDetails {

@@ -11,9 +11,12 @@ import type { PlanCache } from './run-plan.ts';
 export function createRunFinalizer(store: RunStore, plans: PlanCache) {
   return async (job: Job<RunMeta>): Promise<{ status: string }> => {
     const runId = job.data.id;
-    await store.announce(job.data); // no-op unless the API died before writing the record
-    const run = await store.getRun(runId);
-    if (!run) throw new Error(`run ${runId} has no record`);
+    let run = await store.getRun(runId);
+    if (!run) {
+      // The API died between adding the flow and writing the record: write it from the root job.
+      await store.announce(job.data);
+      run = (await store.getRun(runId))!;
+    }
     const failed = Object.entries(run.steps)
       .filter(([, s]) => s.status === 'failed' && !s.continueOnError)
       .map(([id]) => id);

@@ -5,7 +5,7 @@
 import pino from 'pino';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import type { SecretKey } from '../../src/secrets/index.ts';
-import { followEvents, type RunDocument, type RunEvent } from '../../src/store/index.ts';
+import { followEvents, isTerminalEvent, type RunDocument, type RunEvent } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { type ConveyorWorker, startWorker, type WorkerOptions } from '../../src/workers/worker.ts';
 import { dropPrefix } from './prefix.ts';
@@ -84,6 +84,24 @@ export async function startEngine(
     return { status: res.status, body: parsed, headers: res.headers };
   };
 
+  const waitForEvent: TestEngine['waitForEvent'] = async (runId, match) => {
+    const controller = new AbortController();
+    try {
+      for await (const event of followEvents(
+        api.deps.redis,
+        api.deps.store.keys,
+        runId,
+        undefined,
+        controller.signal,
+      )) {
+        if (event && match(event)) return event;
+      }
+    } finally {
+      controller.abort();
+    }
+    throw new Error(`run ${runId} ended without the awaited event`);
+  };
+
   return {
     api,
     worker,
@@ -95,38 +113,16 @@ export async function startEngine(
       if (res.status !== 202) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body as RunDocument;
     },
-    async waitForEvent(runId, match) {
-      const controller = new AbortController();
-      try {
-        for await (const event of followEvents(
-          api.deps.redis,
-          api.deps.store.keys,
-          runId,
-          undefined,
-          controller.signal,
-        )) {
-          if (event && match(event)) return event;
-        }
-      } finally {
-        controller.abort();
-      }
-      throw new Error(`run ${runId} ended without the awaited event`);
-    },
+    waitForEvent,
     async waitForRun(runId) {
       const events: RunEvent[] = [];
-      const controller = new AbortController();
-      for await (const event of followEvents(
-        api.deps.redis,
-        api.deps.store.keys,
-        runId,
-        undefined,
-        controller.signal,
-      )) {
-        if (event) events.push(event);
-      }
-      const run = (await api.deps.store.getRun(runId))!;
-      return { run, events };
+      await waitForEvent(runId, (event) => {
+        events.push(event);
+        return isTerminalEvent(event.type);
+      });
+      return { run: (await api.deps.store.getRun(runId))!, events };
     },
+
     async close() {
       await worker?.close();
       await api.close();
