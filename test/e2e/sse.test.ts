@@ -61,8 +61,19 @@ describe('GET /v1/runs/:id/events', () => {
     expect(late.messages.map((m) => m.id)).toEqual(stored.map((e) => e.id));
   });
 
-  it('rejects a malformed Last-Event-ID', async () => {
-    const res = await fetch(`${base}/v1/runs/run_x/events`, { headers: { 'last-event-id': 'nope' } });
-    expect([400, 404]).toContain(res.status);
+  it('rejects a malformed Last-Event-ID with 400, and an unknown run with 404', async () => {
+    const created = await fetch(`${base}/v1/runs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ workflow: { name: 'sse-bad-id', steps: { a: { run: 'true' } } } }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const bad = await fetch(`${base}/v1/runs/${id}/events`, { headers: { 'last-event-id': 'nope' } });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { issues: Array<{ path: string }> } }).error.issues[0]!.path).toBe(
+      'Last-Event-ID',
+    );
+    const unknown = await fetch(`${base}/v1/runs/run_unknown/events`);
+    expect(unknown.status).toBe(404);
   });
 });
