@@ -70,4 +70,8 @@ export interface Executor {
   run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult>;
   /** Releases pooled resources (connections, warm VMs). */
   close(): Promise<void>;
+  /** A run ended: drop what this executor keeps for it on this worker (its workspace). */
+  runEnded?(runId: string): Promise<void>;
+  /** At start: drop what is kept for runs that ended while the worker was away. */
+  sweep?(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<void>;
 }

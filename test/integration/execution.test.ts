@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
+import { marker, processesWithEnv } from '../support/processes.ts';
 
 let engine: TestEngine;
 let dir: string;
@@ -236,26 +237,28 @@ describe('execution', () => {
     expect(done.steps.bad!.attempts).toBe(2);
   });
 
-  it('timeout kills the whole process group, grandchildren included', async () => {
-    const pidFile = join(dir, 'grandchild.pid');
+  it('timeout kills the whole process tree, grandchildren included', async () => {
+    const mark = marker();
     const run = await engine.submit({
       name: 'timeout',
-      steps: { slow: { run: `sh -c 'sleep 300 & echo $! > ${pidFile}; wait'`, timeout: '500ms' } },
+      steps: {
+        slow: { env: { MARK: mark }, run: `sh -c 'sleep 300 & echo started; wait'`, timeout: '500ms' },
+      },
     });
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.log');
+    expect(processesWithEnv('MARK', mark).length).toBeGreaterThan(0);
     const { run: done } = await engine.waitForRun(run.id);
     expect(done.steps.slow!.status).toBe('failed');
     expect(done.steps.slow!.error!.code).toBe('timeout');
-    const pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(pid).toBeGreaterThan(0);
-    expect(isAlive(pid)).toBe(false);
+    expect(processesWithEnv('MARK', mark)).toEqual([]);
   });
 
   it('cancel stops running steps and skips the rest', async () => {
-    const pidFile = join(dir, 'cancel.pid');
+    const mark = marker();
     const run = await engine.submit({
       name: 'cancel',
       steps: {
-        long: { run: `echo $$ > ${pidFile}; echo started; sleep 300` },
+        long: { env: { MARK: mark }, run: 'echo started; sleep 300' },
         after: { needs: ['long'], run: 'true' },
         // Outlives the cancel watcher's 2 s poll: a step started after the cancel is not cancelled by it.
         cleanup: { needs: ['long'], if: 'always()', run: 'sleep 2.5; echo cleanup' },
@@ -267,7 +270,7 @@ describe('execution', () => {
     const { run: done } = await engine.waitForRun(run.id);
     expect(done.status).toBe('cancelled');
     expect(statuses(done)).toEqual({ long: 'cancelled', after: 'skipped', cleanup: 'succeeded' });
-    expect(isAlive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    expect(processesWithEnv('MARK', mark)).toEqual([]);
     const again = await engine.request('POST', `/v1/runs/${run.id}/cancel`);
     expect(again.status).toBe(409);
   });
@@ -308,13 +311,3 @@ describe('execution', () => {
     expect(logs.body.length).toBeLessThan(11 * 1024 * 1024);
   });
 });
-
-/** True while `pid` is a live process (a zombie waiting to be reaped counts as dead). */
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}

@@ -8,9 +8,9 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPrivateFile, writePrivateFile } from '../../src/workers/private-file.ts';
 import { GuestChannel } from '../../src/workers/vm/channel.ts';
 import { exitError, guestError, limitError } from '../../src/workers/vm/failure.ts';
-import { readPrivateFile, writePrivateFile } from '../../src/workers/vm/private-dir.ts';
 import { type GuestMessage, ProtocolError, parseGuestMessage } from '../../src/workers/vm/protocol.ts';
 import { DEFAULT_STEP_OPTIONS } from '../../src/workers/vm/step-options.ts';
 

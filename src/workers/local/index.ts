@@ -1,2 +1,4 @@
 /** The local shell executor. */
+export { type ContainmentMode, probeContainment, type RunAs } from './containment.ts';
 export { LocalExecutor, type LocalExecutorOptions, scrubbedEnv } from './local-executor.ts';
+export { type WorkspaceOptions, Workspaces } from './workspace.ts';

@@ -1,16 +1,20 @@
 /**
- * Runs a step as a shell process on the worker: `/bin/sh -c` in its own process group, so a
- * timeout or cancel (SIGTERM, then SIGKILL after a grace period) reaches every process the step
- * started, grandchildren included. Processes a step leaves behind are killed when it ends, as
- * GitHub's runner does.
+ * Runs a step as a shell process on the worker, in its run's workspace, contained so that nothing
+ * it starts outlives it or its worker (see containment.ts): on timeout or cancel every process of
+ * the step gets SIGTERM, then SIGKILL after a grace period; when the command exits, whatever it
+ * left behind is killed at once (as GitHub's runner does), so a background process holding stdout
+ * never stretches a step.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StepError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
+import { readPrivateFile } from '../private-file.ts';
+import { type ContainmentMode, containedArgv, probeContainment, type RunAs } from './containment.ts';
+import { Workspaces } from './workspace.ts';
 
 /** Options of the local executor. */
 export interface LocalExecutorOptions {
@@ -20,16 +24,22 @@ export interface LocalExecutorOptions {
   killGraceMs: number;
   /** Environment every step starts from. @defaultValue the worker's, without Conveyor's own settings */
   baseEnv: Record<string, string>;
-  /** Directory a step runs in when it sets no `cwd`. @defaultValue the worker's working directory */
-  defaultCwd: string;
+  /** Where runs' workspaces live and whether they are kept. @defaultValue a `Workspaces` under the system temp dir */
+  workspaces: Workspaces;
+  /** Run steps as this user (`WORKER_RUN_AS`; the worker must be root). */
+  runAs?: RunAs;
+  /** Force a containment mode instead of probing for the strongest. */
+  containment?: ContainmentMode;
 }
+
+/** Variables a step never inherits from the worker: its credentials and settings. */
+const WORKER_ONLY = /^(CONVEYOR_|WORKER_|REDIS_)/;
 
 /** The worker's environment minus what steps must not see (Redis URL, API tokens, secret key). */
 export function scrubbedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
-    if (value === undefined) continue;
-    if (name.startsWith('CONVEYOR_') || name === 'REDIS_URL' || name.startsWith('WORKER_')) continue;
+    if (value === undefined || WORKER_ONLY.test(name)) continue;
     out[name] = value;
   }
   return out;
@@ -39,43 +49,64 @@ export function scrubbedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 export class LocalExecutor implements Executor {
   readonly name = 'local';
   private readonly options: LocalExecutorOptions;
+  private mode: Promise<ContainmentMode> | undefined;
 
   constructor(options: Partial<LocalExecutorOptions> = {}) {
     this.options = {
       shell: '/bin/sh',
       killGraceMs: 5000,
       baseEnv: scrubbedEnv(process.env),
-      defaultCwd: process.cwd(),
+      workspaces: new Workspaces({ runAs: options.runAs }),
       ...options,
     };
     if (this.options.killGraceMs < 0) throw new RangeError('killGraceMs must be >= 0');
+    if (this.options.runAs && process.getuid?.() !== 0)
+      throw new RangeError('WORKER_RUN_AS needs a worker running as root');
+  }
+
+  /** How this executor contains steps (probed once). */
+  containment(): Promise<ContainmentMode> {
+    this.mode ??= this.options.containment ? Promise.resolve(this.options.containment) : probeContainment();
+    return this.mode;
   }
 
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
+    const [mode, cwd] = await Promise.all([
+      this.containment(),
+      this.options.workspaces.cwdFor(step.runId, step.cwd),
+    ]);
+    // The step's files live apart from the workspace: `rm -rf *` there cannot remove them.
     const dir = await mkdtemp(join(tmpdir(), 'conveyor-step-'));
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
     await Promise.all([writeFile(outputFile, ''), writeFile(eventsFile, '')]);
+    const owner = this.options.runAs;
+    if (owner) {
+      await Promise.all([dir, outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
+    }
     try {
-      const { exitCode, signal } = await this.spawn(step, ctx, {
+      const { exitCode, signal } = await this.spawn(mode, step, ctx, cwd, {
         ...this.options.baseEnv,
+        ...(owner && { HOME: cwd, USER: owner.user, LOGNAME: owner.user }),
         ...step.env,
         CONVEYOR_OUTPUT: outputFile,
         CONVEYOR_EVENTS: eventsFile,
         CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey,
+        CONVEYOR_WORKSPACE: await this.options.workspaces.forRun(step.runId),
       });
       if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
+      const cap = step.limits.maxOutputBytes;
       const [outputs, events] = await Promise.all([
-        readFile(outputFile, 'utf8'),
-        readFile(eventsFile, 'utf8'),
+        readPrivateFile(outputFile, cap, '$CONVEYOR_OUTPUT'),
+        readPrivateFile(eventsFile, cap, '$CONVEYOR_EVENTS'),
       ]);
       return {
         exitCode,
         signal,
-        outputs: parseOutputs(outputs, step.limits.maxOutputBytes),
-        events: parseEvents(events, step.limits.maxOutputBytes),
+        outputs: parseOutputs(outputs ?? '', cap),
+        events: parseEvents(events ?? '', cap),
       };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -83,15 +114,18 @@ export class LocalExecutor implements Executor {
   }
 
   private spawn(
+    mode: ContainmentMode,
     step: StepExecution,
     ctx: ExecutorContext,
+    cwd: string,
     env: Record<string, string>,
   ): Promise<{ exitCode: number | null; signal: string | null }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.options.shell, ['-c', step.command!], {
-        cwd: step.cwd ?? this.options.defaultCwd,
+      const [file, ...args] = containedArgv(mode, this.options.shell, step.command!, this.options.runAs);
+      const child = spawn(file!, args, {
+        cwd,
         env,
-        detached: true, // its own process group: one kill reaches the whole tree
+        detached: true, // its own process group: one kill reaches the launcher and the whole tree
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const group = child.pid;
@@ -104,9 +138,15 @@ export class LocalExecutor implements Executor {
         }
       };
       let killTimer: NodeJS.Timeout | undefined;
+      let stoppedWith: NodeJS.Signals | undefined;
       const onAbort = () => {
+        stoppedWith = 'SIGTERM';
         killGroup('SIGTERM');
-        killTimer = setTimeout(() => killGroup('SIGKILL'), this.options.killGraceMs);
+        killTimer = setTimeout(() => {
+          stoppedWith = 'SIGKILL';
+          // The launcher's death tears down the step's PID namespace, processes in other groups included.
+          killGroup('SIGKILL');
+        }, this.options.killGraceMs);
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       if (ctx.signal.aborted) onAbort();
@@ -115,15 +155,17 @@ export class LocalExecutor implements Executor {
       child.stderr.on('data', (chunk: Buffer) => ctx.log('stderr', chunk));
       let exit: { exitCode: number | null; signal: string | null } | undefined;
       child.once('exit', (code, signal) => {
-        exit = { exitCode: code, signal };
-        // Leftover background processes would hold the pipes open and outlive the step.
+        // A contained step reports a signal death as 128+n (the init's status): name the signal we sent.
+        const byUs = stoppedWith && code !== null && code > 128 ? stoppedWith : null;
+        exit = { exitCode: byUs ? null : code, signal: signal ?? byUs };
+        // In the process-group fallback, leftovers would hold the pipes open and outlive the step.
         killGroup('SIGKILL');
       });
       child.once('error', (err) => {
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(killTimer);
         reject(
-          new StepError('spawn_failed', `could not start ${this.options.shell}: ${err.message}`, false, {
+          new StepError('spawn_failed', `could not start the step's shell: ${err.message}`, false, {
             cause: err,
           }),
         );
@@ -134,6 +176,16 @@ export class LocalExecutor implements Executor {
         resolve(exit ?? { exitCode: child.exitCode, signal: child.signalCode });
       });
     });
+  }
+
+  /** Removes the ended run's workspace. */
+  async runEnded(runId: string): Promise<void> {
+    await this.options.workspaces.remove(runId);
+  }
+
+  /** Removes the workspaces of runs that ended while this worker was not listening. */
+  async sweep(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<void> {
+    await this.options.workspaces.sweep(isOver);
   }
 
   async close(): Promise<void> {}

@@ -5,10 +5,9 @@
  * more than the cap.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, chown, mkdir, open, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OutputLimitError, StepError } from '../../errors.ts';
+import { StepError } from '../../errors.ts';
 import type { ResolvedModules } from './modules.ts';
 
 /** Creates and removes VM directories below one per-worker base directory. */
@@ -73,44 +72,5 @@ export class PrivateDirs {
       return base;
     })();
     return this.#base;
-  }
-}
-
-/** Creates `path` afresh (never through a symlink or over an existing file). */
-export async function writePrivateFile(path: string, data: string): Promise<void> {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const handle = await open(path, flags, 0o644);
-  try {
-    await handle.writeFile(data);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Reads a file the guest wrote: `null` when absent; refuses links, FIFOs and more than `maxBytes`. */
-export async function readPrivateFile(path: string, maxBytes: number, label: string): Promise<string | null> {
-  // O_NONBLOCK: opening a FIFO the guest left in place must not hang the worker.
-  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, flags);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    if (code === 'ELOOP')
-      throw new StepError('bad_output', `${label} is a symbolic link; it must be a regular file`, false);
-    throw err;
-  }
-  try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new StepError('bad_output', `${label} is not a regular file`, false);
-    if (stat.size > maxBytes) {
-      throw new OutputLimitError(`${label} is ${stat.size} bytes, over the ${maxBytes}-byte cap`);
-    }
-    const buffer = Buffer.alloc(stat.size);
-    const { bytesRead } = await handle.read(buffer, 0, stat.size, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await handle.close();
   }
 }

@@ -7,10 +7,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { readPrivateFile, writePrivateFile } from '../private-file.ts';
 import type { CgroupStats, VmCgroup } from './cgroup.ts';
 import type { GuestChannel } from './channel.ts';
 import type { Vm, VmExit, VmFile, VmSpec } from './driver.ts';
-import { readPrivateFile, writePrivateFile } from './private-dir.ts';
 
 /** File names inside the private directory. */
 export const FILE_NAMES: Record<VmFile, string> = {

@@ -1,0 +1,93 @@
+/**
+ * A working directory per run for its local steps, under `WORKER_WORKSPACE_DIR` (default
+ * `<system temp>/conveyor-workspaces`): the steps of one run share it, no run sees another's, and
+ * nothing runs in the engine's own directory. A run's workspace is removed when the run ends
+ * (unless kept for debugging); a sweep at start removes those whose run ended while this worker
+ * was down.
+ */
+import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { StepError } from '../../errors.ts';
+import type { RunAs } from './containment.ts';
+
+/** Options of the workspaces. */
+export interface WorkspaceOptions {
+  /** Where workspaces live. @defaultValue `<os.tmpdir()>/conveyor-workspaces` */
+  baseDir: string;
+  /** Keep workspaces after their run ends (`CONVEYOR_KEEP_WORKSPACES`). @defaultValue false */
+  keep: boolean;
+  /** Owner of each workspace (`WORKER_RUN_AS`). */
+  runAs?: RunAs;
+}
+
+/** Run ids are `run_` plus URL-safe characters; anything else in the base dir is not ours. */
+const RUN_DIR = /^run_[A-Za-z0-9_-]{1,100}$/;
+
+/** The workspaces of one worker. */
+export class Workspaces {
+  readonly options: WorkspaceOptions;
+  #base: Promise<void> | undefined;
+
+  constructor(options: Partial<WorkspaceOptions> = {}) {
+    this.options = { baseDir: join(tmpdir(), 'conveyor-workspaces'), keep: false, ...options };
+  }
+
+  /** The run's workspace, created on first use. */
+  async forRun(runId: string): Promise<string> {
+    if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
+    this.#base ??= (async () => {
+      await mkdir(this.options.baseDir, { recursive: true });
+      // Steps may pass through to their own run's directory but not list the others.
+      await chmod(this.options.baseDir, 0o711);
+    })();
+    await this.#base;
+    const dir = join(this.options.baseDir, runId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const owner = this.options.runAs;
+    if (owner) await chown(dir, owner.uid, owner.gid);
+    return dir;
+  }
+
+  /**
+   * Where a step with `cwd` runs: a relative `cwd` inside the workspace (created when missing),
+   * never above it; an absolute one as given (it must exist).
+   */
+  async cwdFor(runId: string, cwd: string | undefined): Promise<string> {
+    const workspace = await this.forRun(runId);
+    if (cwd === undefined || cwd === '') return workspace;
+    if (isAbsolute(cwd)) {
+      const found = await stat(cwd).catch(() => undefined);
+      if (!found?.isDirectory())
+        throw new StepError('bad_cwd', `cwd "${cwd}" is not a directory on this worker`, false);
+      return cwd;
+    }
+    const dir = resolve(workspace, cwd);
+    const rel = relative(workspace, dir);
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      throw new StepError('bad_cwd', `cwd "${cwd}" leaves the run's workspace`, false);
+    }
+    await mkdir(dir, { recursive: true });
+    const owner = this.options.runAs;
+    if (owner && rel !== '') await chown(dir, owner.uid, owner.gid);
+    return dir;
+  }
+
+  /** Removes a run's workspace (when the run ended), unless workspaces are kept. */
+  async remove(runId: string): Promise<void> {
+    if (this.options.keep || !RUN_DIR.test(runId)) return;
+    await rm(join(this.options.baseDir, runId), { recursive: true, force: true });
+  }
+
+  /** Removes every workspace whose run `isOver` says has ended (or no longer exists). */
+  async sweep(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<string[]> {
+    if (this.options.keep) return [];
+    const names = await readdir(this.options.baseDir).catch(() => [] as string[]);
+    const runIds = names.filter((n) => RUN_DIR.test(n));
+    if (runIds.length === 0) return [];
+    const over = await isOver(runIds);
+    const removed = runIds.filter((_, i) => over[i]);
+    await Promise.all(removed.map((id) => this.remove(id)));
+    return removed;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * Finds a step's processes from outside, whatever pid namespace or session they are in: every
+ * process a step starts inherits its environment, so a marker variable in the step's `env`
+ * names them all (readable in /proc/<pid>/environ by root or the same user).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Host pids of live processes whose environment has `name=value` (zombies do not count). */
+export function processesWithEnv(name: string, value: string): number[] {
+  const needle = `${name}=${value}`;
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (!env.includes(needle)) continue;
+      const state = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (state !== 'Z' && state !== 'X') pids.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return pids;
+}
+
+/** A fresh marker value for `processesWithEnv`. */
+export function marker(): string {
+  return `m${process.pid}x${Math.random().toString(36).slice(2)}`;
+}
