@@ -89,6 +89,18 @@ export class StepCancelledError extends StepError {
   }
 }
 
+/**
+ * The worker itself stopped the attempt: it is shutting down past its grace period
+ * (`shutdown`), or it lost the job's lock to another worker (`lock_lost`). The step is not
+ * failed: it runs again elsewhere as a new attempt.
+ */
+export class StepInterruptedError extends StepError {
+  override name = 'StepInterruptedError';
+  constructor(code: 'shutdown' | 'lock_lost', message: string) {
+    super(code, message, true);
+  }
+}
+
 /** A step wrote more logs or outputs than the caps allow. Retrying would do the same. */
 export class OutputLimitError extends StepError {
   override name = 'OutputLimitError';

@@ -151,16 +151,29 @@ export function runRoutes(deps: ApiDeps): Hono {
     const step = run.steps[stepId];
     if (!step) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
     const host = c.req.query('host');
-    if (host !== undefined) {
-      if (!step.instances?.[host])
-        throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
-      return c.text(await deps.store.getInstanceLog(run.id, stepId, host));
+    // `?attempt=N` reads one attempt's log; the default is each one's latest attempt.
+    const asked = c.req.query('attempt');
+    if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
+      throw new ValidationError('bad query', [{ path: 'attempt', message: 'must be a positive integer' }]);
     }
-    if (!step.instances) return c.text(await deps.store.getLog(run.id, stepId));
+    const attemptOf = (latest: number | undefined) => {
+      const n = asked === undefined ? Math.max(latest ?? 0, 1) : Number(asked);
+      if (asked !== undefined && n > (latest ?? 0))
+        throw new NotFoundError(`step "${stepId}" of run "${run.id}" has no attempt ${n}`);
+      return n;
+    };
+    if (host !== undefined) {
+      const instance = step.instances?.[host];
+      if (!instance)
+        throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
+      return c.text(await deps.store.getInstanceLog(run.id, stepId, host, attemptOf(instance.attempts)));
+    }
+    if (!step.instances) return c.text(await deps.store.getLog(run.id, stepId, attemptOf(step.attempts)));
     // A fan-out step: every host's log under a header, in host order.
     const parts = await Promise.all(
-      Object.keys(step.instances).map(
-        async (h) => `==> ${h} <==\n${await deps.store.getInstanceLog(run.id, stepId, h)}`,
+      Object.entries(step.instances).map(
+        async ([h, instance]) =>
+          `==> ${h} <==\n${await deps.store.getInstanceLog(run.id, stepId, h, attemptOf(instance.attempts))}`,
       ),
     );
     return c.text(parts.join('\n'));

@@ -14,7 +14,8 @@ export function keys(prefix: string) {
   return {
     run: (runId: string) => `${base}:run:${runId}`,
     events: (runId: string) => `${base}:run:${runId}:events`,
-    log: (runId: string, stepId: string) => `${base}:run:${runId}:log:${stepId}`,
+    /** A step attempt's combined output (attempts count from 1). */
+    log: (runId: string, stepId: string, attempt: number) => `${base}:run:${runId}:log:${stepId}#${attempt}`,
     runs: () => `${base}:runs`,
     workflowRuns: (name: string) => `${base}:runs:wf:${name}`,
     workflow: (name: string) => `${base}:wf:${name}`,
@@ -24,12 +25,14 @@ export function keys(prefix: string) {
     hosts: () => `${base}:hosts`,
     /** Hash: secret name → AES-256-GCM ciphertext. */
     secrets: () => `${base}:secrets`,
-    instanceLog: (runId: string, stepId: string, host: string) =>
-      `${base}:run:${runId}:log:${stepId}@${host}`,
+    instanceLog: (runId: string, stepId: string, host: string, attempt: number) =>
+      `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
     bus: () => `${base}:bus`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
+    /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */
+    endedChannel: () => `${base}:ended`,
   };
 }
 

@@ -20,6 +20,19 @@ import {
 } from './run-types.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
+/** What `startStep` found and did. */
+export interface StartReply {
+  outcome: 'missing' | 'final' | 'started' | 'decide' | 'early' | 'interrupted';
+  current?: StepStatus;
+  /** The attempt started here, or the latest one when none was. */
+  attempt: number;
+  /** How many times the step's attempts were interrupted so far. */
+  interruptions: number;
+  /** The time written as the attempt's start. */
+  startedAt: string;
+  snapshot: StepSnapshot;
+}
+
 /** The run store over one Redis connection and prefix. */
 export class RunStore {
   readonly keys: Keys;
@@ -62,7 +75,9 @@ export class RunStore {
   /**
    * Moves a step to `status` with its details and event. `dependents` lists the steps that
    * need this one, with their needs, so the script can mark them queued when they are ready.
-   * Returns false when the step was already final (the caller lost a race and must not act).
+   * `attempt`, when given, fences the write: it applies only while that attempt is the step's
+   * latest. Returns false when nothing was written (already final, or a stale attempt): the
+   * caller lost a race and must not act.
    */
   async transition(
     runId: string,
@@ -71,6 +86,7 @@ export class RunStore {
     details: StepDetails | undefined,
     event: EventInput | undefined,
     dependents: Array<{ id: string; needs: string[] }> = [],
+    attempt?: number,
   ): Promise<boolean> {
     const at = new Date().toISOString();
     const result = await this.redis.transitionStep(
@@ -84,6 +100,7 @@ export class RunStore {
       at,
       runId,
       dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
+      attempt === undefined ? '' : String(attempt),
     );
     if (result === -1) throw new Error(`run ${runId} has no record`);
     return result === 1;
@@ -96,16 +113,15 @@ export class RunStore {
   }
 
   /**
-   * Appends log text to the step's stored log (or its host instance's) and publishes it as one
-   * `step.log` event.
+   * Appends log text to the stored log of a step attempt (or of its host instance's attempt) and
+   * publishes it as one `step.log` event.
    */
   async appendLog(
-    runId: string,
-    stepId: string,
+    target: { runId: string; stepId: string; attempt: number; host?: string },
     stream: 'stdout' | 'stderr',
     text: string,
-    host?: string,
   ): Promise<void> {
+    const { runId, stepId, attempt, host } = target;
     const at = new Date().toISOString();
     const data = JSON.stringify({
       runId,
@@ -113,12 +129,16 @@ export class RunStore {
       at,
       step: stepId,
       ...(host && { host }),
+      attempt,
       stream,
       text,
     });
     await this.redis
       .multi()
-      .append(host ? this.keys.instanceLog(runId, stepId, host) : this.keys.log(runId, stepId), text)
+      .append(
+        host ? this.keys.instanceLog(runId, stepId, host, attempt) : this.keys.log(runId, stepId, attempt),
+        text,
+      )
       .xadd(this.keys.events(runId), '*', 'type', 'step.log', 'data', data)
       .exec();
   }
@@ -141,25 +161,36 @@ export class RunStore {
     await multi.exec();
   }
 
-  /** Moves a host instance of a fan-out step; false when it was already final. */
+  /**
+   * Moves a host instance of a fan-out step. Moving to `running` begins an attempt: the result
+   * is its number, or `'interrupted'` when the instance's workers died more than
+   * `maxInterruptions` times. Otherwise true when applied, false when nothing was written
+   * (already final, or `attempt` is stale).
+   */
   async transitionInstance(
     runId: string,
     stepId: string,
     host: string,
     instance: InstanceView,
     event: EventInput | undefined,
-  ): Promise<boolean> {
+    options: { attempt?: number; maxInterruptions?: number } = {},
+  ): Promise<number | boolean | 'interrupted'> {
     const at = new Date().toISOString();
-    const result = await this.redis.transitionInstance(
+    const result = (await this.redis.transitionInstance(
       this.keys.run(runId),
       this.keys.events(runId),
-      `i:${stepId}@${host}`,
+      `${stepId}@${host}`,
       instance.status,
       JSON.stringify(instance),
       event ? JSON.stringify({ runId, at, ...event }) : '',
       event?.type ?? '',
-    );
+      options.attempt === undefined ? '' : String(options.attempt),
+      options.maxInterruptions ?? 0,
+      `${runId}|${stepId}|${host}|${at}`,
+    )) as number;
     if (result === -1) throw new Error(`run ${runId} has no record`);
+    if (result === -2) return 'interrupted';
+    if (instance.status === 'running') return result;
     return result === 1;
   }
 
@@ -185,9 +216,9 @@ export class RunStore {
     return (await this.redis.hget(this.keys.run(runId), `ff:${stepId}`)) === '1';
   }
 
-  /** A host instance's stored log text. */
-  async getInstanceLog(runId: string, stepId: string, host: string): Promise<string> {
-    return (await this.redis.get(this.keys.instanceLog(runId, stepId, host))) ?? '';
+  /** The stored log text of one attempt of a host instance. */
+  async getInstanceLog(runId: string, stepId: string, host: string, attempt: number): Promise<string> {
+    return (await this.redis.get(this.keys.instanceLog(runId, stepId, host, attempt))) ?? '';
   }
 
   /** Records the run's final status and terminal event; false when it was already final. */
@@ -208,6 +239,21 @@ export class RunStore {
     return result === 1;
   }
 
+  /** Tells every worker that a run ended (they drop what they keep for it). */
+  async announceRunEnded(runId: string): Promise<void> {
+    await this.redis.publish(this.keys.endedChannel(), runId);
+  }
+
+  /** For each run id, true when the run has ended or no longer exists. */
+  async runsOver(runIds: string[]): Promise<boolean[]> {
+    const multi = this.redis.multi();
+    for (const id of runIds) multi.hget(this.keys.run(id), 'status');
+    const replies = (await multi.exec()) ?? [];
+    return replies.map(
+      ([, status]) => status === null || ['succeeded', 'failed', 'cancelled'].includes(status as string),
+    );
+  }
+
   /** Marks a run cancel-requested and tells workers. */
   async requestCancel(runId: string): Promise<'requested' | 'already' | 'missing' | 'finished'> {
     const result = (await this.redis.requestCancel(this.keys.run(runId))) as number;
@@ -218,21 +264,22 @@ export class RunStore {
   }
 
   /**
-   * Reads a step's snapshot and, when `autoStart` (its condition is the default `success()`) and
-   * every need succeeded, marks it running with `started` as details and event, in one call.
-   * `reads` lists the steps whose state is read, the step's direct needs first.
+   * Begins an attempt of a step (start-step.lua): reads the step's state and the states of
+   * `reads` (its direct needs first), ends an interrupted attempt, and in mode `auto` (every
+   * need succeeded) or `force` marks the step running with a new attempt number.
    */
   async startStep(
     runId: string,
     stepId: string,
     reads: string[],
-    needs: number,
-    options: { withMeta: boolean; autoStart: boolean; details: StepDetails; event: EventInput },
-  ): Promise<{
-    outcome: 'missing' | 'final' | 'started' | 'decide' | 'early';
-    current?: StepStatus;
-    snapshot: StepSnapshot;
-  }> {
+    options: {
+      needs: number;
+      mode: 'auto' | 'read' | 'force';
+      executor: string;
+      continueOnError: boolean;
+      maxInterruptions: number;
+    },
+  ): Promise<StartReply> {
     const at = new Date().toISOString();
     const reply = (await this.redis.startStep(
       this.keys.run(runId),
@@ -240,28 +287,30 @@ export class RunStore {
       stepId,
       runId,
       at,
-      options.withMeta ? '1' : '0',
-      options.autoStart ? '1' : '0',
-      JSON.stringify(options.details),
-      JSON.stringify({ runId, at, ...options.event }),
-      needs,
+      options.mode,
+      options.executor,
+      options.continueOnError ? '1' : '0',
+      options.maxInterruptions,
+      options.needs,
       ...reads,
-    )) as [number, ...string[]];
-    const [code, current, cancel, meta] = reply as [number, string, string, string];
-    const snapshot: StepSnapshot = {
-      meta: meta ? (JSON.parse(meta) as RunMeta) : undefined,
-      cancelRequested: cancel === '1',
-      status: {},
-      details: {},
-    };
+    )) as [number, string, string, number, number, ...string[]];
+    const [code, current, cancel, attempt, interruptions] = reply;
+    const snapshot: StepSnapshot = { cancelRequested: cancel === '1', status: {}, details: {} };
     reads.forEach((id, i) => {
-      snapshot.status[id] = (reply[4 + i * 2] || undefined) as StepStatus | undefined;
-      const raw = reply[5 + i * 2] as string | undefined;
+      snapshot.status[id] = (reply[5 + i * 2] || undefined) as StepStatus | undefined;
+      const raw = reply[6 + i * 2] as string | undefined;
       snapshot.details[id] = raw ? (JSON.parse(raw) as StepDetails) : undefined;
     });
-    const outcome = (['missing', 'final', 'started', 'decide', 'early'] as const)[code + 1]!;
+    const outcome = (['missing', 'final', 'started', 'decide', 'early', 'interrupted'] as const)[code + 1]!;
     if (current) snapshot.status[stepId] = current as StepStatus;
-    return { outcome, current: (current || undefined) as StepStatus | undefined, snapshot };
+    return {
+      outcome,
+      current: (current || undefined) as StepStatus | undefined,
+      attempt: Number(attempt ?? 0),
+      interruptions: Number(interruptions ?? 0),
+      startedAt: at,
+      snapshot,
+    };
   }
 
   /** Reads what a step needs to decide and run: meta, cancel flag, and some steps' states. */
@@ -309,9 +358,9 @@ export class RunStore {
     return entries.map(toEvent);
   }
 
-  /** A step's stored log text. */
-  async getLog(runId: string, stepId: string): Promise<string> {
-    return (await this.redis.get(this.keys.log(runId, stepId))) ?? '';
+  /** The stored log text of one attempt of a step. */
+  async getLog(runId: string, stepId: string, attempt: number): Promise<string> {
+    return (await this.redis.get(this.keys.log(runId, stepId, attempt))) ?? '';
   }
 
   /** Run ids, newest first, optionally of one workflow; `cursor` is the last id of the previous page. */

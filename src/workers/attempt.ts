@@ -8,15 +8,17 @@ import {
   type SerializedError,
   StepCancelledError,
   StepError,
+  StepInterruptedError,
   StepTimeoutError,
   serializeError,
 } from '../errors.ts';
-import { evaluate, exprVar, toText } from '../flows/index.ts';
+import { exprVar, toText } from '../flows/index.ts';
 import type { RunStore } from '../store/index.ts';
 import type { CancelWatch } from './cancel-watch.ts';
 import type { EmittedEvent, Executor, StepExecution, StepResult } from './executor.ts';
-import { renderTemplate } from './expression-context.ts';
+import { evaluateIn, renderTemplate, type Scope } from './expression-context.ts';
 import { LogSink } from './log-sink.ts';
+import { setLongTimeout } from './long-timer.ts';
 import { type Masker, maskDeep } from './mask.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 
@@ -30,7 +32,7 @@ export type AttemptOutcome =
       finishedAt: string;
     }
   | {
-      kind: 'cancelled' | 'failed';
+      kind: 'cancelled' | 'failed' | 'interrupted';
       error: SerializedError;
       retriable: boolean;
       limit: boolean;
@@ -59,7 +61,7 @@ export function executorOptions(sp: StepPlan, host?: string): Record<string, unk
 export function buildExecution(
   plan: RunPlan,
   sp: StepPlan,
-  contexts: Record<string, unknown>,
+  scope: Scope,
   attempt: number,
   secretValues: Record<string, string>,
   maxOutputBytes: number,
@@ -67,9 +69,10 @@ export function buildExecution(
 ): StepExecution {
   const { id: runId } = plan.meta;
   const stepId = sp.step.id;
+  const { contexts } = scope;
   const env: Record<string, string> = { ...(contexts.env as Record<string, string>) };
   sp.commandExprs.forEach((expr, n) => {
-    env[exprVar(n)] = toText(evaluate(expr, contexts));
+    env[exprVar(n)] = toText(evaluateIn(expr, scope));
   });
   Object.assign(env, {
     CONVEYOR_RUN_ID: runId,
@@ -84,7 +87,7 @@ export function buildExecution(
     command: sp.step.command?.text,
     function: sp.step.function,
     env,
-    cwd: sp.cwd ? renderTemplate(sp.cwd, contexts) : undefined,
+    cwd: sp.cwd ? renderTemplate(sp.cwd, scope) : undefined,
     secrets: Object.values(secretValues),
     idempotencyKey: host ? `${runId}.${stepId}@${host}` : `${runId}.${stepId}`,
     limits: { maxOutputBytes },
@@ -112,6 +115,11 @@ export interface AttemptParams {
   mask: Masker;
   maxLogBytes: number;
   host?: string;
+  /**
+   * Aborted by the worker itself, with the reason `shutdown` (past its grace) or `lock_lost`:
+   * the attempt is stopped and its outcome is `interrupted`.
+   */
+  interrupt?: AbortSignal;
 }
 
 /** Runs one attempt to its end and says how it went; never throws for a step failure. */
@@ -122,8 +130,16 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
   const abort = (reason: StepError) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
-  const timer = setTimeout(() => abort(new StepTimeoutError(p.timeoutMs)), p.timeoutMs);
+  const clearTimer = setLongTimeout(() => abort(new StepTimeoutError(p.timeoutMs)), p.timeoutMs);
   const unwatch = p.watch.map((key) => p.cancels.watch(key, () => abort(new StepCancelledError())));
+  const onInterrupt = () =>
+    abort(
+      p.interrupt!.reason === 'lock_lost'
+        ? new StepInterruptedError('lock_lost', "the worker lost the job's lock to another worker")
+        : new StepInterruptedError('shutdown', 'the worker shut down before the attempt ended'),
+    );
+  p.interrupt?.addEventListener('abort', onInterrupt, { once: true });
+  if (p.interrupt?.aborted) onInterrupt();
   const progress = (percent: number, message?: string) =>
     store
       .event(runId, {
@@ -135,7 +151,7 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
       })
       .catch((err) => p.logger.warn({ err, runId, stepId }, 'could not publish progress'));
   const sink = new LogSink(
-    (stream, text) => store.appendLog(runId, stepId, stream, text, host),
+    (stream, text) => store.appendLog({ runId, stepId, attempt: execution.attempt, host }, stream, text),
     mask,
     abort,
     { maxBytes: p.maxLogBytes },
@@ -152,7 +168,8 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
   } catch (err) {
     thrown = err;
   } finally {
-    clearTimeout(timer);
+    clearTimer();
+    p.interrupt?.removeEventListener('abort', onInterrupt);
     for (const stop of unwatch) stop();
   }
   await sink.close();
@@ -179,7 +196,12 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
         });
   const { retriable = true, ...plain } = error;
   return {
-    kind: reason instanceof StepCancelledError ? 'cancelled' : 'failed',
+    kind:
+      reason instanceof StepCancelledError
+        ? 'cancelled'
+        : reason instanceof StepInterruptedError
+          ? 'interrupted'
+          : 'failed',
     error: maskDeep(plain, mask),
     retriable,
     limit: plain.code === 'output_limit',

@@ -1,5 +1,5 @@
 /**
- * Delivers cancel requests to the steps running on this worker: at once through Redis pub/sub,
+ * Delivers cancel requests (and news of ended runs) to this worker: at once through Redis pub/sub,
  * and, in case a message was missed while the connection was down, by polling the cancel flag of
  * runs that have steps running here.
  */
@@ -11,6 +11,8 @@ import type { RunStore } from '../store/index.ts';
 export interface CancelWatchOptions {
   /** How often running runs' flags are re-read. @defaultValue 2000 */
   pollMs: number;
+  /** Called when a run ended anywhere (its finaliser announced it). */
+  onRunEnded?: (runId: string) => void;
 }
 
 /** One worker's cancel watcher. */
@@ -25,12 +27,16 @@ export class CancelWatch {
     private readonly logger: Logger,
     options: Partial<CancelWatchOptions> = {},
   ) {
-    const { pollMs } = { pollMs: 2000, ...options };
+    const { pollMs, onRunEnded } = { pollMs: 2000, ...options };
+    const ended = store.keys.endedChannel();
     this.subscriber = redis.duplicate();
-    this.subscriber.on('message', (_channel: string, runId: string) => this.fire(runId));
+    this.subscriber.on('message', (channel: string, runId: string) => {
+      if (channel === ended) onRunEnded?.(runId);
+      else this.fire(runId);
+    });
     this.subscriber.on('error', (err) => this.logger.warn({ err }, 'cancel subscriber error'));
     void this.subscriber
-      .subscribe(store.keys.cancelChannel())
+      .subscribe(store.keys.cancelChannel(), ...(onRunEnded ? [ended] : []))
       .catch((err) => this.logger.warn({ err }, 'cancel subscribe failed'));
     this.poller = setInterval(() => void this.poll(), pollMs);
     this.poller.unref();

@@ -7,10 +7,24 @@ import { evaluate, type StatusView, toText } from '../flows/index.ts';
 import type { StepSnapshot } from '../store/index.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 
+/**
+ * What an expression of one attempt reads: the contexts and the status functions. One scope
+ * serves `if`, `run`, `env` and `cwd`, so `cancelled()` or `failure()` reads the same in each.
+ */
+export interface Scope {
+  contexts: Record<string, unknown>;
+  status: StatusView;
+}
+
+/** Evaluates one parsed expression in a scope. */
+export function evaluateIn(expr: Expr, scope: Scope): unknown {
+  return evaluate(expr, scope.contexts, scope.status);
+}
+
 /** Evaluates template pieces to a string. */
-export function renderTemplate(parts: Array<string | Expr>, contexts: Record<string, unknown>): string {
+export function renderTemplate(parts: Array<string | Expr>, scope: Scope): string {
   let out = '';
-  for (const part of parts) out += typeof part === 'string' ? part : toText(evaluate(part, contexts));
+  for (const part of parts) out += typeof part === 'string' ? part : toText(evaluateIn(part, scope));
   return out;
 }
 
@@ -33,14 +47,14 @@ export function statusView(sp: StepPlan, snapshot: StepSnapshot): StatusView {
   };
 }
 
-/** Builds the contexts for one attempt; `env` is filled in as the workflow and step env resolve. */
-export function buildContexts(
+/** Builds the scope of one attempt; `env` is filled in as the workflow and step env resolve. */
+export function buildScope(
   plan: RunPlan,
   sp: StepPlan,
   snapshot: StepSnapshot,
   attempt: number,
   secrets: Record<string, string>,
-): Record<string, unknown> {
+): Scope {
   const steps: Record<string, unknown> = {};
   for (const id of sp.reads) {
     steps[id] = { status: snapshot.status[id] ?? 'pending', outputs: snapshot.details[id]?.outputs ?? {} };
@@ -53,10 +67,11 @@ export function buildContexts(
     steps,
     env: {},
   };
+  const scope: Scope = { contexts, status: statusView(sp, snapshot) };
   const env: Record<string, string> = {};
-  for (const [name, parts] of plan.env) env[name] = renderTemplate(parts, contexts);
+  for (const [name, parts] of plan.env) env[name] = renderTemplate(parts, scope);
   contexts.env = { ...env };
-  for (const [name, parts] of sp.env) env[name] = renderTemplate(parts, contexts);
+  for (const [name, parts] of sp.env) env[name] = renderTemplate(parts, scope);
   contexts.env = env;
-  return contexts;
+  return scope;
 }

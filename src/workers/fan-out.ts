@@ -3,13 +3,13 @@
  * `strategy.maxParallel` lanes, waits for them in `waiting-children` without holding a worker
  * slot, and is processed once more to aggregate their outcomes (see instance-processor.ts).
  */
-import { type FlowJob, type Job, WaitingChildrenError } from 'bullmq';
-import type { SerializedError } from '../errors.ts';
+import type { FlowJob, Job } from 'bullmq';
 import { type StepJobData, stepJobId } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type StepDetails } from '../store/index.ts';
+import { settleInstances } from './reconciler.ts';
 import type { StepPlan } from './run-plan.ts';
-import { concludeStep, finishStep, type StepJobResult, settle } from './step-outcome.ts';
-import type { StepProcessorDeps } from './step-processor.ts';
+import type { StepProcessorDeps } from './step-deps.ts';
+import type { StepOutcome } from './step-outcome.ts';
 
 /**
  * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
@@ -21,13 +21,15 @@ export async function fanOut(
   token: string | undefined,
   sp: StepPlan,
   details: StepDetails,
-  fail: (error: SerializedError) => StepJobResult,
-): Promise<StepJobResult> {
+): Promise<StepOutcome> {
   const { runId, stepId } = job.data;
+  const attempt = details.attempts;
   const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
-  if (!hosts?.length)
-    return fail({ code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` });
-  await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined);
+  if (!hosts?.length) {
+    const error = { code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` };
+    return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };
+  }
+  await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined, [], attempt);
   const lanes = sp.step.strategy.maxParallel ?? hosts.length;
   const parent = { id: job.id!, queue: job.queueQualifiedName };
   const flows: FlowJob[] = [];
@@ -58,8 +60,8 @@ export async function fanOut(
   }
   await deps.flows.addBulk(flows);
   await job.updateData({ ...job.data, phase: 'fanned-out' });
-  if (await job.moveToWaitingChildren(token ?? '')) throw new WaitingChildrenError();
-  return aggregate(deps, job, sp, details, fail);
+  if (await job.moveToWaitingChildren(token ?? '')) return { kind: 'waiting-children' };
+  return aggregate(deps, job, sp);
 }
 
 /** Every instance has finished: the step succeeds when all of them did. */
@@ -67,55 +69,40 @@ export async function aggregate(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
   sp: StepPlan,
-  base: StepDetails,
-  fail: (error: SerializedError, details?: Partial<StepDetails>) => StepJobResult,
-): Promise<StepJobResult> {
+): Promise<StepOutcome> {
   const { runId, stepId } = job.data;
   const snapshot = await deps.store.snapshot(runId, [stepId], false);
-  if (FINAL_STEP_STATUSES.has(snapshot.status[stepId] ?? '')) {
-    return concludeStep(deps, job, snapshot.status[stepId]!, snapshot.details[stepId]?.error);
+  const status = snapshot.status[stepId];
+  if (status && FINAL_STEP_STATUSES.has(status)) {
+    return { kind: 'concluded', status, error: snapshot.details[stepId]?.error };
   }
-  const recorded = snapshot.details[stepId] ?? base;
+  const recorded: StepDetails = snapshot.details[stepId] ?? { executor: sp.step.executor, attempts: 0 };
+  const attempt = recorded.attempts;
   const hosts = recorded.hosts ?? [];
+  // Instances whose jobs BullMQ failed without us (their worker kept dying) get their reason first.
+  await settleInstances(deps, runId, stepId, hosts);
   const instances = await deps.store.instances(runId, stepId, hosts);
   const failed = hosts.filter((h) => instances[h]?.status !== 'succeeded');
   const details: StepDetails = { ...recorded, finishedAt: now() };
   if (failed.length === 0) {
     // Step-level outputs: the instances' outputs merged in host order (later hosts win).
     const outputs = Object.assign({}, ...hosts.map((h) => instances[h]?.outputs ?? {}));
-    finishStep(
-      deps,
-      job,
-      sp,
-      'succeeded',
-      { ...details, outputs },
-      { type: 'step.succeeded', step: stepId, hosts: hosts.length },
-    );
-    return { status: 'succeeded' };
+    return { kind: 'succeeded', attempt, events: [], details: { ...details, outputs } };
   }
   if (snapshot.cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
     const error = { code: 'cancelled', message: 'step cancelled' };
-    finishStep(
-      deps,
-      job,
-      sp,
-      'cancelled',
-      { ...details, error },
-      { type: 'step.failed', step: stepId, error, cancelled: true },
-    );
-    return settle('cancelled', error);
+    return { kind: 'cancelled', attempt, error, details: { ...details, error } };
   }
   const summary = failed.map(
     (h) => `${h} (${instances[h]?.error?.message ?? instances[h]?.status ?? 'no result'})`,
   );
-  return fail(
-    {
-      code: 'hosts_failed',
-      message: `${failed.length} of ${hosts.length} hosts failed: ${summary.join('; ')}`,
-    },
-    details,
-  );
+  const error = {
+    code: 'hosts_failed',
+    message: `${failed.length} of ${hosts.length} hosts failed: ${summary.join('; ')}`,
+  };
+  return { kind: 'failed', attempt, error, details: { ...details, error } };
 }
+
 function now(): string {
   return new Date().toISOString();
 }

@@ -1,127 +1,184 @@
 /**
- * One host instance of a fan-out step (a child job of the step's job): runs the step's command
- * on that host, records the instance's own status, logs and outputs, retries with the step's
- * policy, and with `strategy.failFast` stops the step's other instances after a final failure.
+ * One host instance of a fan-out step (a child job of the step's job), through the same stages
+ * as a step: begin (cancelled or failed fast? interrupted? a new attempt) → prepare → attempt →
+ * judge, then one writer records the instance's own status, logs and outputs, and the same
+ * adapter ends the job. With `strategy.failFast`, a final failure stops the step's other
+ * instances.
  */
 import type { Job } from 'bullmq';
-import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
 import type { StepJobData } from '../flows/index.ts';
-import { FINAL_STEP_STATUSES, type InstanceView } from '../store/index.ts';
+import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
-import { buildContexts } from './expression-context.ts';
-import { createMasker } from './mask.ts';
-import { type StepJobResult, settle } from './step-outcome.ts';
-import { planFor, type StepProcessorDeps } from './step-processor.ts';
+import type { StepPlan } from './run-plan.ts';
+import { planFor, type StepProcessorDeps } from './step-deps.ts';
+import { type StepJobResult, type StepOutcome, settle } from './step-outcome.ts';
+import { judge, prepare } from './step-processor.ts';
 
 /** Builds the processor of instance jobs. */
 export function createInstanceProcessor(deps: StepProcessorDeps) {
-  const { store } = deps;
-
-  return async function processInstance(job: Job<StepJobData>): Promise<StepJobResult> {
-    const { runId, stepId } = job.data;
-    const host = job.data.host!;
-    const plan = await planFor(deps, runId);
-    const sp = plan.steps.get(stepId)!;
-    const step = sp.step;
-    const attempt = job.attemptsMade + 1;
-    const [snapshot, current, failedFast] = await Promise.all([
-      store.snapshot(runId, sp.reads, false),
-      store.instances(runId, stepId, [host]),
-      store.isFailedFast(runId, stepId),
-    ]);
-    const recorded = current[host];
-    if (recorded && FINAL_STEP_STATUSES.has(recorded.status)) return settle(recorded.status, recorded.error);
-
-    const record = (instance: InstanceView, event?: Record<string, unknown>) =>
-      store.transitionInstance(
-        runId,
-        stepId,
-        host,
-        instance,
-        event ? { type: 'step.progress', step: stepId, host, status: instance.status, ...event } : undefined,
-      );
-    if (snapshot.cancelRequested || failedFast) {
-      const error = {
-        code: 'cancelled',
-        message: failedFast ? 'another host failed (strategy.failFast)' : 'run cancelled',
-      };
-      await record({ status: 'cancelled', attempts: 0, error }, { error });
-      return settle('cancelled', error);
-    }
-
-    const startedAt = new Date().toISOString();
-    await record({ status: 'running', attempts: attempt, startedAt }, { attempt });
-    let secretValues: Record<string, string> = {};
-    let execution: ReturnType<typeof buildExecution>;
+  return async function processInstance(
+    job: Job<StepJobData>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<StepJobResult> {
+    const plan = await planFor(deps, job.data.runId);
+    const sp = plan.steps.get(job.data.stepId)!;
+    let outcome: StepOutcome;
     try {
-      secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
-      const missing = sp.secrets.filter((name) => secretValues[name] === undefined);
-      if (missing.length)
-        throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
-      const contexts = buildContexts(plan, sp, snapshot, attempt, secretValues);
-      execution = buildExecution(plan, sp, contexts, attempt, secretValues, deps.limits.maxOutputBytes, host);
+      outcome = await instanceOutcome(deps, job, signal, sp, plan);
     } catch (err) {
-      const error =
-        err instanceof ConveyorError
-          ? serializeError(err)
-          : { code: 'expression_error', message: (err as Error).message };
-      return finalFailure(
-        { ...error, message: createMasker(Object.values(secretValues))(error.message) },
-        { startedAt },
-      );
+      const error = { code: 'internal', message: (err as Error).message };
+      const retry = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      outcome = { kind: retry ? 'retry' : 'failed', error, details: { executor: 'ssh', attempts: 0, error } };
     }
-    const executor = deps.executors.get('ssh');
-    if (!executor)
-      return finalFailure(
-        { code: 'no_executor', message: 'this worker has no "ssh" executor' },
-        { startedAt },
-      );
-
-    const outcome = await runAttempt({
-      store,
-      cancels: deps.cancels,
-      logger: deps.logger,
-      executor,
-      execution,
-      timeoutMs: step.timeoutMs,
-      watch: [runId, `${runId}/${stepId}`],
-      mask: createMasker(Object.values(secretValues)),
-      maxLogBytes: deps.limits.maxLogBytes,
-      host,
-    });
-    if (outcome.kind === 'succeeded') {
-      const { exitCode, outputs, finishedAt, events } = outcome;
-      await store.publish({ runId, stepId, host }, events);
-      await record(
-        { status: 'succeeded', attempts: attempt, startedAt, finishedAt, exitCode, outputs },
-        { exitCode },
-      );
-      return { status: 'succeeded', exitCode };
-    }
-    const details = { attempts: attempt, startedAt, ...outcome.details, error: outcome.error };
-    if (outcome.kind === 'cancelled') {
-      await record({ status: 'cancelled', ...details }, { error: outcome.error });
-      return settle('cancelled', outcome.error);
-    }
-    if (outcome.retriable && !outcome.limit && attempt < step.retries.attempts) {
-      await record(
-        { status: 'queued', ...details },
-        { retrying: true, nextAttempt: attempt + 1, error: outcome.error },
-      );
-      throw new Error(outcome.error.message);
-    }
-    return finalFailure(outcome.error, details);
-
-    async function finalFailure(
-      error: SerializedError,
-      details: Partial<InstanceView>,
-    ): Promise<StepJobResult> {
-      await record(
-        { status: 'failed', attempts: attempt, ...details, error, finishedAt: new Date().toISOString() },
-        { error },
-      );
-      if (step.strategy.failFast) await store.failFast(runId, stepId);
-      return settle('failed', error);
-    }
+    await recordInstance(deps, job, sp, outcome);
+    return settle(job, token, outcome);
   };
+}
+
+async function instanceOutcome(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  signal: AbortSignal | undefined,
+  sp: StepPlan,
+  plan: Awaited<ReturnType<typeof planFor>>,
+): Promise<StepOutcome> {
+  const { runId, stepId } = job.data;
+  const host = job.data.host!;
+  const { store } = deps;
+  const base: StepDetails = { executor: 'ssh', attempts: 0 };
+  const [snapshot, current, failedFast] = await Promise.all([
+    store.snapshot(runId, sp.reads, false),
+    store.instances(runId, stepId, [host]),
+    store.isFailedFast(runId, stepId),
+  ]);
+  const recorded = current[host];
+  if (recorded && FINAL_STEP_STATUSES.has(recorded.status))
+    return { kind: 'concluded', status: recorded.status, error: recorded.error };
+  if (snapshot.cancelRequested || failedFast) {
+    const error = {
+      code: 'cancelled',
+      message: failedFast ? 'another host failed (strategy.failFast)' : 'run cancelled',
+    };
+    return { kind: 'cancelled', error, details: { ...base, error } };
+  }
+
+  // begin
+  const startedAt = new Date().toISOString();
+  const begun = await store.transitionInstance(
+    runId,
+    stepId,
+    host,
+    { status: 'running', attempts: 0, startedAt },
+    { type: 'step.progress', step: stepId, host, status: 'running' },
+    { maxInterruptions: deps.limits.maxInterruptions },
+  );
+  if (begun === 'interrupted') {
+    const error = {
+      code: 'worker_lost',
+      message: `its worker died more than ${deps.limits.maxInterruptions} times while running it`,
+    };
+    return { kind: 'failed', error, details: { ...base, error } };
+  }
+  if (typeof begun !== 'number' || begun === 0) {
+    const now = (await store.instances(runId, stepId, [host]))[host];
+    return { kind: 'concluded', status: now?.status ?? 'failed', error: now?.error };
+  }
+  const attempt = begun;
+  const details: StepDetails = { ...base, attempts: attempt, startedAt };
+
+  // prepare
+  const prepared = await prepare(deps, plan, sp, snapshot, attempt);
+  if ('error' in prepared)
+    return { kind: 'failed', attempt, error: prepared.error, details: { ...details, error: prepared.error } };
+  const executor = deps.executors.get('ssh');
+  if (!executor) {
+    const error = { code: 'no_executor', message: 'this worker has no "ssh" executor' };
+    return { kind: 'failed', attempt, error, details: { ...details, error } };
+  }
+  let execution: ReturnType<typeof buildExecution>;
+  try {
+    execution = buildExecution(
+      plan,
+      sp,
+      prepared.scope,
+      attempt,
+      prepared.secrets,
+      deps.limits.maxOutputBytes,
+      host,
+    );
+  } catch (err) {
+    const error = { code: 'expression_error', message: prepared.mask((err as Error).message) };
+    return { kind: 'failed', attempt, error, details: { ...details, error } };
+  }
+
+  // attempt, judge
+  const result = await runAttempt({
+    store,
+    cancels: deps.cancels,
+    logger: deps.logger,
+    executor,
+    execution,
+    timeoutMs: sp.step.timeoutMs,
+    watch: [runId, `${runId}/${stepId}`],
+    mask: prepared.mask,
+    maxLogBytes: deps.limits.maxLogBytes,
+    host,
+    interrupt: signal,
+  });
+  return judge(result, details, attempt, job);
+}
+
+/** The instance's writer: its own record and event, and fail-fast after a final failure. */
+async function recordInstance(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  sp: StepPlan,
+  outcome: StepOutcome,
+): Promise<void> {
+  const { runId, stepId } = job.data;
+  const host = job.data.host!;
+  const { store } = deps;
+  const write = (instance: InstanceView, event: Record<string, unknown>) =>
+    store.transitionInstance(
+      runId,
+      stepId,
+      host,
+      instance,
+      { type: 'step.progress', step: stepId, host, status: instance.status, ...event },
+      { attempt: outcome.attempt },
+    );
+  const finishedAt = new Date().toISOString();
+  switch (outcome.kind) {
+    case 'succeeded': {
+      const { attempts, startedAt, exitCode, outputs } = outcome.details;
+      await store.publish({ runId, stepId, host }, outcome.events);
+      await write({ status: 'succeeded', attempts, startedAt, finishedAt, exitCode, outputs }, { exitCode });
+      return;
+    }
+    case 'failed':
+    case 'cancelled': {
+      const { attempts, startedAt, exitCode, signal } = outcome.details;
+      const status = outcome.kind;
+      await write(
+        { status, attempts, startedAt, finishedAt, exitCode, signal, error: outcome.error },
+        { error: outcome.error },
+      );
+      if (status === 'failed' && sp.step.strategy.failFast) await store.failFast(runId, stepId);
+      return;
+    }
+    case 'retry':
+    case 'handed-back': {
+      const { attempts, startedAt, exitCode, signal } = outcome.details;
+      await write(
+        { status: 'queued', attempts, startedAt, exitCode, signal, error: outcome.error },
+        { retrying: true, nextAttempt: (outcome.attempt ?? 0) + 1, error: outcome.error },
+      );
+      return;
+    }
+    case 'skipped':
+    case 'concluded':
+    case 'waiting-children':
+      return;
+  }
 }

@@ -5,7 +5,9 @@
 import type { Expr } from '@actions/expressions';
 import {
   ancestors,
+  gateJobId,
   parseExpression,
+  primaryParents,
   type References,
   type RunMeta,
   references,
@@ -28,6 +30,8 @@ export interface StepPlan {
   secrets: string[];
   /** Steps that need this one, with their needs (the store queues them when ready). */
   dependents: Array<{ id: string; needs: string[] }>;
+  /** Job ids of the gates this step promotes when it ends (its extra `needs` edges). */
+  gates: string[];
 }
 
 /** A run's derived plan. */
@@ -82,6 +86,7 @@ export function buildPlan(meta: RunMeta): RunPlan {
       dependents.set(need, [...(dependents.get(need) ?? []), { id, needs: workflow.steps[id]!.needs }]);
     }
   }
+  const parents = primaryParents(workflow);
   const workflowRefs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
   const env = Object.entries(workflow.env).map(
     ([k, v]) => [k, template(v, workflowRefs)] as [string, Array<string | Expr>],
@@ -120,6 +125,9 @@ export function buildPlan(meta: RunMeta): RunPlan {
       reads: [...reads],
       secrets: secretNames(all),
       dependents: dependents.get(id) ?? [],
+      gates: (dependents.get(id) ?? [])
+        .filter((d) => parents.get(id) !== d.id)
+        .map((d) => gateJobId(meta.id, id, d.id)),
     });
   }
   return { meta, env, steps };

@@ -1,14 +1,34 @@
 /**
- * How a step job ends: its final status recorded (with its event and the dependents it makes
- * ready), its gates promoted, and the value or error BullMQ sees.
+ * How a step job ends, as a value. Every exit of the step and instance pipelines is a
+ * `StepOutcome`; one writer records it (status, details, event, dependents made ready, gates
+ * promoted) and one adapter turns it into what BullMQ sees (a return value, or the throw that
+ * retries, fails, waits for children or hands the job back). No exit can end a job without its
+ * status recorded, and nothing else writes a step's end.
  */
-import { type Job, UnrecoverableError } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { SerializedError } from '../errors.ts';
 import type { StepJobData } from '../flows/index.ts';
-import type { EventInput, StepDetails, StepStatus } from '../store/index.ts';
+import type { StepDetails, StepStatus } from '../store/index.ts';
+import type { EmittedEvent } from './executor.ts';
 import { promoteGates } from './gates.ts';
 import type { StepPlan } from './run-plan.ts';
-import type { StepProcessorDeps } from './step-processor.ts';
+import type { StepProcessorDeps } from './step-deps.ts';
+
+/** How one processing of a step (or instance) job ended. */
+export type StepOutcome = { attempt?: number } & (
+  | { kind: 'succeeded'; details: StepDetails; events: EmittedEvent[] }
+  | { kind: 'failed'; error: SerializedError; details: StepDetails }
+  | { kind: 'cancelled'; error: SerializedError; details: StepDetails }
+  | { kind: 'skipped'; reason: string; details: StepDetails }
+  /** A retriable failure with attempts left: recorded `queued`; BullMQ retries after the backoff. */
+  | { kind: 'retry'; error: SerializedError; details: StepDetails }
+  /** The worker stopped the attempt (shutdown, lost lock): recorded `queued`, run again elsewhere. */
+  | { kind: 'handed-back'; error: SerializedError; details: StepDetails }
+  /** A fan-out step added its instances and waits for them. */
+  | { kind: 'waiting-children' }
+  /** Already final in the record (a re-run after a crash, a reconciled need): nothing to write. */
+  | { kind: 'concluded'; status: StepStatus; error?: SerializedError }
+);
 
 /** What a step job returns to BullMQ (visible in dashboards). */
 export interface StepJobResult {
@@ -16,43 +36,118 @@ export interface StepJobResult {
   exitCode?: number | null;
 }
 
-/** Throws for the statuses BullMQ must see as failures; otherwise the job's return value. */
-export function settle(status: string, error?: SerializedError): StepJobResult {
-  if (status === 'failed' || status === 'cancelled')
-    throw new UnrecoverableError(error?.message ?? `step ${status}`);
-  return { status: status === 'skipped' ? 'skipped' : 'succeeded' };
-}
-
 /**
- * Records a final status and promotes the step's gates without waiting for the replies: BullMQ's
- * moveToFinished follows on the same connection, so Redis applies these writes first and the
- * step's dependents never wait a round trip for them. (Should a write ever land late, a
- * dependent's start-step sees its need not final and reads again; a gate looks again too.)
+ * Records a step's outcome. Final statuses are sent without waiting for the reply: BullMQ's
+ * `moveToFinished` follows on the same connection, so Redis applies them first and a dependent
+ * never waits a round trip (should one land late, the dependent's start sees its need not final
+ * and looks again). Gates are promoted for every final outcome, so dependents always wake.
  */
-export function finishStep(
+export async function recordStep(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
-  sp: StepPlan,
-  status: StepStatus,
-  details: StepDetails,
-  event: EventInput,
-): void {
+  sp: StepPlan | undefined,
+  outcome: StepOutcome,
+): Promise<void> {
   const { runId, stepId } = job.data;
-  deps.store
-    .transition(runId, stepId, status, details, event, sp.dependents)
-    .catch((err) => deps.logger.error({ err, runId, stepId, status }, 'could not record step status'));
-  promoteGates(deps.gateQueue, job.data.gates).catch((err) =>
-    deps.logger.error({ err, runId, stepId }, 'could not promote gates'),
-  );
+  const { store } = deps;
+  const attempt = outcome.attempt;
+  const final = (status: StepStatus, details: StepDetails, event: Record<string, unknown>) => {
+    store
+      .transition(
+        runId,
+        stepId,
+        status,
+        details,
+        { type: event.type as string, step: stepId, ...event },
+        sp?.dependents,
+        attempt,
+      )
+      .catch((err) => deps.logger.error({ err, runId, stepId, status }, 'could not record step status'));
+    promoteGates(deps.gateQueue, sp?.gates ?? job.data.gates).catch((err) =>
+      deps.logger.error({ err, runId, stepId }, 'could not promote gates'),
+    );
+  };
+  switch (outcome.kind) {
+    case 'succeeded':
+      // Published before the step is recorded as succeeded: a dependent never sees one without the other.
+      await store.publish({ runId, stepId }, outcome.events);
+      return final('succeeded', outcome.details, {
+        type: 'step.succeeded',
+        exitCode: outcome.details.exitCode,
+        attempt,
+        ...(outcome.details.hosts && { hosts: outcome.details.hosts.length }),
+      });
+    case 'failed':
+      return final('failed', outcome.details, {
+        type: 'step.failed',
+        error: outcome.error,
+        exitCode: outcome.details.exitCode,
+        attempt,
+      });
+    case 'cancelled':
+      return final('cancelled', outcome.details, {
+        type: 'step.failed',
+        error: outcome.error,
+        cancelled: true,
+        attempt,
+      });
+    case 'skipped':
+      return final('skipped', outcome.details, { type: 'step.skipped', reason: outcome.reason });
+    case 'retry':
+    case 'handed-back':
+      await store.transition(
+        runId,
+        stepId,
+        'queued',
+        outcome.details,
+        {
+          type: 'step.retrying',
+          step: stepId,
+          attempt,
+          nextAttempt: (attempt ?? 0) + 1,
+          reason: outcome.kind === 'retry' ? 'failed' : outcome.error.code,
+          error: outcome.error,
+        },
+        [],
+        attempt,
+      );
+      return;
+    case 'concluded':
+      await promoteGates(deps.gateQueue, sp?.gates ?? job.data.gates);
+      return;
+    case 'waiting-children':
+      return;
+  }
 }
 
-/** Ends a step job whose outcome is already recorded (a retry after a crash, or a skip). */
-export async function concludeStep(
-  deps: StepProcessorDeps,
+/** Turns an outcome into BullMQ's terms: the job's return value, or the throw that moves it. */
+export async function settle(
   job: Job<StepJobData>,
-  status: string,
-  error?: SerializedError,
+  token: string | undefined,
+  outcome: StepOutcome,
 ): Promise<StepJobResult> {
-  await promoteGates(deps.gateQueue, job.data.gates);
-  return settle(status, error);
+  switch (outcome.kind) {
+    case 'succeeded':
+      return { status: 'succeeded', exitCode: outcome.details.exitCode };
+    case 'skipped':
+      return { status: 'skipped' };
+    case 'concluded':
+      if (outcome.status === 'failed' || outcome.status === 'cancelled')
+        throw new UnrecoverableError(outcome.error?.message ?? `step ${outcome.status}`);
+      return { status: outcome.status === 'skipped' ? 'skipped' : 'succeeded' };
+    case 'failed':
+    case 'cancelled':
+      throw new UnrecoverableError(outcome.error.message);
+    case 'retry':
+      throw new Error(outcome.error.message);
+    case 'handed-back':
+      // A lost lock means the job is another worker's now: only a shutdown moves it back.
+      if (outcome.error.code === 'shutdown') {
+        await job.moveToWait(token);
+        throw new DelayedError();
+      }
+      throw new Error(outcome.error.message);
+    case 'waiting-children':
+      throw new WaitingChildrenError();
+  }
 }

@@ -1,247 +1,280 @@
 /**
- * Processes one step job: decides (skip, run, or finish what a crashed worker already recorded),
- * runs one attempt, records the outcome and its event, and promotes the step's gates before BullMQ
- * completes the job. Step failures are thrown so BullMQ retries them (with the step's backoff)
- * and dashboards show them; every dependent still wakes (`ignoreDependencyOnFailure`).
+ * The step pipeline, read top to bottom: begin (the record's view: already final, interrupted,
+ * to decide, started) → decide (`if`) → prepare (secrets, expressions) → attempt (the executor)
+ * → judge (the attempt's result as a `StepOutcome`). The processor records the outcome and hands
+ * it to BullMQ through step-outcome.ts, the only place a step job ends.
  *
- * A step on a group of hosts fans out instead (fan-out.ts, instance-processor.ts); how a step
- * job ends is step-outcome.ts.
+ * A step on a group of hosts fans out instead (fan-out.ts); its host instances run the same
+ * stages in instance-processor.ts.
  */
-import { type FlowProducer, type Job, type Queue, UnrecoverableError } from 'bullmq';
-import type { Logger } from 'pino';
+import { type Job, UnrecoverableError } from 'bullmq';
 import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
-import { evaluate, type RunMeta, type StepJobData, truthy } from '../flows/index.ts';
-import type { InventoryStore, RunStore, StepDetails } from '../store/index.ts';
-import { buildExecution, runAttempt } from './attempt.ts';
-import type { CancelWatch } from './cancel-watch.ts';
-import type { Executor } from './executor.ts';
-import { buildContexts, statusView } from './expression-context.ts';
+import { type StepJobData, truthy } from '../flows/index.ts';
+import type { StepDetails } from '../store/index.ts';
+import { type AttemptOutcome, buildExecution, runAttempt } from './attempt.ts';
+import { buildScope, evaluateIn, type Scope } from './expression-context.ts';
 import { aggregate, fanOut } from './fan-out.ts';
 import { createMasker } from './mask.ts';
-import type { PlanCache, RunPlan } from './run-plan.ts';
-import { concludeStep, finishStep, type StepJobResult, settle } from './step-outcome.ts';
+import { settleNeeds } from './reconciler.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
+import { planFor, type StepProcessorDeps } from './step-deps.ts';
+import { recordStep, type StepJobResult, type StepOutcome, settle } from './step-outcome.ts';
 
+export type { SecretSource } from './step-deps.ts';
 export type { StepJobResult } from './step-outcome.ts';
 
-/** Where secret values come from (the secrets store once configured). */
-export interface SecretSource {
-  /** Values of the named secrets; a missing one is absent from the result. */
-  get(names: string[]): Promise<Record<string, string>>;
-}
+/** How long a step woken before its needs' statuses landed waits for them before reconciling. */
+const EARLY_WAIT_MS = 10_000;
 
-/** Everything the processors need, built once per worker. */
-export interface StepProcessorDeps {
-  store: RunStore;
-  plans: PlanCache;
-  executors: ReadonlyMap<string, Executor>;
-  gateQueue: Queue;
-  /** Adds fan-out instances as children of their step's job. */
-  flows: FlowProducer;
-  /** Reads a run's meta from its root job when the record is missing (the API died mid-submit). */
-  loadMeta(runId: string): Promise<RunMeta | undefined>;
-  cancels: CancelWatch;
-  secrets?: SecretSource;
-  inventory?: InventoryStore;
-  logger: Logger;
-  limits: { maxLogBytes: number; maxOutputBytes: number };
-}
-
-/** How long a step woken before its needs' statuses landed waits for them (see start-step.lua). */
-const EARLY_WAIT_MS = 30_000;
-
-/** The run's plan, read from Redis (or its root job) the first time this worker sees the run. */
-export function planFor(deps: StepProcessorDeps, runId: string): Promise<RunPlan> {
-  return deps.plans.getOrLoad(runId, async () => {
-    let meta = (await deps.store.snapshot(runId, [], true)).meta;
-    if (!meta) {
-      meta = await deps.loadMeta(runId);
-      if (!meta) throw new UnrecoverableError(`run ${runId} has neither a record nor a root job`);
-      await deps.store.announce(meta);
-    }
-    return meta;
-  });
-}
-
-/** Builds the BullMQ processor for step queues. */
+/** Builds the BullMQ processor of step queues (instances of fan-out steps included). */
 export function createStepProcessor(
   deps: StepProcessorDeps,
-  processInstance: (job: Job<StepJobData>) => Promise<StepJobResult>,
+  processInstance: (job: Job<StepJobData>, token?: string, signal?: AbortSignal) => Promise<StepJobResult>,
 ) {
-  const { store, logger } = deps;
-
-  return async function processStep(job: Job<StepJobData>, token?: string): Promise<StepJobResult> {
-    if (job.data.host !== undefined) return processInstance(job);
-    const { runId, stepId } = job.data;
-    const plan = await planFor(deps, runId);
-    const sp = plan.steps.get(stepId);
-    if (!sp) throw new UnrecoverableError(`run ${runId} has no step "${stepId}"`);
-    const step = sp.step;
-    const attempt = job.attemptsMade + 1;
-    const base: StepDetails = {
-      executor: step.executor,
-      attempts: attempt,
-      ...(step.continueOnError && { continueOnError: true }),
-    };
-    const fail = (error: SerializedError, details: Partial<StepDetails> = {}) => {
-      finishStep(
-        deps,
-        job,
-        sp,
-        'failed',
-        { ...base, ...details, error, finishedAt: now() },
-        {
-          type: 'step.failed',
-          step: stepId,
-          error,
-          exitCode: details.exitCode,
-          attempt,
-        },
-      );
-      return settle('failed', error);
-    };
-    if (job.data.phase === 'fanned-out') return aggregate(deps, job, sp, base, fail);
-
-    const startedAt = now();
-    const startedEvent = { type: 'step.started', step: stepId, attempt, executor: step.executor };
-    // One round trip: the needs' states, and (default condition) the decision and the start.
-    const startOnce = () =>
-      store.startStep(runId, stepId, sp.reads, step.needs.length, {
-        withMeta: false,
-        autoStart: step.if === 'success()',
-        details: { ...base, startedAt },
-        event: startedEvent,
-      });
-    let start = await startOnce();
-    const deadline = Date.now() + EARLY_WAIT_MS;
-    for (let wait = 5; start.outcome === 'early'; wait = Math.min(wait * 2, 1000)) {
-      if (Date.now() > deadline)
-        throw new Error(`a need of step "${stepId}" has no final status after ${EARLY_WAIT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, wait));
-      start = await startOnce();
-    }
-    const snapshot = start.snapshot;
-    if (start.outcome === 'missing') throw new Error(`run ${runId} has no record`);
-    if (start.outcome === 'final')
-      return concludeStep(deps, job, start.current!, snapshot.details[stepId]?.error);
-
-    let secretValues: Record<string, string> = {};
-    let contexts: Record<string, unknown>;
+  return async function processStep(
+    job: Job<StepJobData>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<StepJobResult> {
+    if (job.data.host !== undefined) return processInstance(job, token, signal);
+    let sp: StepPlan | undefined;
+    let outcome: StepOutcome;
     try {
-      secretValues = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
-      const missing = sp.secrets.filter((name) => secretValues[name] === undefined);
-      if (missing.length)
-        throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
-      contexts = buildContexts(plan, sp, snapshot, attempt, secretValues);
-      if (start.outcome === 'decide') {
-        // GitHub's `if` semantics, evaluated with the needs' recorded states.
-        if (!truthy(evaluate(sp.condition, contexts, statusView(sp, snapshot)))) {
-          if (snapshot.cancelRequested && job.attemptsMade > 0) {
-            // It ran before and was waiting to retry: the cancel stopped it, so it is cancelled.
-            const error = { code: 'cancelled', message: 'run cancelled while the step waited to retry' };
-            const details = { ...base, attempts: job.attemptsMade, error, finishedAt: startedAt };
-            finishStep(deps, job, sp, 'cancelled', details, {
-              type: 'step.failed',
-              step: stepId,
-              error,
-              cancelled: true,
-            });
-            return settle('cancelled', error);
-          }
-          const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${step.if}" is false`;
-          finishStep(
-            deps,
-            job,
-            sp,
-            'skipped',
-            { ...base, attempts: 0 },
-            { type: 'step.skipped', step: stepId, reason },
-          );
-          return settle('skipped');
-        }
-        if (!(await store.transition(runId, stepId, 'running', { ...base, startedAt }, startedEvent))) {
-          return concludeStep(
-            deps,
-            job,
-            (await store.snapshot(runId, [stepId], false)).status[stepId] ?? 'failed',
-          );
-        }
-      }
+      const plan = await planFor(deps, job.data.runId);
+      sp = plan.steps.get(job.data.stepId);
+      if (!sp) throw new UnrecoverableError(`run ${job.data.runId} has no step "${job.data.stepId}"`);
+      outcome = await stepOutcome(deps, job, token, signal, plan, sp);
     } catch (err) {
-      const mask = createMasker(Object.values(secretValues));
-      const error =
-        err instanceof ConveyorError
-          ? serializeError(err)
-          : { code: 'expression_error', message: (err as Error).message };
-      return fail({ ...error, message: mask(error.message) });
+      outcome = unexpected(job, sp, err);
     }
-
-    if (step.hosts !== undefined) return fanOut(deps, job, token, sp, { ...base, startedAt }, fail);
-
-    const executor = deps.executors.get(step.executor);
-    if (!executor)
-      return fail({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
-    const mask = createMasker(Object.values(secretValues));
-    let execution: ReturnType<typeof buildExecution>;
-    try {
-      execution = buildExecution(plan, sp, contexts, attempt, secretValues, deps.limits.maxOutputBytes);
-    } catch (err) {
-      return fail({ code: 'expression_error', message: mask((err as Error).message) });
-    }
-    const outcome = await runAttempt({
-      store,
-      cancels: deps.cancels,
-      logger,
-      executor,
-      execution,
-      timeoutMs: step.timeoutMs,
-      // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
-      watch: snapshot.cancelRequested ? [] : [runId],
-      mask,
-      maxLogBytes: deps.limits.maxLogBytes,
-    });
-
-    if (outcome.kind === 'succeeded') {
-      const { exitCode, outputs, finishedAt, events } = outcome;
-      // Published before the step is recorded as succeeded: a dependent never sees one without the other.
-      await store.publish({ runId, stepId }, events);
-      const emitted = events.length ? { emitted: events.map((e) => e.type) } : {};
-      finishStep(
-        deps,
-        job,
-        sp,
-        'succeeded',
-        { ...base, startedAt, finishedAt, exitCode, outputs, ...emitted },
-        {
-          type: 'step.succeeded',
-          step: stepId,
-          exitCode,
-          attempt,
-        },
-      );
-      return { status: 'succeeded', exitCode };
-    }
-    const details = { ...base, startedAt, ...outcome.details, error: outcome.error };
-    if (outcome.kind === 'cancelled') {
-      finishStep(deps, job, sp, 'cancelled', details, {
-        type: 'step.failed',
-        step: stepId,
-        error: outcome.error,
-        cancelled: true,
-      });
-      return settle('cancelled', outcome.error);
-    }
-    if (outcome.retriable && !outcome.limit && attempt < step.retries.attempts) {
-      await store.transition(runId, stepId, 'queued', details, {
-        type: 'step.retrying',
-        step: stepId,
-        attempt,
-        nextAttempt: attempt + 1,
-        error: outcome.error,
-      });
-      throw new Error(outcome.error.message);
-    }
-    return fail(outcome.error, { startedAt, ...outcome.details });
+    await recordStep(deps, job, sp, outcome);
+    return settle(job, token, outcome);
   };
+}
+
+/** Runs the stages and says how the job ends. Throws only for what the stages did not foresee. */
+async function stepOutcome(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  token: string | undefined,
+  signal: AbortSignal | undefined,
+  plan: RunPlan,
+  sp: StepPlan,
+): Promise<StepOutcome> {
+  const step = sp.step;
+  const base: StepDetails = {
+    executor: step.executor,
+    attempts: 0,
+    ...(step.continueOnError && { continueOnError: true }),
+  };
+  if (job.data.phase === 'fanned-out') return aggregate(deps, job, sp);
+
+  // begin
+  let start = await begin(deps, sp, job.data.runId, step.if === 'success()' ? 'auto' : 'read');
+  if (start.outcome === 'final') return { kind: 'concluded', status: start.current! };
+  if (start.outcome === 'interrupted') {
+    const error = {
+      code: 'worker_lost',
+      message: `its worker died ${start.interruptions} times while running it`,
+    };
+    return { kind: 'failed', error, details: { ...base, attempts: start.attempt, error, finishedAt: now() } };
+  }
+
+  // decide
+  let prepared: Prepared | undefined;
+  if (start.outcome === 'decide') {
+    prepared = await prepare(deps, plan, sp, start.snapshot, start.attempt + 1);
+    if ('error' in prepared) {
+      const error = prepared.error;
+      return {
+        kind: 'failed',
+        error,
+        details: { ...base, attempts: start.attempt, error, finishedAt: now() },
+      };
+    }
+    const decided = decide(sp, start, base, prepared.scope);
+    if (decided) return decided;
+    start = await begin(deps, sp, job.data.runId, 'force');
+    if (start.outcome === 'final') return { kind: 'concluded', status: start.current! };
+  }
+  const attempt = start.attempt;
+  const details: StepDetails = { ...base, attempts: attempt, startedAt: start.startedAt };
+  const failed = (error: SerializedError): StepOutcome => ({
+    kind: 'failed',
+    attempt,
+    error,
+    details: { ...details, error, finishedAt: now() },
+  });
+
+  // prepare
+  prepared ??= await prepare(deps, plan, sp, start.snapshot, attempt);
+  if ('error' in prepared) return failed(prepared.error);
+  if (step.hosts !== undefined) return fanOut(deps, job, token, sp, details);
+  const executor = deps.executors.get(step.executor);
+  if (!executor)
+    return failed({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
+  let execution: ReturnType<typeof buildExecution>;
+  try {
+    execution = buildExecution(
+      plan,
+      sp,
+      prepared.scope,
+      attempt,
+      prepared.secrets,
+      deps.limits.maxOutputBytes,
+    );
+  } catch (err) {
+    return failed({ code: 'expression_error', message: prepared.mask((err as Error).message) });
+  }
+
+  // attempt
+  const result = await runAttempt({
+    store: deps.store,
+    cancels: deps.cancels,
+    logger: deps.logger,
+    executor,
+    execution,
+    timeoutMs: step.timeoutMs,
+    // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
+    watch: start.snapshot.cancelRequested ? [] : [job.data.runId],
+    mask: prepared.mask,
+    maxLogBytes: deps.limits.maxLogBytes,
+    interrupt: signal,
+  });
+
+  // judge
+  return judge(result, details, attempt, job);
+}
+
+type Begun = Awaited<ReturnType<StepProcessorDeps['store']['startStep']>>;
+
+/**
+ * The record's view of the step, waiting out needs whose final status has not landed yet and
+ * reconciling needs whose jobs ended without one (BullMQ failed them, or their write was lost).
+ */
+async function begin(
+  deps: StepProcessorDeps,
+  sp: StepPlan,
+  runId: string,
+  mode: 'auto' | 'read' | 'force',
+): Promise<Begun> {
+  const step = sp.step;
+  const once = () =>
+    deps.store.startStep(runId, step.id, sp.reads, {
+      needs: step.needs.length,
+      mode,
+      executor: step.executor,
+      continueOnError: step.continueOnError,
+      maxInterruptions: deps.limits.maxInterruptions,
+    });
+  let start = await once();
+  const deadline = Date.now() + EARLY_WAIT_MS;
+  for (let wait = 5; start.outcome === 'early'; wait = Math.min(wait * 2, 500)) {
+    const late = step.needs.filter((id) => !isFinal(start.snapshot.status[id]));
+    await settleNeeds(deps, runId, late, Date.now() > deadline);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    start = await once();
+  }
+  if (start.outcome === 'missing') throw new Error(`run ${runId} has no record`);
+  return start;
+}
+
+/** GitHub's `if`, evaluated on the needs' recorded states: an outcome when the step does not run. */
+function decide(sp: StepPlan, start: Begun, base: StepDetails, scope: Scope): StepOutcome | undefined {
+  const { snapshot } = start;
+  let run: boolean;
+  try {
+    run = truthy(evaluateIn(sp.condition, scope));
+  } catch (err) {
+    const error = { code: 'expression_error', message: (err as Error).message };
+    return { kind: 'failed', error, details: { ...base, error, finishedAt: now() } };
+  }
+  if (run) return undefined;
+  if (snapshot.cancelRequested && start.attempt > 0) {
+    // It ran before and was waiting to retry: the cancel stopped it, so it is cancelled.
+    const error = { code: 'cancelled', message: 'run cancelled while the step waited to retry' };
+    return {
+      kind: 'cancelled',
+      error,
+      details: { ...base, attempts: start.attempt, error, finishedAt: now() },
+    };
+  }
+  const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${sp.step.if}" is false`;
+  return { kind: 'skipped', reason, details: { ...base, attempts: start.attempt } };
+}
+
+/** What an attempt needs before it runs, or why it cannot. */
+export type Prepared =
+  | { scope: Scope; secrets: Record<string, string>; mask: (text: string) => string }
+  | { error: SerializedError };
+
+/** What an attempt needs before it runs: secret values, the expression scope and a masker. */
+export async function prepare(
+  deps: StepProcessorDeps,
+  plan: RunPlan,
+  sp: StepPlan,
+  snapshot: Begun['snapshot'],
+  attempt: number,
+): Promise<Prepared> {
+  let secrets: Record<string, string> = {};
+  try {
+    secrets = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
+    const missing = sp.secrets.filter((name) => secrets[name] === undefined);
+    if (missing.length) throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
+    const scope = buildScope(plan, sp, snapshot, attempt, secrets);
+    return { scope, secrets, mask: createMasker(Object.values(secrets)) };
+  } catch (err) {
+    const error =
+      err instanceof ConveyorError
+        ? serializeError(err)
+        : { code: 'expression_error', message: (err as Error).message };
+    return { error: { ...error, message: createMasker(Object.values(secrets))(error.message) } };
+  }
+}
+
+/** The attempt's result as the job's outcome. */
+export function judge(
+  result: AttemptOutcome,
+  details: StepDetails,
+  attempt: number,
+  job: Job<StepJobData>,
+): StepOutcome {
+  if (result.kind === 'succeeded') {
+    const { exitCode, outputs, finishedAt, events } = result;
+    const emitted = events.length ? { emitted: events.map((e) => e.type) } : {};
+    return {
+      kind: 'succeeded',
+      attempt,
+      events,
+      details: { ...details, finishedAt, exitCode, outputs, ...emitted },
+    };
+  }
+  const failure = { ...details, ...result.details, error: result.error };
+  if (result.kind === 'cancelled')
+    return { kind: 'cancelled', attempt, error: result.error, details: failure };
+  if (result.kind === 'interrupted')
+    return { kind: 'handed-back', attempt, error: result.error, details: failure };
+  // BullMQ keeps the count of failed attempts; crash re-runs and hand-backs do not spend them.
+  if (result.retriable && !result.limit && job.attemptsMade + 1 < (job.opts.attempts ?? 1))
+    return { kind: 'retry', attempt, error: result.error, details: failure };
+  return { kind: 'failed', attempt, error: result.error, details: failure };
+}
+
+/** An error no stage foresaw (Redis gone mid-way, a bug): retried while BullMQ has attempts left. */
+function unexpected(job: Job<StepJobData>, sp: StepPlan | undefined, err: unknown): StepOutcome {
+  const error = serializeError(err);
+  const details: StepDetails = {
+    executor: sp?.step.executor ?? 'unknown',
+    attempts: 0,
+    error,
+    finishedAt: now(),
+  };
+  const retriable = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  return retriable ? { kind: 'retry', error, details } : { kind: 'failed', error, details };
+}
+
+function isFinal(status: string | undefined): boolean {
+  return status === 'succeeded' || status === 'failed' || status === 'skipped' || status === 'cancelled';
 }
 
 function now(): string {

@@ -1,12 +1,13 @@
 /**
  * A Conveyor worker: BullMQ Workers on the step queue of each executor it serves, on the gate
- * queue and on the runs queue (run finalisers), plus the cancel watcher. `close()` waits for
- * running steps up to a grace period, then abandons them to stalled-job recovery.
+ * queue and on the runs queue (run finalisers), plus the cancel watcher. `close()` stops taking
+ * steps, waits for running ones up to a grace period, then stops them and hands them back at
+ * once so another worker runs them as a new attempt.
  */
 import { FlowProducer, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
-import { QUEUES, type RunMeta } from '../flows/index.ts';
+import { QUEUES, type RunMeta, type StepJobData } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import { bullPrefix, InventoryStore, RunStore, SecretStore } from '../store/index.ts';
@@ -14,9 +15,11 @@ import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
 import { createInstanceProcessor } from './instance-processor.ts';
+import { onJobFailed } from './reconciler.ts';
 import { createRunFinalizer } from './run-finalizer.ts';
 import { PlanCache } from './run-plan.ts';
-import { createStepProcessor, type SecretSource } from './step-processor.ts';
+import type { JobLookup, SecretSource, StepProcessorDeps } from './step-deps.ts';
+import { createStepProcessor } from './step-processor.ts';
 
 /** What executors may use: the worker's inventory and secrets (the SSH executor resolves hosts). */
 export interface WorkerServices {
@@ -40,8 +43,10 @@ export interface WorkerOptions {
   lockMs: number;
   /** How often stalled jobs are looked for. @defaultValue 15000 */
   stalledIntervalMs: number;
-  /** How long `close()` waits for running steps. @defaultValue 30000 */
+  /** How long `close()` waits for running steps before handing them back. @defaultValue 30000 */
   shutdownGraceMs: number;
+  /** Times a step's worker may die under it; the next time the step fails. @defaultValue 2 */
+  maxInterruptions: number;
   /** Log cap per step attempt in bytes. @defaultValue 10 MiB */
   maxLogBytes: number;
   /** Outputs cap per step in bytes. @defaultValue 1 MiB */
@@ -68,6 +73,7 @@ export async function startWorker(
     lockMs: 30_000,
     stalledIntervalMs: 15_000,
     shutdownGraceMs: 30_000,
+    maxInterruptions: 2,
     maxLogBytes: 10 * 1024 * 1024,
     maxOutputBytes: 1024 * 1024,
     logger: pino({ level: 'silent' }),
@@ -81,7 +87,15 @@ export async function startWorker(
   const gateQueue = new Queue(QUEUES.gate, { connection, prefix });
   const runsQueue = new Queue(QUEUES.run, { connection, prefix });
   const flows = new FlowProducer({ connection, prefix });
-  const cancels = new CancelWatch(connection, store, logger);
+  const cancels = new CancelWatch(connection, store, logger, {
+    onRunEnded: (runId) => {
+      for (const executor of executors.values()) {
+        executor
+          .runEnded?.(runId)
+          .catch((err) => logger.warn({ err, runId }, "could not drop a run's files"));
+      }
+    },
+  });
   const services: WorkerServices = {
     inventory: new InventoryStore(connection, opts.prefix, opts.inventoryFile),
     secrets: new SecretStore(connection, opts.prefix, opts.secretKey),
@@ -89,8 +103,19 @@ export async function startWorker(
   const list = typeof opts.executors === 'function' ? opts.executors(services) : opts.executors;
   if (list.length === 0) throw new RangeError('a worker needs at least one executor');
   const executors = new Map(list.map((e) => [e.name, e]));
+  const stepQueues = new Map<string, Queue>();
+  const lookupJob: JobLookup = async (executor, jobId) => {
+    let queue = stepQueues.get(executor);
+    if (!queue) {
+      queue = new Queue(QUEUES.step(executor), { connection, prefix });
+      stepQueues.set(executor, queue);
+    }
+    const job = await Job.fromId(queue, jobId);
+    if (!job) return undefined;
+    return { state: await job.getState(), failedReason: job.failedReason, stalls: job.stalledCounter };
+  };
 
-  const deps = {
+  const deps: StepProcessorDeps = {
     store,
     plans,
     executors,
@@ -100,8 +125,13 @@ export async function startWorker(
     secrets: opts.secrets ?? services.secrets,
     inventory: services.inventory,
     logger,
-    limits: { maxLogBytes: opts.maxLogBytes, maxOutputBytes: opts.maxOutputBytes },
+    limits: {
+      maxLogBytes: opts.maxLogBytes,
+      maxOutputBytes: opts.maxOutputBytes,
+      maxInterruptions: opts.maxInterruptions,
+    },
     loadMeta: async (runId: string) => (await Job.fromId<RunMeta>(runsQueue, runId))?.data,
+    lookupJob,
   };
   const processStep = createStepProcessor(deps, createInstanceProcessor(deps));
   const common = {
@@ -109,45 +139,80 @@ export async function startWorker(
     prefix,
     lockDuration: opts.lockMs,
     stalledInterval: opts.stalledIntervalMs,
-    // A step interrupted by a worker crash runs again; a second crash in a row fails it.
-    maxStalledCount: 2,
+    // Our processor counts interruptions itself (start-step.lua) and fails the step with the
+    // reason; BullMQ's own limit is only a backstop for a worker that dies before the count.
+    maxStalledCount: opts.maxInterruptions + 2,
   };
+  const stepWorkers = [...executors.keys()].map(
+    (name) => new Worker(QUEUES.step(name), processStep, { ...common, concurrency: opts.concurrency }),
+  );
   const workers = [
-    ...[...executors.keys()].map(
-      (name) => new Worker(QUEUES.step(name), processStep, { ...common, concurrency: opts.concurrency }),
-    ),
+    ...stepWorkers,
     new Worker(QUEUES.gate, createGateProcessor(store), { ...common, concurrency: 100 }),
-    new Worker(QUEUES.run, createRunFinalizer(store, plans), { ...common, concurrency: 20 }),
+    new Worker(QUEUES.run, createRunFinalizer(deps), { ...common, concurrency: 20 }),
   ];
   for (const worker of workers) {
-    worker.on('error', (err) => logger.error({ err, queue: worker.name }, 'worker error'));
+    worker.on('error', (err) => {
+      // BullMQ only reports a lost lock: stop that attempt, another worker owns the job now.
+      const lost = /could not renew lock for job (\S+)/.exec(err.message)?.[1];
+      if (lost) {
+        worker.cancelJob(lost, 'lock_lost');
+        logger.warn({ jobId: lost, queue: worker.name }, 'lost a job lock: stopping its attempt');
+      } else logger.error({ err, queue: worker.name }, 'worker error');
+    });
+  }
+  for (const worker of stepWorkers) {
+    worker.on('failed', (job) => {
+      onJobFailed(deps, job as Job<StepJobData> | undefined).catch((err) =>
+        logger.warn({ err, jobId: job?.id }, 'could not reconcile a failed job'),
+      );
+    });
   }
   await Promise.all(workers.map((w) => w.waitUntilReady()));
+  for (const executor of list) {
+    await executor.sweep?.((ids) => store.runsOver(ids)).catch((err) => logger.warn({ err }, 'sweep failed'));
+  }
   logger.info({ executors: [...executors.keys()], concurrency: opts.concurrency }, 'worker ready');
 
   return {
     executors: [...executors.keys()],
     async close() {
+      // BullMQ's close stops fetching at once, then waits for the active jobs without a limit.
       const graceful = Promise.all(workers.map((w) => w.close()));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), opts.shutdownGraceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
+      if (!(await settledWithin(graceful, opts.shutdownGraceMs))) {
         logger.warn(
           { graceMs: opts.shutdownGraceMs },
-          'steps still running after the grace period: leaving them to recovery',
+          'steps still running after the grace period: handing them back',
         );
-        await Promise.all(workers.map((w) => w.close(true)));
+        for (const worker of stepWorkers) worker.cancelAllJobs('shutdown');
+        // The attempts stop within a second or so; past a further grace, give up on them.
+        if (!(await settledWithin(graceful, 5000))) await Promise.all(workers.map((w) => w.close(true)));
       }
       await cancels.close();
       await Promise.all(list.map((e) => e.close()));
-      await Promise.all([gateQueue.close(), runsQueue.close(), flows.close()]);
+      await Promise.all([
+        gateQueue.close(),
+        runsQueue.close(),
+        flows.close(),
+        ...[...stepQueues.values()].map((q) => q.close()),
+      ]);
       connection.disconnect();
     },
   };
+}
+
+/** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([
+    promise.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return done;
 }

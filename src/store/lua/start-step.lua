@@ -1,7 +1,13 @@
 --[[
-  Reads what a step needs to start, in one round trip, and when the step's condition is the
-  default `success()` decides it here and marks the step running: GitHub's default needs no
-  expression evaluation, and the common case saves a round trip on the critical path.
+  Begins one attempt of a step, in one round trip: reads what the step needs to decide, notices a
+  previous attempt that never ended (its worker died or lost its lock), and, when allowed, marks
+  the step running with a new attempt number.
+
+  A step whose record says `running` when its job is processed again was interrupted: that
+  attempt is over. It is counted, said in a `step.retrying` event, and the step goes back to
+  `queued`; past the allowed number of interruptions the caller fails it instead (outcome 4).
+  Attempt numbers come from the record (`a:<step>`), so retries, crash re-runs and hand-backs at
+  shutdown all count, and a late worker's writes can be fenced by them (transition-step.lua).
 
   KEYS[1] run hash
   KEYS[2] run event stream
@@ -9,34 +15,38 @@
   ARGV[1] step id
   ARGV[2] run id
   ARGV[3] now (ISO)
-  ARGV[4] '1' to include the run meta
-  ARGV[5] '1' when the condition is the default success() (this script may start the step)
-  ARGV[6] details JSON for the running state
-  ARGV[7] step.started event JSON
+  ARGV[4] mode: 'auto' (start when every need succeeded: the default `success()` condition),
+          'read' (never start: the caller evaluates the condition), 'force' (start: the caller
+          decided)
+  ARGV[5] executor name (for the running details and event)
+  ARGV[6] '1' when the step has continueOnError
+  ARGV[7] interruptions allowed before the step fails
   ARGV[8] number of direct needs (the first ids below)
   ARGV[9…] ids of the steps whose state is read (needs first)
 
-  Returns { outcome, current status, cancel flag, meta, st1, s1, st2, s2, … } where outcome is
-  -1 no run record, 0 the step is already final, 1 started here, 2 the caller must decide,
-  3 a direct need is not final yet: its status write has not landed (a reloaded script can
-  overtake it), so the caller reads again shortly rather than deciding on a stale status.
+  Returns { outcome, current status, cancel flag, attempt, interruptions, st1, s1, st2, s2, … }
+  where outcome is -1 no run record, 0 the step is already final, 1 started here (attempt is the
+  new attempt's number), 2 the caller must decide, 3 a direct need is not final yet (its status
+  write has not landed, or its job ended without one: the caller looks again or reconciles it),
+  4 interrupted more often than allowed (the caller records the failure).
 ]]
 local final = { succeeded = true, failed = true, skipped = true, cancelled = true }
-if redis.call('EXISTS', KEYS[1]) == 0 then return { -1 } end
-local stepId, runId, at = ARGV[1], ARGV[2], ARGV[3]
-local current = redis.call('HGET', KEYS[1], 'st:' .. stepId) or ''
-local cancel = redis.call('HGET', KEYS[1], 'cancel') or ''
-local meta = ''
-if ARGV[4] == '1' then meta = redis.call('HGET', KEYS[1], 'meta') or '' end
+local run, stream = KEYS[1], KEYS[2]
+if redis.call('EXISTS', run) == 0 then return { -1 } end
+local stepId, runId, at, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local current = redis.call('HGET', run, 'st:' .. stepId) or ''
+local cancel = redis.call('HGET', run, 'cancel') or ''
+local attempt = tonumber(redis.call('HGET', run, 'a:' .. stepId) or '0')
+local interruptions = tonumber(redis.call('HGET', run, 'x:' .. stepId) or '0')
 
-local reply = { 2, current, cancel, meta }
+local reply = { 2, current, cancel, attempt, interruptions }
 local needs = tonumber(ARGV[8])
 local ok = cancel ~= '1'
 local early = false
 for i = 9, #ARGV do
   local id = ARGV[i]
-  local st = redis.call('HGET', KEYS[1], 'st:' .. id) or ''
-  local s = redis.call('HGET', KEYS[1], 's:' .. id) or ''
+  local st = redis.call('HGET', run, 'st:' .. id) or ''
+  local s = redis.call('HGET', run, 's:' .. id) or ''
   reply[#reply + 1] = st
   reply[#reply + 1] = s
   if i - 8 <= needs and not final[st] then early = true end
@@ -49,18 +59,41 @@ if final[current] then
   reply[1] = 0
   return reply
 end
+
+if current == 'running' then
+  interruptions = redis.call('HINCRBY', run, 'x:' .. stepId, 1)
+  reply[5] = interruptions
+  if interruptions > tonumber(ARGV[7]) then
+    reply[1] = 4
+    return reply
+  end
+  redis.call('HSET', run, 'st:' .. stepId, 'queued')
+  current = 'queued'
+  reply[2] = current
+  redis.call('XADD', stream, '*', 'type', 'step.retrying', 'data', cjson.encode({
+    runId = runId, type = 'step.retrying', at = at, step = stepId, attempt = attempt,
+    nextAttempt = attempt + 1, reason = 'interrupted',
+    error = { code = 'worker_lost',
+      message = 'the worker running attempt ' .. attempt .. ' stopped before the attempt ended' } }))
+end
+
 if early then
   reply[1] = 3
   return reply
 end
-if ARGV[5] ~= '1' or not ok then return reply end
+if mode == 'read' or (mode == 'auto' and not ok) then return reply end
 
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', at)
-  redis.call('XADD', KEYS[2], '*', 'type', 'run.started', 'data',
+attempt = redis.call('HINCRBY', run, 'a:' .. stepId, 1)
+reply[4] = attempt
+if redis.call('HGET', run, 'status') == 'queued' then
+  redis.call('HSET', run, 'status', 'running', 'startedAt', at)
+  redis.call('XADD', stream, '*', 'type', 'run.started', 'data',
     cjson.encode({ runId = runId, type = 'run.started', at = at }))
 end
-redis.call('HSET', KEYS[1], 'st:' .. stepId, 'running', 's:' .. stepId, ARGV[6])
-redis.call('XADD', KEYS[2], '*', 'type', 'step.started', 'data', ARGV[7])
+local details = { executor = ARGV[5], attempts = attempt, startedAt = at }
+if ARGV[6] == '1' then details.continueOnError = true end
+redis.call('HSET', run, 'st:' .. stepId, 'running', 's:' .. stepId, cjson.encode(details))
+redis.call('XADD', stream, '*', 'type', 'step.started', 'data', cjson.encode({
+  runId = runId, type = 'step.started', at = at, step = stepId, attempt = attempt, executor = ARGV[5] }))
 reply[1] = 1
 return reply

@@ -15,15 +15,19 @@
   ARGV[6] now (ISO)
   ARGV[7] run id
   ARGV[8] dependents: ';'-separated entries 'dependent=need1,need2,…'
+  ARGV[9] the attempt the writer ran, or '' when the write ends no attempt (a skip, a cancel
+          before start, a reconciled failure): a writer whose attempt is no longer the step's
+          latest (it lost its lock and another worker started a new attempt) changes nothing
 
-  Returns 1 when applied, 0 when the step was already final (nothing written),
-  -1 when the run record does not exist.
+  Returns 1 when applied, 0 when the step was already final or the attempt is stale (nothing
+  written), -1 when the run record does not exist.
 ]]
 local final = { succeeded = true, failed = true, skipped = true, cancelled = true }
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local stepId, status, at, runId = ARGV[1], ARGV[2], ARGV[6], ARGV[7]
 local current = redis.call('HGET', KEYS[1], 'st:' .. stepId)
 if current and final[current] then return 0 end
+if ARGV[9] ~= '' and (redis.call('HGET', KEYS[1], 'a:' .. stepId) or '0') ~= ARGV[9] then return 0 end
 
 if redis.call('HGET', KEYS[1], 'status') == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', at)

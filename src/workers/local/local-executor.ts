@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepError } from '../../errors.ts';
+import { StepError, StepInterruptedError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
 import { readPrivateFile } from '../private-file.ts';
@@ -142,11 +142,16 @@ export class LocalExecutor implements Executor {
       const onAbort = () => {
         stoppedWith = 'SIGTERM';
         killGroup('SIGTERM');
+        // A worker stopping past its grace already gave the step its time: no second grace.
+        const grace =
+          ctx.signal.reason instanceof StepInterruptedError
+            ? Math.min(500, this.options.killGraceMs)
+            : this.options.killGraceMs;
         killTimer = setTimeout(() => {
           stoppedWith = 'SIGKILL';
           // The launcher's death tears down the step's PID namespace, processes in other groups included.
           killGroup('SIGKILL');
-        }, this.options.killGraceMs);
+        }, grace);
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       if (ctx.signal.aborted) onAbort();
