@@ -10,7 +10,7 @@ export {
   type StepJobData,
   stepJobId,
 } from './compile.ts';
-export { parseDuration } from './duration.ts';
+export { checkDuration, MAX_DURATION_MS, parseDuration } from './duration.ts';
 export {
   conditionSource,
   evaluate,

@@ -1,10 +1,10 @@
 /**
  * Definition → `Workflow`, or a `ValidationError` listing every problem with its path: schema
- * errors, ids, unknown or cyclic `needs`, durations, expressions that do not parse or read a
+ * errors, ids, unknown or cyclic `needs`, durations out of range, expressions that do not parse or read a
  * step that cannot have run yet, steps with nothing to run, unknown hosts.
  */
 import { type Issue, ValidationError } from '../errors.ts';
-import { DURATION_HINT, parseDuration } from './duration.ts';
+import { checkDuration, describeDuration, MAX_DURATION_MS } from './duration.ts';
 import {
   conditionSource,
   emptyReferences,
@@ -136,9 +136,10 @@ function checkInputs(def: Definition, add: Add): void {
 
 function durationOf(value: number | string | undefined, path: string, add: Add): number | undefined {
   if (value === undefined) return undefined;
-  const ms = parseDuration(value);
-  if (ms === undefined) add(path, `"${value}" is not a duration: ${DURATION_HINT}`);
-  return ms;
+  const checked = checkDuration(value);
+  if (checked.ok) return checked.ms;
+  add(path, checked.message);
+  return undefined;
 }
 
 function retryPolicy(
@@ -149,10 +150,19 @@ function retryPolicy(
 ): RetryPolicy | undefined {
   if (!retries) return undefined;
   const backoff = retries.backoff ?? fallback.backoff;
+  const delayMs = durationOf(retries.delay, `${path}.delay`, add) ?? fallback.delayMs;
+  // BullMQ waits delay × 2^(n-1) before retry n: the last wait is bounded like any duration.
+  const longestWait = backoff === 'exponential' ? delayMs * 2 ** Math.max(0, retries.attempts - 2) : delayMs;
+  if (longestWait > MAX_DURATION_MS) {
+    add(
+      `${path}.attempts`,
+      `with exponential backoff from ${describeDuration(delayMs)}, retry ${retries.attempts - 1} would wait ${describeDuration(longestWait)}, over the maximum of 30 days ("30d")`,
+    );
+  }
   return {
     attempts: retries.attempts,
     backoff,
-    delayMs: durationOf(retries.delay, `${path}.delay`, add) ?? fallback.delayMs,
+    delayMs,
     jitter: retries.jitter ?? (backoff === 'exponential' ? STEP_DEFAULTS.exponentialJitter : 0),
   };
 }
@@ -267,8 +277,7 @@ function normaliseStep(
   const timeoutMs = durationOf(def.timeout, `${path}.timeout`, add) ?? defaults.defaultTimeout;
   const retries =
     retryPolicy(def.retries, `${path}.retries`, add, defaults.defaultRetries) ?? defaults.defaultRetries;
-  if (def.vm?.timeout !== undefined) durationOf(def.vm.timeout, `${path}.vm.timeout`, add);
-  const vmTimeout = def.vm?.timeout !== undefined ? parseDuration(def.vm.timeout) : undefined;
+  const vmTimeout = durationOf(def.vm?.timeout, `${path}.vm.timeout`, add);
 
   return {
     id,
