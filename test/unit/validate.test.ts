@@ -58,6 +58,7 @@ describe('validateDefinition', () => {
   it('names a cycle in order, and every other problem at once', () => {
     const issues = issuesOf({
       name: 'Bad Name!',
+      inputs: { a: { type: 'string' } },
       steps: {
         a: { needs: ['b'], run: 'x' },
         b: { needs: ['c'], run: 'x' },
@@ -196,6 +197,36 @@ describe('validateDefinition', () => {
     expect(wf.steps.c!.timeoutMs).toBe(500);
     expect(wf.steps.d!.timeoutMs).toBe(600_000);
     expect(wf.steps.e!.timeoutMs).toBe(1);
+  });
+
+  it('refuses inputs.x that the workflow does not declare, wherever an expression reads it', () => {
+    const issues = issuesOf({
+      name: 'x',
+      inputs: { ref: { type: 'string' } },
+      env: { TOP: '${{ inputs.topLevel }}' },
+      steps: {
+        a: {
+          run: 'echo ${{ inputs.ref }} ${{ inputs.REF }} ${{ inputs.missing }}',
+          env: { E: "${{ inputs['bracketed'] }}" },
+          cwd: '${{ inputs.dir }}',
+          if: "inputs.flag == 'yes' && inputs.ref != ''",
+        },
+        b: { run: 'echo ${{ toJSON(inputs) }} ${{ inputs[inputs.ref] }}' },
+      },
+    });
+    expect(issues).toEqual([
+      { path: 'env.TOP', message: 'expression reads inputs.topLevel, which is not declared under "inputs"' },
+      {
+        path: 'steps.a.run',
+        message: 'expression reads inputs.missing, which is not declared under "inputs"',
+      },
+      {
+        path: 'steps.a.env.E',
+        message: 'expression reads inputs.bracketed, which is not declared under "inputs"',
+      },
+      { path: 'steps.a.cwd', message: 'expression reads inputs.dir, which is not declared under "inputs"' },
+      { path: 'steps.a.if', message: 'expression reads inputs.flag, which is not declared under "inputs"' },
+    ]);
   });
 });
 
