@@ -43,6 +43,7 @@ export class WorkflowStore {
     const [version, created] = (await this.redis.registerWorkflow(
       this.keys.workflow(workflow.name),
       this.keys.workflows(),
+      this.keys.workflowSeq(workflow.name),
       hash,
       stored,
       workflow.name,
@@ -72,7 +73,10 @@ export class WorkflowStore {
     return out;
   }
 
-  /** Removes every version of a workflow; false when there was none. Runs keep their snapshot. */
+  /**
+   * Removes every version of a workflow; false when there was none. Runs keep their snapshot,
+   * and the version counter stays, so registering the name again continues after the last number.
+   */
   async delete(name: string): Promise<boolean> {
     const [[, removed]] = (await this.redis
       .multi()
