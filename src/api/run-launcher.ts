@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
+import {
+  compileRun,
+  digestOf,
+  type RunMeta,
+  resolveInputs,
+  stepJobId,
+  type Workflow,
+} from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
@@ -15,13 +22,16 @@ export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
+/** How long an idempotency key names its run (7 days, as the README says). */
+const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+
 /** What starts a run. */
 export interface LaunchRequest {
   workflow: Workflow;
   version: number | null;
   inputs?: unknown;
   trigger: Record<string, unknown>;
-  /** Same key (within the workflow) → same run. */
+  /** Same key (within the workflow), same definition, version and inputs → same run; else a 409. */
   idempotencyKey?: string;
 }
 
@@ -40,13 +50,22 @@ export class RunLauncher {
     let runId = newRunId();
     if (request.idempotencyKey !== undefined) {
       const key = this.store.keys.idempotency(request.workflow.name, request.idempotencyKey);
-      const claimed = await this.redis.set(key, runId, 'EX', 7 * 24 * 3600, 'NX');
+      // What the key was used with: a replay must ask for the very same run.
+      const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
+      const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
       if (claimed !== 'OK') {
-        const existing = (await this.redis.get(key))!;
-        const run = await this.getRun(existing);
+        // A value without a digest was written before digests were kept: it matches anything.
+        const [existing, usedWith = digest] = ((await this.redis.get(key)) ?? '').split(' ');
+        const run = existing ? await this.getRun(existing) : undefined;
+        if (run && usedWith !== digest) {
+          throw new ConflictError(
+            `idempotencyKey "${request.idempotencyKey}" was already used by run ${run.id} with different inputs or a different definition; send a new key to start another run`,
+          );
+        }
         if (run) return { run, created: false };
         // The key was claimed but its run never got written (a crash in between): take it over.
-        runId = existing;
+        if (existing) runId = existing;
+        await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
       }
     }
     const meta: RunMeta = {

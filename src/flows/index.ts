@@ -1,4 +1,6 @@
 /** The definition language: parsing, validation, expressions and the DAG → BullMQ flow compiler. */
+
+export { canonicalJson, digestOf } from './canonical.ts';
 export {
   compileRun,
   GATE_PARK_MS,

@@ -36,3 +36,68 @@ describe('workflow versions', () => {
     expect((await engine.request('POST', '/v1/workflows', v2)).body.version).toBe(4);
   });
 });
+
+describe('idempotency keys', () => {
+  const def = {
+    name: 'idem',
+    inputs: { who: { type: 'string', default: 'world' } },
+    steps: { a: { run: 'echo ${{ inputs.who }}' } },
+  };
+
+  it('replays the same run for the same inputs, and is a 409 naming it for other inputs', async () => {
+    await engine.request('POST', '/v1/workflows', def);
+    const first = await engine.request('POST', '/v1/workflows/idem/runs', {
+      inputs: { who: 'a' },
+      idempotencyKey: 'k-inputs',
+    });
+    expect(first.status).toBe(202);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+    const replay = await engine.request('POST', '/v1/workflows/idem/runs', {
+      inputs: { who: 'a' },
+      idempotencyKey: 'k-inputs',
+    });
+    expect(replay.status).toBe(202);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body.id).toBe(first.body.id);
+
+    const other = await engine.request('POST', '/v1/workflows/idem/runs', {
+      inputs: { who: 'b' },
+      idempotencyKey: 'k-inputs',
+    });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe('conflict');
+    expect(other.body.error.message).toContain(first.body.id);
+    expect(other.body.error.message).toContain('"k-inputs"');
+  });
+
+  it('treats omitted inputs and their defaults as the same run', async () => {
+    const first = await engine.request('POST', '/v1/workflows/idem/runs', { idempotencyKey: 'k-default' });
+    const same = await engine.request('POST', '/v1/workflows/idem/runs', {
+      inputs: { who: 'world' },
+      idempotencyKey: 'k-default',
+    });
+    expect(same.status).toBe(202);
+    expect(same.body.id).toBe(first.body.id);
+  });
+
+  it('is a 409 for a new version of the workflow, and for another ad-hoc definition', async () => {
+    const first = await engine.request('POST', '/v1/workflows/idem/runs', { idempotencyKey: 'k-version' });
+    const changed = { ...def, steps: { a: { run: 'echo changed ${{ inputs.who }}' } } };
+    expect((await engine.request('POST', '/v1/workflows', changed)).status).toBe(201);
+    const after = await engine.request('POST', '/v1/workflows/idem/runs', { idempotencyKey: 'k-version' });
+    expect(after.status).toBe(409);
+    expect(after.body.error.message).toContain(first.body.id);
+
+    const adHoc = { name: 'idem-adhoc', steps: { a: { run: 'echo one' } } };
+    const one = await engine.request('POST', '/v1/runs', { workflow: adHoc, idempotencyKey: 'k-adhoc' });
+    expect(one.status).toBe(202);
+    const sameDef = await engine.request('POST', '/v1/runs', { workflow: adHoc, idempotencyKey: 'k-adhoc' });
+    expect(sameDef.body.id).toBe(one.body.id);
+    const otherDef = await engine.request('POST', '/v1/runs', {
+      workflow: { ...adHoc, steps: { a: { run: 'echo two' } } },
+      idempotencyKey: 'k-adhoc',
+    });
+    expect(otherDef.status).toBe(409);
+    expect(otherDef.body.error.message).toContain(one.body.id);
+  });
+});
