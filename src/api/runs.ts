@@ -4,9 +4,10 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
-import { followEvents, type RunStatus } from '../store/index.ts';
+import { followEvents, type RunDocument, type RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
 import { parseWith } from './workflows.ts';
 
 const adHocSchema = z.strictObject({
@@ -17,6 +18,16 @@ const adHocSchema = z.strictObject({
 
 const EVENT_ID = /^\d+-\d+$/;
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+
+/** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
+function listLimit(raw: string | undefined): number {
+  if (raw === undefined) return 20;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1) {
+    throw new ValidationError('bad query', [{ path: 'limit', message: 'must be a positive integer' }]);
+  }
+  return Math.min(n, 200);
+}
 
 /** The dry-run plan: what would run, in which order, where. */
 async function plan(workflow: Workflow, deps: ApiDeps) {
@@ -87,7 +98,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   });
 
   app.get('/', async (c) => {
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 200);
+    const limit = listLimit(c.req.query('limit'));
     const status = c.req.query('status');
     if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
       throw new ValidationError('bad query', [
@@ -95,28 +106,21 @@ export function runRoutes(deps: ApiDeps): Hono {
       ]);
     }
     const cursor = c.req.query('cursor');
-    let before = cursor ? Number(cursor) : undefined;
-    if (cursor !== undefined && !Number.isFinite(before)) {
-      throw new ValidationError('bad query', [
-        { path: 'cursor', message: 'not a cursor from a previous page' },
-      ]);
-    }
-    const runs = [];
+    let after = cursor !== undefined ? decodeCursor(cursor) : undefined;
+    const runs: RunDocument[] = [];
     // Filtering by status happens after the index read; read pages until the limit is met.
+    // `after` always names the last entry looked at, so a full page ends on its last run.
     while (runs.length < limit) {
-      const ids = await deps.store.listRunIds({ workflow: c.req.query('workflow'), limit, before });
-      if (ids.length === 0) break;
-      for (const run of await Promise.all(ids.map((id) => deps.store.getRun(id)))) {
-        if (run && (!status || run.status === status) && runs.length < limit) runs.push(run);
+      const entries = await deps.store.listRuns({ workflow: c.req.query('workflow'), limit, after });
+      const docs = await Promise.all(entries.map((e) => deps.store.getRun(e.id)));
+      for (let i = 0; i < entries.length && runs.length < limit; i++) {
+        after = entries[i];
+        const run = docs[i];
+        if (run && (!status || run.status === status)) runs.push(run);
       }
-      before = await deps.store.runCreatedAt(ids[ids.length - 1]!);
-      if (ids.length < limit || before === undefined) break;
+      if (entries.length < limit) break;
     }
-    const last = runs[runs.length - 1];
-    return c.json({
-      runs,
-      cursor: runs.length === limit && last ? String(Date.parse(last.createdAt)) : null,
-    });
+    return c.json({ runs, cursor: runs.length === limit && after ? encodeCursor(after) : null });
   });
 
   app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
