@@ -3,11 +3,12 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
+import { validateDefinition, type Workflow } from '../flows/index.ts';
 import { followEvents, type RunDocument, type RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
+import { dryRunFlag, runPlan } from './dry-run.ts';
 import { parseWith } from './workflows.ts';
 
 const adHocSchema = z.strictObject({
@@ -29,35 +30,6 @@ function listLimit(raw: string | undefined): number {
   return Math.min(n, 200);
 }
 
-/** The dry-run plan: what would run, in which order, where. */
-async function plan(workflow: Workflow, deps: ApiDeps) {
-  const hosts = await deps.inventory.catalog();
-  const level = new Map<string, number>();
-  for (const id of workflow.order) {
-    level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
-  }
-  const parents = primaryParents(workflow);
-  return {
-    workflow: workflow.name,
-    steps: workflow.order.map((id) => {
-      const step = workflow.steps[id]!;
-      return {
-        id,
-        needs: step.needs,
-        /** Steps with the same stage can run at the same time. */
-        stage: level.get(id),
-        executor: step.executor,
-        if: step.if,
-        hosts: step.hosts ? (hosts.resolve(step.hosts) ?? []) : undefined,
-        maxParallel: step.hosts ? step.strategy.maxParallel : undefined,
-        timeoutMs: step.timeoutMs,
-        attempts: step.retries.attempts,
-        bullmqParent: parents.get(id) ?? '(run)',
-      };
-    }),
-  };
-}
-
 /** The run routes. */
 export function runRoutes(deps: ApiDeps): Hono {
   const app = new Hono();
@@ -69,6 +41,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   };
 
   app.post('/', async (c) => {
+    const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
@@ -76,8 +49,9 @@ export function runRoutes(deps: ApiDeps): Hono {
       ]);
     }
     let workflow: Workflow;
+    const hosts = await deps.inventory.catalog();
     try {
-      workflow = validateDefinition(body.workflow, { hosts: await deps.inventory.catalog() });
+      workflow = validateDefinition(body.workflow, { hosts });
     } catch (err) {
       if (err instanceof ValidationError) {
         const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
@@ -85,7 +59,7 @@ export function runRoutes(deps: ApiDeps): Hono {
       }
       throw err;
     }
-    if (c.req.query('dryRun') === 'true') return c.json(await plan(workflow, deps));
+    if (dryRun) return c.json(runPlan(workflow, null, body.inputs, hosts));
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
@@ -173,9 +147,14 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));
 
   app.post('/:id/retry', async (c) => {
+    const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const runId = c.req.param('id');
     await mustGetRun(runId);
     const meta = (await deps.store.snapshot(runId, [], true)).meta!;
+    if (dryRun) {
+      const hosts = await deps.inventory.catalog();
+      return c.json(runPlan(meta.definition, meta.workflow.version, meta.inputs, hosts));
+    }
     const { run } = await deps.launcher.launch({
       workflow: meta.definition,
       version: meta.workflow.version,

@@ -12,6 +12,21 @@ beforeAll(async () => {
 });
 afterAll(async () => engine.close());
 
+/** Every key under the test's prefix, with its type, sorted: what a dry run must leave alone. */
+async function prefixKeys(): Promise<string[]> {
+  const redis = engine.api.deps.redis;
+  const found: string[] = [];
+  for (const pattern of [`{${engine.prefix}}*`, `${engine.prefix}:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+  }
+  return found.sort();
+}
+
 describe('workflow versions', () => {
   it('never reuses a version number after DELETE', async () => {
     const v1 = { name: 'versioned', steps: { a: { run: 'echo one' } } };
@@ -99,5 +114,125 @@ describe('idempotency keys', () => {
     });
     expect(otherDef.status).toBe(409);
     expect(otherDef.body.error.message).toContain(one.body.id);
+  });
+});
+
+describe('dry runs', () => {
+  const def = {
+    name: 'dry',
+    inputs: { who: { type: 'string', required: true }, n: { type: 'number', default: 2 } },
+    steps: { a: { run: 'echo ${{ inputs.who }}' }, b: { needs: ['a'], run: 'echo ${{ inputs.n }}' } },
+  };
+
+  it('plans an ad-hoc run and a registered one without writing anything to Redis', async () => {
+    await engine.request('POST', '/v1/workflows', def);
+    const before = await prefixKeys();
+    expect(before.length).toBeGreaterThan(0);
+
+    const adHoc = await engine.request('POST', '/v1/runs?dryRun=true', {
+      workflow: def,
+      inputs: { who: 'x' },
+      idempotencyKey: 'dry-key',
+    });
+    expect(adHoc.status).toBe(200);
+    expect(adHoc.body).toMatchObject({
+      dryRun: true,
+      workflow: 'dry',
+      version: null,
+      inputs: { who: 'x', n: 2 },
+    });
+    expect(adHoc.body.steps.map((s: { id: string; stage: number }) => [s.id, s.stage])).toEqual([
+      ['a', 0],
+      ['b', 1],
+    ]);
+    const registered = await engine.request('POST', '/v1/workflows/dry/runs?dryRun=true', {
+      inputs: { who: 'y', n: 5 },
+      idempotencyKey: 'dry-key',
+    });
+    expect(registered.status).toBe(200);
+    expect(registered.body).toMatchObject({
+      dryRun: true,
+      workflow: 'dry',
+      version: 1,
+      inputs: { who: 'y', n: 5 },
+    });
+
+    expect(await prefixKeys()).toEqual(before);
+    expect((await engine.request('GET', '/v1/runs?workflow=dry')).body.runs).toEqual([]);
+    // The key was not claimed: a real run with it is a new run, not a replay.
+    const real = await engine.request('POST', '/v1/workflows/dry/runs', {
+      inputs: { who: 'y' },
+      idempotencyKey: 'dry-key',
+    });
+    expect(real.status).toBe(202);
+    expect(real.headers.get('idempotent-replayed')).toBeNull();
+  });
+
+  it('refuses bad inputs with the very error a real run gets, on both routes', async () => {
+    const before = await prefixKeys();
+    const bad = { inputs: { n: 'two', extra: 1 } };
+    for (const [path, body] of [
+      ['/v1/runs', { workflow: def, ...bad }],
+      ['/v1/workflows/dry/runs', bad],
+    ] as const) {
+      const real = await engine.request('POST', path, body);
+      const dry = await engine.request('POST', `${path}?dryRun=true`, body);
+      expect(real.status).toBe(400);
+      expect(dry.status).toBe(400);
+      expect(dry.body).toEqual(real.body);
+      expect(dry.body.error.issues.map((i: { path: string }) => i.path).sort()).toEqual([
+        'inputs.extra',
+        'inputs.n',
+        'inputs.who',
+      ]);
+    }
+    expect(await prefixKeys()).toEqual(before);
+  });
+
+  it("plans a retry with the first run's version and inputs, creating nothing", async () => {
+    const first = await engine.request('POST', '/v1/workflows/dry/runs', { inputs: { who: 'r' } });
+    const before = await prefixKeys();
+    const plan = await engine.request('POST', `/v1/runs/${first.body.id}/retry?dryRun=true`);
+    expect(plan.status).toBe(200);
+    expect(plan.body).toMatchObject({
+      dryRun: true,
+      workflow: 'dry',
+      version: 1,
+      inputs: { who: 'r', n: 2 },
+    });
+    expect(await prefixKeys()).toEqual(before);
+    expect((await engine.request('POST', '/v1/runs/run_nope/retry?dryRun=true')).status).toBe(404);
+  });
+
+  it('accepts only true and false: anything else is a 400 naming dryRun and starts nothing', async () => {
+    const first = await engine.request('POST', '/v1/workflows/dry/runs', { inputs: { who: 'v' } });
+    const before = await prefixKeys();
+    const routes = [
+      ['/v1/runs', { workflow: def, inputs: { who: 'v' } }],
+      ['/v1/workflows/dry/runs', { inputs: { who: 'v' } }],
+      [`/v1/runs/${first.body.id}/retry`, undefined],
+    ] as const;
+    for (const [path, body] of routes) {
+      for (const query of [
+        'dryRun=1',
+        'dryRun=yes',
+        'dryRun=TRUE',
+        'dryRun=',
+        'dryRun',
+        'dryRun=true&dryRun=true',
+      ]) {
+        const res = await engine.request('POST', `${path}?${query}`, body);
+        expect(res.status, `${path}?${query}`).toBe(400);
+        expect(res.body.error.issues).toEqual([
+          { path: 'dryRun', message: 'must be "true" or "false", given once' },
+        ]);
+      }
+    }
+    expect(await prefixKeys()).toEqual(before);
+    for (const [path, body] of routes) {
+      const res = await engine.request('POST', `${path}?dryRun=false`, body);
+      expect(res.status, path).toBe(202);
+      expect(res.body.id).toMatch(/^run_/);
+    }
   });
 });
