@@ -236,3 +236,70 @@ describe('dry runs', () => {
     }
   });
 });
+
+describe('refused at submission', () => {
+  const issuesOf = (res: { body: { error: { issues: Array<{ path: string; message: string }> } } }) =>
+    Object.fromEntries(res.body.error.issues.map((i) => [i.path, i.message]));
+
+  it('durations that are not positive, not finite or over 30 days, with their paths', async () => {
+    const digits = `1${'0'.repeat(400)}`;
+    // Raw text: JSON.stringify could not carry a 400-digit number.
+    const json = `{"name":"durations","defaults":{"timeout":0,"retries":{"attempts":2,"delay":"31d"}},
+      "steps":{"a":{"run":"true","timeout":${digits}},"b":{"run":"true","retries":{"attempts":2,"delay":1e300}},
+      "c":{"run":"true","vm":{"timeout":"0ms"}}}}`;
+    const res = await engine.request('POST', '/v1/workflows', json, { 'content-type': 'application/json' });
+    expect(res.status).toBe(400);
+    const issues = issuesOf(res);
+    expect(Object.keys(issues).sort()).toEqual([
+      'defaults.retries.delay',
+      'defaults.timeout',
+      'steps.a.timeout',
+      'steps.b.retries.delay',
+      'steps.c.vm.timeout',
+    ]);
+    expect(issues['steps.a.timeout']).toMatch(/longer than the maximum of 30 days/);
+    expect(issues['defaults.timeout']).toMatch(/not a positive duration/);
+
+    const yaml = `name: durations\nsteps:\n  a: { run: "true", timeout: ${digits} }\n`;
+    const fromYaml = await engine.request(
+      'POST',
+      '/v1/runs',
+      `workflow:\n  ${yaml.replaceAll('\n', '\n  ')}`,
+      {
+        'content-type': 'application/yaml',
+      },
+    );
+    expect(fromYaml.status).toBe(400);
+    expect(Object.keys(issuesOf(fromYaml))).toEqual(['workflow.steps.a.timeout']);
+  });
+
+  it('keeps 25d and 30d valid', async () => {
+    const res = await engine.request('POST', '/v1/runs?dryRun=true', {
+      workflow: {
+        name: 'long',
+        steps: { a: { run: 'true', timeout: '25d' }, b: { run: 'true', timeout: '30d' } },
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.steps.map((s: { timeoutMs: number }) => s.timeoutMs)).toEqual([
+      2_160_000_000, 2_592_000_000,
+    ]);
+  });
+
+  it('an expression reading an input the workflow does not declare, with its path', async () => {
+    const res = await engine.request('POST', '/v1/workflows', {
+      name: 'undeclared',
+      inputs: { ref: { type: 'string', default: 'main' } },
+      steps: {
+        a: { run: 'echo ${{ inputs.ref }}', env: { X: '${{ inputs.reff }}' } },
+        b: { if: "inputs.branch == 'main'", run: 'true' },
+      },
+    });
+    expect(res.status).toBe(400);
+    expect(issuesOf(res)).toEqual({
+      'steps.a.env.X': 'expression reads inputs.reff, which is not declared under "inputs"',
+      'steps.b.if': 'expression reads inputs.branch, which is not declared under "inputs"',
+    });
+    expect((await engine.request('GET', '/v1/workflows/undeclared')).status).toBe(404);
+  });
+});
