@@ -49,24 +49,9 @@ export class RunLauncher {
     const inputs = resolveInputs(request.workflow, request.inputs);
     let runId = newRunId();
     if (request.idempotencyKey !== undefined) {
-      const key = this.store.keys.idempotency(request.workflow.name, request.idempotencyKey);
-      // What the key was used with: a replay must ask for the very same run.
-      const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
-      const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
-      if (claimed !== 'OK') {
-        // A value without a digest was written before digests were kept: it matches anything.
-        const [existing, usedWith = digest] = ((await this.redis.get(key)) ?? '').split(' ');
-        const run = existing ? await this.getRun(existing) : undefined;
-        if (run && usedWith !== digest) {
-          throw new ConflictError(
-            `idempotencyKey "${request.idempotencyKey}" was already used by run ${run.id} with different inputs or a different definition; send a new key to start another run`,
-          );
-        }
-        if (run) return { run, created: false };
-        // The key was claimed but its run never got written (a crash in between): take it over.
-        if (existing) runId = existing;
-        await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
-      }
+      const claim = await this.claimKey(request, request.idempotencyKey, inputs, runId);
+      if ('run' in claim) return { run: claim.run, created: false };
+      runId = claim.runId;
     }
     const meta: RunMeta = {
       id: runId,
@@ -79,6 +64,38 @@ export class RunLauncher {
     await this.flows.add(compileRun(meta));
     await this.store.announce(meta);
     return { run: RunStore.initialDocument(meta), created: true };
+  }
+
+  /**
+   * Claims an idempotency key for `runId`, storing a digest of what it is used with. The key's
+   * run when it was used with the same definition, version and inputs; a `ConflictError`
+   * naming that run when it was used with anything else.
+   */
+  private async claimKey(
+    request: LaunchRequest,
+    idempotencyKey: string,
+    inputs: Record<string, unknown>,
+    runId: string,
+  ): Promise<{ run: RunDocument } | { runId: string }> {
+    const key = this.store.keys.idempotency(request.workflow.name, idempotencyKey);
+    const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
+    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
+    if (claimed === 'OK') return { runId };
+    const [existing = '', usedWith] = ((await this.redis.get(key)) ?? '').split(' ');
+    // Checked before the run is read: a concurrent first request may not have written it yet.
+    if (existing && usedWith && usedWith !== digest) {
+      throw new ConflictError(
+        `idempotencyKey "${idempotencyKey}" was already used by run ${existing} with different inputs or a different definition; send a new key to start another run`,
+      );
+    }
+    const run = existing ? await this.getRun(existing) : undefined;
+    if (run) return { run };
+    // Claimed but never written (a crash in between, or a concurrent first request for the same
+    // run): start it under that id; BullMQ and announce-run keep one copy. A value without a
+    // digest (written before digests were kept, or expired meanwhile) gets ours.
+    const id = existing || runId;
+    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
+    return { runId: id };
   }
 
   /** The run document; falls back to the root job while the record is being written. */

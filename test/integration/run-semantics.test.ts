@@ -59,8 +59,11 @@ describe('idempotency keys', () => {
     steps: { a: { run: 'echo ${{ inputs.who }}' } },
   };
 
+  beforeAll(async () => {
+    expect((await engine.request('POST', '/v1/workflows', def)).status).toBe(201);
+  });
+
   it('replays the same run for the same inputs, and is a 409 naming it for other inputs', async () => {
-    await engine.request('POST', '/v1/workflows', def);
     const first = await engine.request('POST', '/v1/workflows/idem/runs', {
       inputs: { who: 'a' },
       idempotencyKey: 'k-inputs',
@@ -83,6 +86,29 @@ describe('idempotency keys', () => {
     expect(other.body.error.code).toBe('conflict');
     expect(other.body.error.message).toContain(first.body.id);
     expect(other.body.error.message).toContain('"k-inputs"');
+  });
+
+  it('gives concurrent requests with one key one run, and a 409 to every other inputs', async () => {
+    const same = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        engine.request('POST', '/v1/workflows/idem/runs', { inputs: { who: 'c' }, idempotencyKey: 'k-race' }),
+      ),
+    );
+    expect(same.map((r) => r.status)).toEqual(Array(8).fill(202));
+    const id = same[0]!.body.id;
+    expect(new Set(same.map((r) => r.body.id))).toEqual(new Set([id]));
+    const events = await engine.api.deps.store.readEvents(id);
+    expect(events.filter((e) => e.type === 'run.queued')).toHaveLength(1);
+
+    const mixed = await Promise.all(
+      ['p', 'q', 'r', 's'].map((who) =>
+        engine.request('POST', '/v1/workflows/idem/runs', { inputs: { who }, idempotencyKey: 'k-race-2' }),
+      ),
+    );
+    expect(mixed.map((r) => r.status).sort()).toEqual([202, 409, 409, 409]);
+    const winner = mixed.find((r) => r.status === 202)!.body.id;
+    for (const lost of mixed.filter((r) => r.status === 409))
+      expect(lost.body.error.message).toContain(winner);
   });
 
   it('treats omitted inputs and their defaults as the same run', async () => {
