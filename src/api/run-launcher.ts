@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
+import {
+  compileRun,
+  digestOf,
+  type RunMeta,
+  resolveInputs,
+  stepJobId,
+  type Workflow,
+} from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
@@ -15,13 +22,16 @@ export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
+/** How long an idempotency key names its run (7 days, as the README says). */
+const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+
 /** What starts a run. */
 export interface LaunchRequest {
   workflow: Workflow;
   version: number | null;
   inputs?: unknown;
   trigger: Record<string, unknown>;
-  /** Same key (within the workflow) → same run. */
+  /** Same key (within the workflow), same definition, version and inputs → same run; else a 409. */
   idempotencyKey?: string;
 }
 
@@ -39,15 +49,9 @@ export class RunLauncher {
     const inputs = resolveInputs(request.workflow, request.inputs);
     let runId = newRunId();
     if (request.idempotencyKey !== undefined) {
-      const key = this.store.keys.idempotency(request.workflow.name, request.idempotencyKey);
-      const claimed = await this.redis.set(key, runId, 'EX', 7 * 24 * 3600, 'NX');
-      if (claimed !== 'OK') {
-        const existing = (await this.redis.get(key))!;
-        const run = await this.getRun(existing);
-        if (run) return { run, created: false };
-        // The key was claimed but its run never got written (a crash in between): take it over.
-        runId = existing;
-      }
+      const claim = await this.claimKey(request, request.idempotencyKey, inputs, runId);
+      if ('run' in claim) return { run: claim.run, created: false };
+      runId = claim.runId;
     }
     const meta: RunMeta = {
       id: runId,
@@ -60,6 +64,38 @@ export class RunLauncher {
     await this.flows.add(compileRun(meta));
     await this.store.announce(meta);
     return { run: RunStore.initialDocument(meta), created: true };
+  }
+
+  /**
+   * Claims an idempotency key for `runId`, storing a digest of what it is used with. The key's
+   * run when it was used with the same definition, version and inputs; a `ConflictError`
+   * naming that run when it was used with anything else.
+   */
+  private async claimKey(
+    request: LaunchRequest,
+    idempotencyKey: string,
+    inputs: Record<string, unknown>,
+    runId: string,
+  ): Promise<{ run: RunDocument } | { runId: string }> {
+    const key = this.store.keys.idempotency(request.workflow.name, idempotencyKey);
+    const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
+    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
+    if (claimed === 'OK') return { runId };
+    const [existing = '', usedWith] = ((await this.redis.get(key)) ?? '').split(' ');
+    // Checked before the run is read: a concurrent first request may not have written it yet.
+    if (existing && usedWith && usedWith !== digest) {
+      throw new ConflictError(
+        `idempotencyKey "${idempotencyKey}" was already used by run ${existing} with different inputs or a different definition; send a new key to start another run`,
+      );
+    }
+    const run = existing ? await this.getRun(existing) : undefined;
+    if (run) return { run };
+    // Claimed but never written (a crash in between, or a concurrent first request for the same
+    // run): start it under that id; BullMQ and announce-run keep one copy. A value without a
+    // digest (written before digests were kept, or expired meanwhile) gets ours.
+    const id = existing || runId;
+    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
+    return { runId: id };
   }
 
   /** The run document; falls back to the root job while the record is being written. */

@@ -3,10 +3,12 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
-import { followEvents, type RunStatus } from '../store/index.ts';
+import { validateDefinition, type Workflow } from '../flows/index.ts';
+import { followEvents, type RunDocument, type RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
+import { dryRunFlag, runPlan } from './dry-run.ts';
 import { parseWith } from './workflows.ts';
 
 const adHocSchema = z.strictObject({
@@ -18,33 +20,14 @@ const adHocSchema = z.strictObject({
 const EVENT_ID = /^\d+-\d+$/;
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
-/** The dry-run plan: what would run, in which order, where. */
-async function plan(workflow: Workflow, deps: ApiDeps) {
-  const hosts = await deps.inventory.catalog();
-  const level = new Map<string, number>();
-  for (const id of workflow.order) {
-    level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
+/** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
+function listLimit(raw: string | undefined): number {
+  if (raw === undefined) return 20;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1) {
+    throw new ValidationError('bad query', [{ path: 'limit', message: 'must be a positive integer' }]);
   }
-  const parents = primaryParents(workflow);
-  return {
-    workflow: workflow.name,
-    steps: workflow.order.map((id) => {
-      const step = workflow.steps[id]!;
-      return {
-        id,
-        needs: step.needs,
-        /** Steps with the same stage can run at the same time. */
-        stage: level.get(id),
-        executor: step.executor,
-        if: step.if,
-        hosts: step.hosts ? (hosts.resolve(step.hosts) ?? []) : undefined,
-        maxParallel: step.hosts ? step.strategy.maxParallel : undefined,
-        timeoutMs: step.timeoutMs,
-        attempts: step.retries.attempts,
-        bullmqParent: parents.get(id) ?? '(run)',
-      };
-    }),
-  };
+  return Math.min(n, 200);
 }
 
 /** The run routes. */
@@ -58,6 +41,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   };
 
   app.post('/', async (c) => {
+    const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
@@ -65,8 +49,9 @@ export function runRoutes(deps: ApiDeps): Hono {
       ]);
     }
     let workflow: Workflow;
+    const hosts = await deps.inventory.catalog();
     try {
-      workflow = validateDefinition(body.workflow, { hosts: await deps.inventory.catalog() });
+      workflow = validateDefinition(body.workflow, { hosts });
     } catch (err) {
       if (err instanceof ValidationError) {
         const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
@@ -74,7 +59,7 @@ export function runRoutes(deps: ApiDeps): Hono {
       }
       throw err;
     }
-    if (c.req.query('dryRun') === 'true') return c.json(await plan(workflow, deps));
+    if (dryRun) return c.json(runPlan(workflow, null, body.inputs, hosts));
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
@@ -87,7 +72,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   });
 
   app.get('/', async (c) => {
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 20) || 20, 1), 200);
+    const limit = listLimit(c.req.query('limit'));
     const status = c.req.query('status');
     if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
       throw new ValidationError('bad query', [
@@ -95,28 +80,21 @@ export function runRoutes(deps: ApiDeps): Hono {
       ]);
     }
     const cursor = c.req.query('cursor');
-    let before = cursor ? Number(cursor) : undefined;
-    if (cursor !== undefined && !Number.isFinite(before)) {
-      throw new ValidationError('bad query', [
-        { path: 'cursor', message: 'not a cursor from a previous page' },
-      ]);
-    }
-    const runs = [];
+    let after = cursor !== undefined ? decodeCursor(cursor) : undefined;
+    const runs: RunDocument[] = [];
     // Filtering by status happens after the index read; read pages until the limit is met.
+    // `after` always names the last entry looked at, so a full page ends on its last run.
     while (runs.length < limit) {
-      const ids = await deps.store.listRunIds({ workflow: c.req.query('workflow'), limit, before });
-      if (ids.length === 0) break;
-      for (const run of await Promise.all(ids.map((id) => deps.store.getRun(id)))) {
-        if (run && (!status || run.status === status) && runs.length < limit) runs.push(run);
+      const entries = await deps.store.listRuns({ workflow: c.req.query('workflow'), limit, after });
+      const docs = await Promise.all(entries.map((e) => deps.store.getRun(e.id)));
+      for (let i = 0; i < entries.length && runs.length < limit; i++) {
+        after = entries[i];
+        const run = docs[i];
+        if (run && (!status || run.status === status)) runs.push(run);
       }
-      before = await deps.store.runCreatedAt(ids[ids.length - 1]!);
-      if (ids.length < limit || before === undefined) break;
+      if (entries.length < limit) break;
     }
-    const last = runs[runs.length - 1];
-    return c.json({
-      runs,
-      cursor: runs.length === limit && last ? String(Date.parse(last.createdAt)) : null,
-    });
+    return c.json({ runs, cursor: runs.length === limit && after ? encodeCursor(after) : null });
   });
 
   app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
@@ -182,9 +160,14 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));
 
   app.post('/:id/retry', async (c) => {
+    const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const runId = c.req.param('id');
     await mustGetRun(runId);
     const meta = (await deps.store.snapshot(runId, [], true)).meta!;
+    if (dryRun) {
+      const hosts = await deps.inventory.catalog();
+      return c.json(runPlan(meta.definition, meta.workflow.version, meta.inputs, hosts));
+    }
     const { run } = await deps.launcher.launch({
       workflow: meta.definition,
       version: meta.workflow.version,

@@ -5,6 +5,7 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import { validateDefinition } from '../flows/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
+import { dryRunFlag, runPlan } from './dry-run.ts';
 
 /** Body of `POST /v1/workflows/:name/runs`. */
 export const runRequestSchema = z.strictObject({
@@ -54,10 +55,15 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   });
 
   app.post('/:name/runs', async (c) => {
+    const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const name = c.req.param('name');
     const body = parseWith(runRequestSchema, await readBody(c, { optional: true }));
     const found = await deps.workflows.get(name);
     if (!found) throw new NotFoundError(`no workflow "${name}"`);
+    if (dryRun) {
+      const hosts = await deps.inventory.catalog();
+      return c.json(runPlan(found.workflow, found.version, body.inputs, hosts));
+    }
     const { run, created } = await deps.launcher.launch({
       workflow: found.workflow,
       version: found.version,

@@ -4,7 +4,7 @@
  * host: finding expressions inside text, the status functions, and the walks validation needs.
  */
 import { data, Evaluator, type Expr, ExpressionError, Lexer, Parser } from '@actions/expressions';
-import type { ContextAccess, FunctionCall, IndexAccess, Literal } from '@actions/expressions/ast';
+import { ContextAccess, type FunctionCall, IndexAccess, Literal } from '@actions/expressions/ast';
 import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 
 /** The contexts an expression may read (contract section 2). */
@@ -169,4 +169,32 @@ export function references(expr: Expr, into: References = emptyReferences()): Re
 /** An empty `References`. */
 export function emptyReferences(): References {
   return { steps: new Set(), contexts: new Set(), functions: new Set() };
+}
+
+/**
+ * The property names an expression reads directly under `context` with a literal name
+ * (`inputs.ref`, `inputs['ref']`), as written. A computed index (`inputs[format(…)]`) cannot be
+ * known before the run and is not listed.
+ */
+export function contextKeys(expr: Expr, context: string): Set<string> {
+  const found = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    if (
+      node instanceof IndexAccess &&
+      node.expr instanceof ContextAccess &&
+      node.expr.name.lexeme.toLowerCase() === context &&
+      node.index instanceof Literal &&
+      node.index.literal.kind === data.Kind.String
+    ) {
+      found.add(node.index.literal.coerceString());
+    }
+    // Tokens hold only source text; every other field may hold a sub-expression.
+    for (const value of Object.values(node)) {
+      if (Array.isArray(value)) value.forEach(visit);
+      else if (value && typeof value === 'object' && !('lexeme' in value)) visit(value);
+    }
+  };
+  visit(expr);
+  return found;
 }

@@ -1,4 +1,6 @@
 /** The definition language: parsing, validation, expressions and the DAG → BullMQ flow compiler. */
+
+export { canonicalJson, digestOf } from './canonical.ts';
 export {
   compileRun,
   GATE_PARK_MS,
@@ -10,7 +12,7 @@ export {
   type StepJobData,
   stepJobId,
 } from './compile.ts';
-export { parseDuration } from './duration.ts';
+export { checkDuration, MAX_DURATION_MS, parseDuration } from './duration.ts';
 export {
   conditionSource,
   evaluate,

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 
-const duration = z.union([z.number(), z.string()]);
+// Infinity is admitted here (what a 400-digit number parses to) so validation can say it is too long.
+const duration = z.union([z.number(), z.string(), z.literal([Infinity, -Infinity])]);
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 /** A declared input. */

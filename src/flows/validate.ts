@@ -1,22 +1,17 @@
 /**
  * Definition → `Workflow`, or a `ValidationError` listing every problem with its path: schema
- * errors, ids, unknown or cyclic `needs`, durations, expressions that do not parse or read a
- * step that cannot have run yet, steps with nothing to run, unknown hosts.
+ * errors, ids, unknown or cyclic `needs`, durations out of range, expressions that do not parse,
+ * read a step that cannot have run yet or an input the workflow does not declare, steps with
+ * nothing to run, unknown hosts.
  */
 import { type Issue, ValidationError } from '../errors.ts';
-import { DURATION_HINT, parseDuration } from './duration.ts';
-import {
-  conditionSource,
-  emptyReferences,
-  parseExpression,
-  type References,
-  references,
-  splitTemplate,
-} from './expressions.ts';
+import { checkDuration, describeDuration, MAX_DURATION_MS } from './duration.ts';
+import { conditionSource, emptyReferences, type References } from './expressions.ts';
 import { ancestors, findCycles, type NeedsGraph, topologicalOrder } from './graph.ts';
 import { formatPath } from './path.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
 import { shellTemplate } from './shell-template.ts';
+import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
 const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
@@ -49,9 +44,11 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   const add = (path: string, message: string) => issues.push({ path, message });
 
   if (!WORKFLOW_NAME.test(def.name)) add('name', NAME_MESSAGE);
+  // GitHub's contexts are case-insensitive (`inputs.REF` reads input `ref`), so the check is too.
+  const check: Check = { add, inputs: new Set(Object.keys(def.inputs ?? {}).map((n) => n.toLowerCase())) };
   checkEnvNames(def.env, 'env', add);
   for (const [name, value] of Object.entries(def.env ?? {})) {
-    checkTemplate(String(value), `env.${name}`, add, new Set(['inputs', 'trigger', 'run', 'secrets']));
+    checkTemplate(String(value), `env.${name}`, check, new Set(['inputs', 'trigger', 'run', 'secrets']));
   }
   checkInputs(def, add);
   const ids = Object.keys(def.steps);
@@ -62,7 +59,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   const defaultRetries = retryPolicy(def.defaults?.retries, 'defaults.retries', add) ?? STEP_DEFAULTS.retries;
   const steps: Record<string, Step> = {};
   for (const id of ids) {
-    const step = normaliseStep(id, def.steps[id]!, graph, { defaultTimeout, defaultRetries }, add, options);
+    const step = normaliseStep(id, def.steps[id]!, graph, { defaultTimeout, defaultRetries }, check, options);
     if (step) steps[id] = step;
   }
 
@@ -78,7 +75,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   };
 }
 
-type Add = (path: string, message: string) => void;
+type Add = Check['add'];
 
 const NAME_MESSAGE = 'must match [a-z0-9][a-z0-9-_]{0,63}';
 
@@ -136,9 +133,10 @@ function checkInputs(def: Definition, add: Add): void {
 
 function durationOf(value: number | string | undefined, path: string, add: Add): number | undefined {
   if (value === undefined) return undefined;
-  const ms = parseDuration(value);
-  if (ms === undefined) add(path, `"${value}" is not a duration: ${DURATION_HINT}`);
-  return ms;
+  const checked = checkDuration(value);
+  if (checked.ok) return checked.ms;
+  add(path, checked.message);
+  return undefined;
 }
 
 function retryPolicy(
@@ -149,53 +147,21 @@ function retryPolicy(
 ): RetryPolicy | undefined {
   if (!retries) return undefined;
   const backoff = retries.backoff ?? fallback.backoff;
+  const delayMs = durationOf(retries.delay, `${path}.delay`, add) ?? fallback.delayMs;
+  // BullMQ waits delay × 2^(n-1) before retry n: the last wait is bounded like any duration.
+  const longestWait = backoff === 'exponential' ? delayMs * 2 ** Math.max(0, retries.attempts - 2) : delayMs;
+  if (longestWait > MAX_DURATION_MS) {
+    add(
+      `${path}.attempts`,
+      `with exponential backoff from ${describeDuration(delayMs)}, retry ${retries.attempts - 1} would wait ${describeDuration(longestWait)}, over the maximum of 30 days ("30d")`,
+    );
+  }
   return {
     attempts: retries.attempts,
     backoff,
-    delayMs: durationOf(retries.delay, `${path}.delay`, add) ?? fallback.delayMs,
+    delayMs,
     jitter: retries.jitter ?? (backoff === 'exponential' ? STEP_DEFAULTS.exponentialJitter : 0),
   };
-}
-
-/** Parses every `${{ }}` of a template, reporting syntax errors and contexts not allowed here. */
-function checkTemplate(
-  text: string,
-  path: string,
-  add: Add,
-  allowed?: Set<string>,
-  refs: References = emptyReferences(),
-): References {
-  let segments: ReturnType<typeof splitTemplate>;
-  try {
-    segments = splitTemplate(text);
-  } catch (err) {
-    add(path, (err as Error).message);
-    return refs;
-  }
-  for (const segment of segments) {
-    if (segment.kind !== 'expr') continue;
-    checkExpression(segment.source, path, add, allowed, refs);
-  }
-  return refs;
-}
-
-function checkExpression(
-  source: string,
-  path: string,
-  add: Add,
-  allowed: Set<string> | undefined,
-  refs: References,
-) {
-  try {
-    const found = references(parseExpression(source));
-    for (const context of found.contexts) {
-      if (allowed && !allowed.has(context)) add(path, `the "${context}" context is not available here`);
-    }
-    for (const s of found.steps) refs.steps.add(s);
-    for (const f of found.functions) refs.functions.add(f);
-  } catch (err) {
-    add(path, (err as Error).message);
-  }
 }
 
 function normaliseStep(
@@ -203,9 +169,10 @@ function normaliseStep(
   def: StepDefinition,
   graph: NeedsGraph,
   defaults: { defaultTimeout: number; defaultRetries: RetryPolicy },
-  add: Add,
+  check: Check,
   options: { hosts?: HostCatalog },
 ): Step | undefined {
+  const { add } = check;
   const path = `steps.${id}`;
   const before = ancestors(graph, id);
   /** Reports `steps.<id>` references to steps that cannot have finished before this one starts. */
@@ -220,7 +187,7 @@ function normaliseStep(
       }
     }
   };
-  const template = (text: string, at: string) => checkRefs(checkTemplate(text, at, add), at);
+  const template = (text: string, at: string) => checkRefs(checkTemplate(text, at, check), at);
   let executor: ExecutorName = 'local';
   if (def.run === undefined && def.function === undefined) add(path, 'a step needs "run" or "function"');
   if (def.run !== undefined && def.function !== undefined)
@@ -258,7 +225,7 @@ function normaliseStep(
     try {
       condition = conditionSource(def.if);
       const found = emptyReferences();
-      checkExpression(condition, `${path}.if`, add, undefined, found);
+      checkExpression(condition, `${path}.if`, check, undefined, found);
       checkRefs(found, `${path}.if`);
     } catch (err) {
       add(`${path}.if`, (err as Error).message);
@@ -267,8 +234,7 @@ function normaliseStep(
   const timeoutMs = durationOf(def.timeout, `${path}.timeout`, add) ?? defaults.defaultTimeout;
   const retries =
     retryPolicy(def.retries, `${path}.retries`, add, defaults.defaultRetries) ?? defaults.defaultRetries;
-  if (def.vm?.timeout !== undefined) durationOf(def.vm.timeout, `${path}.vm.timeout`, add);
-  const vmTimeout = def.vm?.timeout !== undefined ? parseDuration(def.vm.timeout) : undefined;
+  const vmTimeout = durationOf(def.vm?.timeout, `${path}.vm.timeout`, add);
 
   return {
     id,

@@ -20,6 +20,8 @@ export function keys(prefix: string) {
     workflowRuns: (name: string) => `${base}:runs:wf:${name}`,
     workflow: (name: string) => `${base}:wf:${name}`,
     workflows: () => `${base}:workflows`,
+    /** Last version number given to a workflow; outlives DELETE so a number is never reused. */
+    workflowSeq: (name: string) => `${base}:wfseq:${name}`,
     idempotency: (scope: string, key: string) => `${base}:idem:${scope}:${key}`,
     /** Hash: host name → inventory entry JSON (hosts managed through the API). */
     hosts: () => `${base}:hosts`,

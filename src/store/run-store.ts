@@ -33,6 +33,12 @@ export interface StartReply {
   snapshot: StepSnapshot;
 }
 
+/** A run's place in a listing index: its id and its score (creation time, ms). */
+export interface RunIndexEntry {
+  id: string;
+  score: number;
+}
+
 /** The run store over one Redis connection and prefix. */
 export class RunStore {
   readonly keys: Keys;
@@ -363,17 +369,31 @@ export class RunStore {
     return (await this.redis.get(this.keys.log(runId, stepId, attempt))) ?? '';
   }
 
-  /** Run ids, newest first, optionally of one workflow; `cursor` is the last id of the previous page. */
-  async listRunIds(options: { workflow?: string; limit: number; before?: number }): Promise<string[]> {
+  /**
+   * Index entries, newest first (ties in reverse id order, as Redis sorts equal scores),
+   * optionally of one workflow, strictly after `after`: runs created in the same millisecond as
+   * the cursor's are neither skipped nor repeated.
+   */
+  async listRuns(options: {
+    workflow?: string;
+    limit: number;
+    after?: RunIndexEntry;
+  }): Promise<RunIndexEntry[]> {
     const key = options.workflow ? this.keys.workflowRuns(options.workflow) : this.keys.runs();
-    const max = options.before !== undefined ? `(${options.before}` : '+inf';
-    return this.redis.zrevrangebyscore(key, max, '-inf', 'LIMIT', 0, options.limit);
-  }
-
-  /** The score (creation time, ms) of a run in the index, for cursors. */
-  async runCreatedAt(runId: string): Promise<number | undefined> {
-    const score = await this.redis.zscore(this.keys.runs(), runId);
-    return score === null ? undefined : Number(score);
+    const { after, limit } = options;
+    const out: RunIndexEntry[] = [];
+    // From the cursor's score inclusive: the entries sharing it come first and are passed over.
+    const max = after ? String(after.score) : '+inf';
+    for (let offset = 0; out.length < limit; offset += limit) {
+      const flat = await this.redis.zrevrangebyscore(key, max, '-inf', 'WITHSCORES', 'LIMIT', offset, limit);
+      for (let i = 0; i < flat.length && out.length < limit; i += 2) {
+        const entry = { id: flat[i]!, score: Number(flat[i + 1]) };
+        if (after && entry.score === after.score && entry.id >= after.id) continue;
+        out.push(entry);
+      }
+      if (flat.length < limit * 2) break;
+    }
+    return out;
   }
 }
 

@@ -9,7 +9,7 @@ const SCRIPTS = {
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
   finishRun: { file: 'finish-run.lua', keys: 2 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
-  registerWorkflow: { file: 'register-workflow.lua', keys: 2 },
+  registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
 } as const;
 
 type Name = keyof typeof SCRIPTS;

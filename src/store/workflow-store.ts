@@ -1,7 +1,6 @@
 /** Registered workflow definitions and their versions. */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Workflow } from '../flows/index.ts';
+import { digestOf, type Workflow } from '../flows/index.ts';
 import { type Keys, keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -12,18 +11,6 @@ export interface WorkflowVersion {
   createdAt: string;
   definition: unknown;
   workflow: Workflow;
-}
-
-/** Sorted-key JSON, so the same definition always hashes the same however its keys were ordered. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) =>
-      a < b ? -1 : a > b ? 1 : 0,
-    );
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 /** Workflow registry over one Redis connection and prefix. */
@@ -38,11 +25,12 @@ export class WorkflowStore {
 
   /** Stores a new version, or returns the latest when the definition is identical to it. */
   async register(definition: unknown, workflow: Workflow): Promise<{ version: number; created: boolean }> {
-    const hash = createHash('sha256').update(canonical(definition)).digest('hex');
+    const hash = digestOf(definition);
     const stored = JSON.stringify({ createdAt: new Date().toISOString(), definition, workflow });
     const [version, created] = (await this.redis.registerWorkflow(
       this.keys.workflow(workflow.name),
       this.keys.workflows(),
+      this.keys.workflowSeq(workflow.name),
       hash,
       stored,
       workflow.name,
@@ -72,7 +60,10 @@ export class WorkflowStore {
     return out;
   }
 
-  /** Removes every version of a workflow; false when there was none. Runs keep their snapshot. */
+  /**
+   * Removes every version of a workflow; false when there was none. Runs keep their snapshot,
+   * and the version counter stays, so registering the name again continues after the last number.
+   */
   async delete(name: string): Promise<boolean> {
     const [[, removed]] = (await this.redis
       .multi()

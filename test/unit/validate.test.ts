@@ -58,6 +58,7 @@ describe('validateDefinition', () => {
   it('names a cycle in order, and every other problem at once', () => {
     const issues = issuesOf({
       name: 'Bad Name!',
+      inputs: { a: { type: 'string' } },
       steps: {
         a: { needs: ['b'], run: 'x' },
         b: { needs: ['c'], run: 'x' },
@@ -146,6 +147,86 @@ describe('validateDefinition', () => {
       steps: { a: { run: 'x' } },
     });
     expect(issues.map((i) => i.path).sort()).toEqual(['env.1BAD', 'env.CONVEYOR_OUTPUT', 'inputs.n.default']);
+  });
+
+  it('keeps durations between 1 ms and 30 days, with the path of each one out of range', () => {
+    const big = Number(`1${'0'.repeat(400)}`); // what JSON.parse makes of a 400-digit number
+    const issues = issuesOf({
+      name: 'x',
+      defaults: { timeout: 0, retries: { attempts: 2, delay: '31d' } },
+      steps: {
+        zero: { run: 'x', timeout: '0s' },
+        negative: { run: 'x', timeout: -5 },
+        huge: { run: 'x', timeout: big, retries: { attempts: 2, delay: 1e300 } },
+        digits: { run: 'x', timeout: `${'9'.repeat(400)}ms` },
+        vm: { run: 'x', vm: { timeout: '30d1ms' } },
+        vmLong: { run: 'x', vm: { timeout: 2_592_000_001 } },
+        growing: { run: 'x', retries: { attempts: 30, backoff: 'exponential', delay: '1s' } },
+      },
+    });
+    const byPath = (p: string) => issues.filter((i) => i.path === p).map((i) => i.message);
+    expect(byPath('defaults.timeout')).toEqual(['0 is not a positive duration: use at least 1 ms']);
+    expect(byPath('defaults.retries.delay')[0]).toMatch(/"31d" is longer than the maximum of 30 days/);
+    expect(byPath('steps.zero.timeout')[0]).toMatch(/not a positive duration/);
+    expect(byPath('steps.negative.timeout')[0]).toMatch(/not a positive duration/);
+    expect(byPath('steps.huge.timeout')[0]).toMatch(/too large to represent is longer than the maximum/);
+    expect(byPath('steps.huge.retries.delay')[0]).toMatch(/1e\+300 is longer than the maximum/);
+    expect(byPath('steps.digits.timeout')[0]).toMatch(/\(402 characters\)" is longer than the maximum/);
+    expect(byPath('steps.vm.vm.timeout')[0]).toMatch(/is not a duration/);
+    expect(byPath('steps.vmLong.vm.timeout')[0]).toMatch(/longer than the maximum of 30 days/);
+    expect(byPath('steps.growing.retries.attempts')[0]).toMatch(
+      /retry 29 would wait .* days, over the maximum/,
+    );
+  });
+
+  it('accepts every duration syntax up to 30 days inclusive', () => {
+    const wf = validateDefinition({
+      name: 'x',
+      defaults: { timeout: '25d' },
+      steps: {
+        a: { run: 'x' },
+        b: { run: 'x', timeout: '30d', retries: { attempts: 3, delay: '1.5h' } },
+        c: { run: 'x', timeout: 2_592_000_000, vm: { timeout: '500ms' } },
+        d: { run: 'x', timeout: '10m', retries: { attempts: 12, backoff: 'exponential', delay: '30s' } },
+        e: { run: 'x', timeout: 0.6 },
+      },
+    });
+    expect(wf.steps.a!.timeoutMs).toBe(25 * 86_400_000);
+    expect(wf.steps.b!.timeoutMs).toBe(30 * 86_400_000);
+    expect(wf.steps.b!.retries.delayMs).toBe(5_400_000);
+    expect(wf.steps.c!.timeoutMs).toBe(500);
+    expect(wf.steps.d!.timeoutMs).toBe(600_000);
+    expect(wf.steps.e!.timeoutMs).toBe(1);
+  });
+
+  it('refuses inputs.x that the workflow does not declare, wherever an expression reads it', () => {
+    const issues = issuesOf({
+      name: 'x',
+      inputs: { ref: { type: 'string' } },
+      env: { TOP: '${{ inputs.topLevel }}' },
+      steps: {
+        a: {
+          run: 'echo ${{ inputs.ref }} ${{ inputs.REF }} ${{ inputs.missing }}',
+          env: { E: "${{ inputs['bracketed'] }}" },
+          cwd: '${{ inputs.dir }}',
+          if: "inputs.flag == 'yes' && inputs.ref != ''",
+        },
+        b: { run: 'echo ${{ toJSON(inputs) }} ${{ inputs[inputs.ref] }}' },
+      },
+    });
+    expect(issues).toEqual([
+      { path: 'env.TOP', message: 'expression reads inputs.topLevel, which is not declared under "inputs"' },
+      {
+        path: 'steps.a.run',
+        message: 'expression reads inputs.missing, which is not declared under "inputs"',
+      },
+      {
+        path: 'steps.a.env.E',
+        message: 'expression reads inputs.bracketed, which is not declared under "inputs"',
+      },
+      { path: 'steps.a.cwd', message: 'expression reads inputs.dir, which is not declared under "inputs"' },
+      { path: 'steps.a.if', message: 'expression reads inputs.flag, which is not declared under "inputs"' },
+    ]);
   });
 });
 

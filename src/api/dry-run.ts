@@ -1,0 +1,56 @@
+/**
+ * Dry runs: `?dryRun=true` on every route that starts a run. The inputs are checked exactly as a
+ * real run checks them (same function, same error), and the answer is the plan; nothing is
+ * written to Redis.
+ */
+import { ValidationError } from '../errors.ts';
+import { type HostCatalog, primaryParents, resolveInputs, type Workflow } from '../flows/index.ts';
+
+/**
+ * The `dryRun` query parameter: absent → false; exactly `true` or `false` once; anything else
+ * (`1`, `yes`, empty, repeated) is a 400, so a typo can never start a real run.
+ */
+export function dryRunFlag(values: string[] | undefined): boolean {
+  if (values === undefined) return false;
+  if (values.length === 1 && (values[0] === 'true' || values[0] === 'false')) return values[0] === 'true';
+  throw new ValidationError('bad query', [
+    { path: 'dryRun', message: 'must be "true" or "false", given once' },
+  ]);
+}
+
+/** What a run would be: its resolved inputs and each step's stage, executor, hosts and BullMQ parent. */
+export function runPlan(
+  workflow: Workflow,
+  version: number | null,
+  givenInputs: unknown,
+  hosts: HostCatalog,
+) {
+  const inputs = resolveInputs(workflow, givenInputs);
+  const level = new Map<string, number>();
+  for (const id of workflow.order) {
+    level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
+  }
+  const parents = primaryParents(workflow);
+  return {
+    dryRun: true,
+    workflow: workflow.name,
+    version,
+    inputs,
+    steps: workflow.order.map((id) => {
+      const step = workflow.steps[id]!;
+      return {
+        id,
+        needs: step.needs,
+        /** Steps with the same stage can run at the same time. */
+        stage: level.get(id),
+        executor: step.executor,
+        if: step.if,
+        hosts: step.hosts ? (hosts.resolve(step.hosts) ?? []) : undefined,
+        maxParallel: step.hosts ? step.strategy.maxParallel : undefined,
+        timeoutMs: step.timeoutMs,
+        attempts: step.retries.attempts,
+        bullmqParent: parents.get(id) ?? '(run)',
+      };
+    }),
+  };
+}
