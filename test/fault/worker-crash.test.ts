@@ -97,14 +97,19 @@ describe('a worker killed with SIGKILL mid-step', () => {
     spawnWorker();
     const { run: done, events } = await engine.waitForRun(run.id);
     expect(done.status).toBe('succeeded');
-    expect(Object.values(done.steps).map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(Object.values(done.steps).map((s) => s.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
     expect(done.steps.b!.attempts).toBe(2);
     expect(done.steps.a!.attempts).toBe(1);
     const lines = readFileSync(order, 'utf8').trim().split('\n').sort();
     expect(lines).toEqual(['a', 'b attempt 1', 'b attempt 2', 'c', 'd']);
-    expect(events.filter((e) => e.type === 'step.started' && e.data.step === 'b').map((e) => e.data.attempt)).toEqual([
-      1, 2,
-    ]);
+    expect(
+      events.filter((e) => e.type === 'step.started' && e.data.step === 'b').map((e) => e.data.attempt),
+    ).toEqual([1, 2]);
     const retrying = events.filter((e) => e.type === 'step.retrying' && e.data.step === 'b');
     expect(retrying).toHaveLength(1);
     expect(retrying[0]!.data).toMatchObject({ attempt: 1, nextAttempt: 2, reason: 'interrupted' });
@@ -114,7 +119,8 @@ describe('a worker killed with SIGKILL mid-step', () => {
     expect(events.at(-1)!.type).toBe('run.succeeded');
 
     const log = async (attempt?: number) =>
-      (await engine.request('GET', `/v1/runs/${run.id}/steps/b/logs${attempt ? `?attempt=${attempt}` : ''}`)).body;
+      (await engine.request('GET', `/v1/runs/${run.id}/steps/b/logs${attempt ? `?attempt=${attempt}` : ''}`))
+        .body;
     expect(await log(1)).toBe('this is attempt 1\n');
     expect(await log(2)).toBe('this is attempt 2\n');
     expect(await log()).toBe('this is attempt 2\n');
@@ -144,7 +150,10 @@ describe('a worker killed with SIGKILL mid-step', () => {
     const { run: done, events } = await engine.waitForRun(run.id);
     expect(done.status).toBe('failed');
     expect(done.steps.a!.status).toBe('failed');
-    expect(done.steps.a!.error).toEqual({ code: 'worker_lost', message: 'its worker died 3 times while running it' });
+    expect(done.steps.a!.error).toEqual({
+      code: 'worker_lost',
+      message: 'its worker died 3 times while running it',
+    });
     expect(done.steps.a!.attempts).toBe(3);
     expect(done.steps.b!.status).toBe('skipped');
     expect(done.steps.c!.status).toBe('skipped');
