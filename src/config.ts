@@ -31,6 +31,15 @@ const schema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   WORKER_EXECUTORS: z.string().default('local,ssh,vm').transform(list),
   WORKER_TAGS: z.string().default('').transform(list),
+  /** Where each run's workspace lives (default: `conveyor-workspaces` under the system temp dir). */
+  WORKER_WORKSPACE_DIR: z.string().min(1).optional(),
+  /** Keep runs' workspaces after they end (for debugging). */
+  CONVEYOR_KEEP_WORKSPACES: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
+  /** Run local steps as this user (name, uid or uid:gid); the worker must be root. */
+  WORKER_RUN_AS: z.string().min(1).optional(),
   /** Sandbox VM steps with bubblewrap; `false` on hosts without it (sandboxed steps are then refused). */
   WORKER_VM_SANDBOX: z
     .enum(['true', 'false'])

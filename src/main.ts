@@ -12,7 +12,7 @@ import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { redisAnswers, startPrivateRedis } from './standalone-redis.ts';
 import type { Executor } from './workers/executor.ts';
-import { LocalExecutor } from './workers/local/index.ts';
+import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
 import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
 import { VmExecutor } from './workers/vm/index.ts';
 import { startWorker, type WorkerServices } from './workers/worker.ts';
@@ -39,7 +39,15 @@ async function loadResources(config: Config): Promise<Resources> {
 /** Executors this worker serves (WORKER_EXECUTORS); unknown names are an error. */
 function createExecutors(config: Config, resources: Resources, services: WorkerServices): Executor[] {
   return config.WORKER_EXECUTORS.map((name) => {
-    if (name === 'local') return new LocalExecutor();
+    if (name === 'local') {
+      const runAs = config.WORKER_RUN_AS ? resolveRunAs(config.WORKER_RUN_AS) : undefined;
+      const workspaces = new Workspaces({
+        ...(config.WORKER_WORKSPACE_DIR && { baseDir: config.WORKER_WORKSPACE_DIR }),
+        keep: config.CONVEYOR_KEEP_WORKSPACES,
+        runAs,
+      });
+      return new LocalExecutor({ workspaces, runAs });
+    }
     if (name === 'ssh') {
       return new SshExecutor({
         knownHosts: resources.knownHosts,

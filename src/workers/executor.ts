@@ -72,6 +72,8 @@ export interface Executor {
   close(): Promise<void>;
   /** A run ended: drop what this executor keeps for it on this worker (its workspace). */
   runEnded?(runId: string): Promise<void>;
+  /** What the worker logs about this executor at start, and a warning when it runs weakened. */
+  describe?(): Promise<{ details: Record<string, unknown>; warning?: string }>;
   /** At start: drop what is kept for runs that ended while the worker was away. */
   sweep?(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<void>;
 }

@@ -46,6 +46,7 @@ const PREFIX: Record<ContainmentMode, string[]> = {
     'unshare',
     '--pid',
     '--fork',
+    '--mount-proc',
     '--kill-child=KILL',
     '--',
   ],

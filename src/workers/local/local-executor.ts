@@ -183,6 +183,21 @@ export class LocalExecutor implements Executor {
     });
   }
 
+  async describe(): Promise<{ details: Record<string, unknown>; warning?: string }> {
+    const containment = await this.containment();
+    return {
+      details: {
+        containment,
+        workspaces: this.options.workspaces.options.baseDir,
+        runAs: this.options.runAs?.user || this.options.runAs?.uid,
+      },
+      warning:
+        containment === 'process-group'
+          ? 'no PID namespace for local steps (needs root or user namespaces): a process a step moves to a session of its own with setsid can outlive the step'
+          : undefined,
+    };
+  }
+
   /** Removes the ended run's workspace. */
   async runEnded(runId: string): Promise<void> {
     await this.options.workspaces.remove(runId);
