@@ -7,6 +7,7 @@ import { primaryParents, validateDefinition, type Workflow } from '../flows/inde
 import { followEvents, type RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
+import { checkName, own, param } from './params.ts';
 import { parseWith } from './workflows.ts';
 
 const adHocSchema = z.strictObject({
@@ -119,10 +120,10 @@ export function runRoutes(deps: ApiDeps): Hono {
     });
   });
 
-  app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
+  app.get('/:id', async (c) => c.json(await mustGetRun(param(c, 'id', 'run'))));
 
   app.get('/:id/events', async (c) => {
-    const runId = c.req.param('id');
+    const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
     if (after !== undefined && !EVENT_ID.test(after)) {
@@ -146,13 +147,15 @@ export function runRoutes(deps: ApiDeps): Hono {
   });
 
   app.get('/:id/steps/:step/logs', async (c) => {
-    const run = await mustGetRun(c.req.param('id'));
-    const stepId = c.req.param('step');
-    const step = run.steps[stepId];
+    const runId = param(c, 'id', 'run');
+    const stepId = param(c, 'step', 'step');
+    const run = await mustGetRun(runId);
+    const step = own(run.steps, stepId);
     if (!step) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
     const host = c.req.query('host');
     if (host !== undefined) {
-      if (!step.instances?.[host])
+      checkName('host', host);
+      if (!own(step.instances, host))
         throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
       return c.text(await deps.store.getInstanceLog(run.id, stepId, host));
     }
@@ -166,10 +169,10 @@ export function runRoutes(deps: ApiDeps): Hono {
     return c.text(parts.join('\n'));
   });
 
-  app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));
+  app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(param(c, 'id', 'run')), 202));
 
   app.post('/:id/retry', async (c) => {
-    const runId = c.req.param('id');
+    const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const meta = (await deps.store.snapshot(runId, [], true)).meta!;
     const { run } = await deps.launcher.launch({
