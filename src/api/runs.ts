@@ -4,7 +4,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
-import { followEvents, type RunStatus } from '../store/index.ts';
+import type { RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { checkName, own, param } from './params.ts';
@@ -131,17 +131,24 @@ export function runRoutes(deps: ApiDeps): Hono {
         { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
       ]);
     }
+    // Before the 200: a stream that could never receive events answers 503 instead.
+    await deps.events.ready();
     return streamSSE(c, async (stream) => {
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
-      for await (const event of followEvents(deps.redis, deps.store.keys, runId, after, aborted.signal)) {
-        if (event === null) await stream.write(': keep-alive\n\n');
-        else
-          await stream.writeSSE({
-            id: event.id,
-            event: event.type,
-            data: JSON.stringify({ id: event.id, ...event.data }),
-          });
+      try {
+        for await (const event of deps.events.follow(runId, after, aborted.signal)) {
+          if (event === null) await stream.write(': keep-alive\n\n');
+          else
+            await stream.writeSSE({
+              id: event.id,
+              event: event.type,
+              data: JSON.stringify({ id: event.id, ...event.data }),
+            });
+        }
+      } catch (err) {
+        // Headers are sent: ending the stream is all that is left; the client resumes from its last id.
+        if (!aborted.signal.aborted) deps.logger.warn({ err, runId }, 'event stream ended by an error');
       }
     });
   });

@@ -9,7 +9,14 @@ import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import { logConnectionErrors } from '../redis-wait.ts';
 import type { SecretKey } from '../secrets/index.ts';
-import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import {
+  bullPrefix,
+  EventFeed,
+  InventoryStore,
+  RunStore,
+  SecretStore,
+  WorkflowStore,
+} from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
@@ -82,6 +89,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const deps: ApiDeps = {
     redis,
     store,
+    events: new EventFeed(redis, store.keys),
     workflows: new WorkflowStore(redis, options.prefix),
     launcher: new RunLauncher(redis, store, flows, { runs, step }),
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
@@ -90,6 +98,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     logger: options.logger,
   };
   const closeAll = async () => {
+    await deps.events.close();
     await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
     redis.disconnect();
   };
