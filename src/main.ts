@@ -75,7 +75,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
   if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);
   let redisProcess: ChildProcess | undefined;
   const probe = await probeRedis(config.REDIS_URL);
-  if (!probe.ok && mode === 'standalone' && config.redisUrlIsDefault) {
+  if (!probe.ok && !probe.permanent && mode === 'standalone' && config.redisUrlIsDefault) {
     logger.info(
       { dataDir: `${config.CONVEYOR_DATA_DIR}/redis` },
       'no Redis at the default URL: starting a private redis-server',
