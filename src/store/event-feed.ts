@@ -49,7 +49,8 @@ export class EventFeed {
   private loop?: Promise<void>;
   /** Per run, the id the in-flight read started from; undefined while no read is blocked. */
   private reading?: Map<string, string>;
-  private unblocking = false;
+  /** The read an unblock is under way for (one at a time per read). */
+  private unblocking?: Map<string, string>;
   private closed = false;
 
   constructor(
@@ -206,17 +207,13 @@ export class EventFeed {
 
   /** Interrupts the blocked read; retries briefly in case the read has not reached Redis yet. */
   private async unblock(): Promise<void> {
-    if (this.unblocking) return;
-    this.unblocking = true;
-    try {
-      const reading = this.reading;
-      for (let i = 0; i < 50 && reading && this.reading === reading && this.readerId !== undefined; i++) {
-        const unblocked = await this.redis.client('UNBLOCK', this.readerId).catch(() => 0);
-        if (unblocked === 1) return;
-        await sleep(10);
-      }
-    } finally {
-      this.unblocking = false;
+    const reading = this.reading;
+    if (!reading || this.unblocking === reading) return;
+    this.unblocking = reading;
+    for (let i = 0; i < 50 && this.reading === reading && this.readerId !== undefined; i++) {
+      const unblocked = await this.redis.client('UNBLOCK', this.readerId).catch(() => 0);
+      if (unblocked === 1) return;
+      await sleep(10);
     }
   }
 
