@@ -8,6 +8,7 @@ import pino from 'pino';
 import { type ApiToken, checkExposure, parseTokens } from './api/auth/index.ts';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
+import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
@@ -28,11 +29,21 @@ interface Resources {
   tokens: ApiToken[];
 }
 
+async function readTokensFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError(`CONVEYOR_API_TOKENS_FILE: cannot read ${path}: ${(err as Error).message}`, [
+      { path: 'CONVEYOR_API_TOKENS_FILE', message: 'the file cannot be read' },
+    ]);
+  }
+}
+
 async function loadResources(config: Config): Promise<Resources> {
   const tokens = [
     ...parseTokens(config.CONVEYOR_API_TOKENS ?? '', 'CONVEYOR_API_TOKENS'),
     ...(config.CONVEYOR_API_TOKENS_FILE
-      ? parseTokens(await readFile(config.CONVEYOR_API_TOKENS_FILE, 'utf8'), 'CONVEYOR_API_TOKENS_FILE')
+      ? parseTokens(await readTokensFile(config.CONVEYOR_API_TOKENS_FILE), 'CONVEYOR_API_TOKENS_FILE')
       : []),
   ];
   return {

@@ -105,6 +105,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const app = createApp(deps, { tokens });
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
+  let url: string | undefined;
   if (options.port !== undefined) {
     bound = await new Promise<AddressInfo>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: options.port, hostname: host }, (info) => resolve(info));
@@ -115,11 +116,8 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       await closeAll();
       throw err;
     });
-    const shown = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
-    options.logger.info(
-      { address: bound.address, port: bound.port },
-      `API listening on http://${shown}:${bound.port}`,
-    );
+    url = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+    options.logger.info({ address: bound.address, port: bound.port }, `API listening on ${url}`);
     if (anonymous) {
       options.logger.warn(
         'CONVEYOR_API_TOKENS is not set: the API accepts every request from this machine (set tokens before exposing it)',
@@ -132,7 +130,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     server,
     port: bound?.port,
     address: bound?.address,
-    url: bound && `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`,
+    url,
     async close() {
       if (server) {
         // Open SSE streams would keep close() waiting forever.
