@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { dropPrefix } from '../support/prefix.ts';
+import { startEngine } from '../support/engine.ts';
 import { type ConveyorProcess, spawnConveyor } from '../support/process.ts';
 import { freePort, spawnRedis } from '../support/redis-server.ts';
 
@@ -19,7 +19,11 @@ function start(mode: string, env: Record<string, string>): ConveyorProcess {
   return p;
 }
 
-describe('Redis at start', () => {
+async function connectedClients(redis: Redis): Promise<number> {
+  return Number(/connected_clients:(\d+)/.exec(await redis.info('clients'))![1]);
+}
+
+describe('Redis at start and while running', () => {
   it('a database index out of range is one clear error, and the process exits', async () => {
     const redis = await spawnRedis();
     cleanups.push(() => redis.stop());
@@ -29,33 +33,44 @@ describe('Redis at start', () => {
     expect(p.output().trim().split('\n').length).toBeLessThanOrEqual(2);
   });
 
-  it('a worker started while Redis is down, then at maxclients, keeps retrying and gets ready', async () => {
+  it('the API and a worker started before Redis wait for it, then survive its restart', async () => {
     const port = await freePort();
-    const worker = start('worker', { REDIS_URL: `redis://127.0.0.1:${port}` });
-    // Nothing listens yet: the worker says it retries instead of exiting.
+    const url = `redis://127.0.0.1:${port}`;
+    const api = start('api', { REDIS_URL: url, PORT: '0' });
+    const worker = start('worker', { REDIS_URL: url });
+    // Nothing listens yet: both say they retry instead of exiting.
+    expect(await api.line(/is not reachable; retrying/)).toContain('"attempt":1');
     expect(await worker.line(/is not reachable; retrying/)).toContain('"attempt":1');
-    const redis = await spawnRedis({ port });
-    cleanups.push(() => redis.stop());
+    let redis = await spawnRedis({ port });
+    await api.line(/API listening/);
     await worker.line(/worker ready/);
-    await dropPrefix(redis.url, prefix);
 
-    // A connection storm: Redis refuses every new client; a restarted worker waits it out.
+    // Restarted while they run: the worker reconnects by itself and runs the next step.
+    await redis.stop();
+    redis = await spawnRedis({ port });
+    cleanups.push(() => redis.stop());
+    const engine = await startEngine(url, prefix, { worker: false });
+    cleanups.push(() => engine.close());
+    const run = await engine.submit({ name: 'after-restart', steps: { a: { run: 'echo survived' } } });
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('succeeded');
+    expect(api.child.exitCode).toBeNull();
+    expect(worker.child.exitCode).toBeNull();
+  }, 30_000);
+
+  it('a worker restarted during a connection storm (Redis at maxclients) keeps retrying', async () => {
+    const redis = await spawnRedis();
+    cleanups.push(() => redis.stop());
     const holder = new Redis(redis.url);
     cleanups.push(async () => void holder.disconnect());
-    const { connected } = await clients(holder);
-    await holder.config('SET', 'maxclients', String(connected));
-    const second = start('worker', { REDIS_URL: redis.url });
-    expect(await second.line(/is not reachable; retrying/)).toMatch(
+    await holder.config('SET', 'maxclients', String(await connectedClients(holder)));
+    const worker = start('worker', { REDIS_URL: redis.url });
+    expect(await worker.line(/is not reachable; retrying/)).toMatch(
       /max number of clients|Connection is closed/,
     );
-    await second.line(/"attempt":2/);
-    expect(second.child.exitCode).toBeNull();
+    await worker.line(/"attempt":2/);
+    expect(worker.child.exitCode).toBeNull();
     await holder.config('SET', 'maxclients', '10000');
-    await second.line(/worker ready/);
+    await worker.line(/worker ready/);
   }, 30_000);
 });
-
-async function clients(redis: Redis): Promise<{ connected: number }> {
-  const info = await redis.info('clients');
-  return { connected: Number(/connected_clients:(\d+)/.exec(info)![1]) };
-}
