@@ -197,6 +197,10 @@ export class EventFeed {
           cause: err,
         });
       }
+      if (this.closed) {
+        reader.disconnect();
+        throw new UnavailableError('the event feed is closed');
+      }
       this.reader = reader;
       return reader;
     })().finally(() => {
