@@ -15,12 +15,22 @@ const list = (value: string) =>
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Address the API binds; anything but loopback needs tokens or CONVEYOR_ALLOW_ANONYMOUS. */
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
   REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
   CONVEYOR_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
     .default('conveyor'),
+  /** `role:token` pairs, comma-separated; a bare token is `admin`. */
   CONVEYOR_API_TOKENS: z.string().optional(),
+  /** A file of `role:token` pairs, one a line or comma-separated (read at start). */
+  CONVEYOR_API_TOKENS_FILE: z.string().optional(),
+  /** Allow a non-loopback HOST without tokens: anyone who reaches it can run commands. */
+  CONVEYOR_ALLOW_ANONYMOUS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   CONVEYOR_SECRET_KEY: z.string().optional(),
   CONVEYOR_WEBHOOK_SECRET: z.string().optional(),
   CONVEYOR_INVENTORY: z.string().optional(),

@@ -5,12 +5,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import pino from 'pino';
+import { type ApiToken, checkExposure, parseTokens } from './api/auth/index.ts';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
-import { UnavailableError } from './errors.ts';
+import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
+import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
-import { redisAnswers, startPrivateRedis } from './standalone-redis.ts';
+import { startPrivateRedis } from './standalone-redis.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
 import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
@@ -24,10 +26,28 @@ interface Resources {
   inventoryFile?: Inventory;
   secretKey?: SecretKey;
   knownHosts?: KnownHosts;
+  tokens: ApiToken[];
+}
+
+async function readTokensFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError(`CONVEYOR_API_TOKENS_FILE: cannot read ${path}: ${(err as Error).message}`, [
+      { path: 'CONVEYOR_API_TOKENS_FILE', message: 'the file cannot be read' },
+    ]);
+  }
 }
 
 async function loadResources(config: Config): Promise<Resources> {
+  const tokens = [
+    ...parseTokens(config.CONVEYOR_API_TOKENS ?? '', 'CONVEYOR_API_TOKENS'),
+    ...(config.CONVEYOR_API_TOKENS_FILE
+      ? parseTokens(await readTokensFile(config.CONVEYOR_API_TOKENS_FILE), 'CONVEYOR_API_TOKENS_FILE')
+      : []),
+  ];
   return {
+    tokens,
     inventoryFile: config.CONVEYOR_INVENTORY ? await loadInventoryFile(config.CONVEYOR_INVENTORY) : undefined,
     secretKey: config.CONVEYOR_SECRET_KEY ? parseSecretKey(config.CONVEYOR_SECRET_KEY) : undefined,
     knownHosts: config.CONVEYOR_KNOWN_HOSTS
@@ -69,35 +89,34 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
 export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env);
   const logger = pino({ level: config.LOG_LEVEL });
+  const resources = await loadResources(config);
+  // Refuse an exposed API without tokens before touching Redis.
+  if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);
   let redisProcess: ChildProcess | undefined;
-  if (!(await redisAnswers(config.REDIS_URL))) {
-    if (mode === 'standalone' && config.redisUrlIsDefault) {
-      logger.info(
-        { dataDir: `${config.CONVEYOR_DATA_DIR}/redis` },
-        'no Redis at the default URL: starting a private redis-server',
-      );
-      redisProcess = await startPrivateRedis(config.REDIS_URL, config.CONVEYOR_DATA_DIR);
-    } else {
-      throw new UnavailableError(`Redis at ${config.REDIS_URL} does not answer`);
-    }
+  const probe = await probeRedis(config.REDIS_URL);
+  if (!probe.ok && !probe.permanent && mode === 'standalone' && config.redisUrlIsDefault) {
+    logger.info(
+      { dataDir: `${config.CONVEYOR_DATA_DIR}/redis` },
+      'no Redis at the default URL: starting a private redis-server',
+    );
+    redisProcess = await startPrivateRedis(config.REDIS_URL, config.CONVEYOR_DATA_DIR);
   } else {
+    // A passing outage (Redis restarting, at maxclients) is waited out with backoff, not fatal.
+    if (!probe.ok) await waitForRedis(config.REDIS_URL, { logger });
     logger.info({ redis: config.REDIS_URL.replace(/\/\/[^@]*@/, '//***@') }, 'using Redis');
   }
-
-  const resources = await loadResources(config);
   const closers: Array<() => Promise<void>> = [];
   if (mode !== 'worker') {
     const api = await startApi({
       redisUrl: config.REDIS_URL,
       prefix: config.CONVEYOR_PREFIX,
       port: config.PORT,
+      host: config.HOST,
+      allowAnonymous: config.CONVEYOR_ALLOW_ANONYMOUS,
       logger,
       ...resources,
     });
     closers.push(() => api.close());
-    logger.info({ port: api.port }, `API listening on http://127.0.0.1:${api.port}`);
-    if (!config.CONVEYOR_API_TOKENS)
-      logger.warn('CONVEYOR_API_TOKENS is not set: the API accepts every request');
   }
   if (mode !== 'api') {
     const worker = await startWorker({

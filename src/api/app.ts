@@ -1,5 +1,6 @@
 /** The Hono app: routes per resource, one error handler producing the contract's error shape. */
 import { Hono } from 'hono';
+import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
@@ -7,10 +8,22 @@ import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { workflowRoutes } from './workflows.ts';
 
-/** Builds the API application. */
-export function createApp(deps: ApiDeps): Hono {
-  const app = new Hono();
+/** Options of the app. */
+export interface AppOptions {
+  /** API tokens; none = no authentication (allowed only on a loopback bind). */
+  tokens?: readonly ApiToken[];
+}
 
+/** Builds the API application. */
+export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
+  const app = new Hono();
+  const respond = (err: unknown) => {
+    const { status, body, headers } = toErrorResponse(err);
+    if (status >= 500) deps.logger.error({ err }, 'request failed');
+    return Response.json(body, { status, headers });
+  };
+
+  app.use('*', requireTokens(options.tokens ?? []));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {
@@ -29,15 +42,20 @@ export function createApp(deps: ApiDeps): Hono {
   app.route('/v1/secrets', secretRoutes(deps));
 
   app.notFound((c) => {
-    const { status, body } = toErrorResponse(
-      new HttpError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`),
-    );
-    return c.json(body, status);
+    // A known path with another method is 405 with the methods it has, as HTTP asks.
+    const allowed = new Set<string>();
+    for (const route of app.routes) {
+      if (route.method !== 'ALL' && matchesPattern(route.path, c.req.path)) allowed.add(route.method);
+    }
+    if (allowed.has('GET')) allowed.add('HEAD');
+    const err =
+      allowed.size > 0
+        ? new HttpError(405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}`, {
+            Allow: [...allowed].sort().join(', '),
+          })
+        : new HttpError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`);
+    return respond(err);
   });
-  app.onError((err, c) => {
-    const { status, body } = toErrorResponse(err);
-    if (status >= 500) deps.logger.error({ err }, 'request failed');
-    return c.json(body, status);
-  });
+  app.onError((err) => respond(err));
   return app;
 }

@@ -1,7 +1,7 @@
 /** What the API's route modules share, built once by `createApp`'s caller. */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 
@@ -9,6 +9,8 @@ import type { RunLauncher } from './run-launcher.ts';
 export interface ApiDeps {
   redis: Redis;
   store: RunStore;
+  /** The one shared reader that serves every open event stream of this process. */
+  events: EventFeed;
   workflows: WorkflowStore;
   launcher: RunLauncher;
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */

@@ -4,11 +4,12 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { validateDefinition, type Workflow } from '../flows/index.ts';
-import { followEvents, type RunDocument, type RunStatus } from '../store/index.ts';
+import type { RunDocument, RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
+import { checkName, own, param } from './params.ts';
 import { parseWith } from './workflows.ts';
 
 const adHocSchema = z.strictObject({
@@ -97,10 +98,10 @@ export function runRoutes(deps: ApiDeps): Hono {
     return c.json({ runs, cursor: runs.length === limit && after ? encodeCursor(after) : null });
   });
 
-  app.get('/:id', async (c) => c.json(await mustGetRun(c.req.param('id'))));
+  app.get('/:id', async (c) => c.json(await mustGetRun(param(c, 'id', 'run'))));
 
   app.get('/:id/events', async (c) => {
-    const runId = c.req.param('id');
+    const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
     if (after !== undefined && !EVENT_ID.test(after)) {
@@ -108,25 +109,33 @@ export function runRoutes(deps: ApiDeps): Hono {
         { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
       ]);
     }
+    // Before the 200: a stream that could never receive events answers 503 instead.
+    await deps.events.ready();
     return streamSSE(c, async (stream) => {
       const aborted = new AbortController();
       stream.onAbort(() => aborted.abort());
-      for await (const event of followEvents(deps.redis, deps.store.keys, runId, after, aborted.signal)) {
-        if (event === null) await stream.write(': keep-alive\n\n');
-        else
-          await stream.writeSSE({
-            id: event.id,
-            event: event.type,
-            data: JSON.stringify({ id: event.id, ...event.data }),
-          });
+      try {
+        for await (const event of deps.events.follow(runId, after, aborted.signal)) {
+          if (event === null) await stream.write(': keep-alive\n\n');
+          else
+            await stream.writeSSE({
+              id: event.id,
+              event: event.type,
+              data: JSON.stringify({ id: event.id, ...event.data }),
+            });
+        }
+      } catch (err) {
+        // Headers are sent: ending the stream is all that is left; the client resumes from its last id.
+        if (!aborted.signal.aborted) deps.logger.warn({ err, runId }, 'event stream ended by an error');
       }
     });
   });
 
   app.get('/:id/steps/:step/logs', async (c) => {
-    const run = await mustGetRun(c.req.param('id'));
-    const stepId = c.req.param('step');
-    const step = run.steps[stepId];
+    const runId = param(c, 'id', 'run');
+    const stepId = param(c, 'step', 'step');
+    const run = await mustGetRun(runId);
+    const step = own(run.steps, stepId);
     if (!step) throw new NotFoundError(`run "${run.id}" has no step "${stepId}"`);
     const host = c.req.query('host');
     // `?attempt=N` reads one attempt's log; the default is each one's latest attempt.
@@ -141,7 +150,8 @@ export function runRoutes(deps: ApiDeps): Hono {
       return n;
     };
     if (host !== undefined) {
-      const instance = step.instances?.[host];
+      checkName('host', host);
+      const instance = own(step.instances, host);
       if (!instance)
         throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
       return c.text(await deps.store.getInstanceLog(run.id, stepId, host, attemptOf(instance.attempts)));
@@ -157,11 +167,11 @@ export function runRoutes(deps: ApiDeps): Hono {
     return c.text(parts.join('\n'));
   });
 
-  app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(c.req.param('id')), 202));
+  app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(param(c, 'id', 'run')), 202));
 
   app.post('/:id/retry', async (c) => {
     const dryRun = dryRunFlag(c.req.queries('dryRun'));
-    const runId = c.req.param('id');
+    const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const meta = (await deps.store.snapshot(runId, [], true)).meta!;
     if (dryRun) {

@@ -5,6 +5,7 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import { secretNameSchema } from '../inventory/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
+import { param } from './params.ts';
 import { parseWith } from './workflows.ts';
 
 const putSchema = z.strictObject({ value: z.string().max(64 * 1024) });
@@ -28,8 +29,8 @@ export function secretRoutes(deps: ApiDeps): Hono {
   });
 
   app.delete('/:name', async (c) => {
-    if (!(await deps.secrets.delete(c.req.param('name'))))
-      throw new NotFoundError(`no secret "${c.req.param('name')}"`);
+    const name = param(c, 'name', 'secret');
+    if (!(await deps.secrets.delete(name))) throw new NotFoundError(`no secret "${name}"`);
     return c.body(null, 204);
   });
 

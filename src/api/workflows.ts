@@ -6,6 +6,7 @@ import { validateDefinition } from '../flows/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
+import { param } from './params.ts';
 
 /** Body of `POST /v1/workflows/:name/runs`. */
 export const runRequestSchema = z.strictObject({
@@ -37,7 +38,7 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   app.get('/', async (c) => c.json({ workflows: await deps.workflows.list() }));
 
   app.get('/:name', async (c) => {
-    const name = c.req.param('name');
+    const name = param(c, 'name', 'workflow');
     const raw = c.req.query('version');
     const version = raw === undefined ? undefined : Number(raw);
     if (version !== undefined && !(Number.isInteger(version) && version > 0)) {
@@ -49,14 +50,14 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   });
 
   app.delete('/:name', async (c) => {
-    const name = c.req.param('name');
+    const name = param(c, 'name', 'workflow');
     if (!(await deps.workflows.delete(name))) throw new NotFoundError(`no workflow "${name}"`);
     return c.body(null, 204);
   });
 
   app.post('/:name/runs', async (c) => {
     const dryRun = dryRunFlag(c.req.queries('dryRun'));
-    const name = c.req.param('name');
+    const name = param(c, 'name', 'workflow');
     const body = parseWith(runRequestSchema, await readBody(c, { optional: true }));
     const found = await deps.workflows.get(name);
     if (!found) throw new NotFoundError(`no workflow "${name}"`);

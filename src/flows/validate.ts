@@ -14,8 +14,10 @@ import { shellTemplate } from './shell-template.ts';
 import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
-const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
-const STEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Workflow names (contract section 2). */
+export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
+/** Step ids (contract section 2). */
+export const STEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** What validation needs to know about the SSH inventory: host or group → host names. */

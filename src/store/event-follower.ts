@@ -1,18 +1,16 @@
 /**
- * Follows a run's event stream: replays from a position, then blocks on XREAD for new entries,
- * and stops after the run's terminal event. Each follower owns a duplicated connection because
- * a blocking read holds its connection; aborting the signal closes it at once.
+ * A single follower with connections of its own (benchmarks, tests, tools): the same replay and
+ * live reading as the API's shared `EventFeed`, on a duplicated connection that waits out a
+ * Redis restart instead of failing. The API serves its streams from one shared feed instead.
  */
 import type { Redis } from 'ioredis';
+import { EventFeed } from './event-feed.ts';
 import type { Keys } from './keys.ts';
-import { isTerminalEvent, type RunEvent, toEvent } from './run-types.ts';
-
-const BLOCK_MS = 5000;
-const BATCH = 500;
+import type { RunEvent } from './run-types.ts';
 
 /**
  * Yields the run's events after `afterId` (all of them when omitted) until the terminal one, and
- * `null` after each quiet block so the caller can send a keep-alive.
+ * `null` after each quiet spell so the caller can send a keep-alive.
  */
 export async function* followEvents(
   source: Redis,
@@ -22,35 +20,11 @@ export async function* followEvents(
   signal: AbortSignal,
 ): AsyncGenerator<RunEvent | null> {
   const redis = source.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
-  const close = () => redis.disconnect();
-  signal.addEventListener('abort', close, { once: true });
-  let last = afterId ?? '0-0';
+  const feed = new EventFeed(redis, keys);
   try {
-    while (!signal.aborted) {
-      const reply = (await redis.xread(
-        'COUNT',
-        BATCH,
-        'BLOCK',
-        BLOCK_MS,
-        'STREAMS',
-        keys.events(runId),
-        last,
-      )) as Array<[string, Array<[string, string[]]>]> | null;
-      if (!reply) {
-        yield null;
-        continue;
-      }
-      for (const entry of reply[0]?.[1] ?? []) {
-        const event = toEvent(entry);
-        last = event.id;
-        yield event;
-        if (isTerminalEvent(event.type)) return;
-      }
-    }
-  } catch (err) {
-    if (!signal.aborted) throw err;
+    yield* feed.follow(runId, afterId, signal);
   } finally {
-    signal.removeEventListener('abort', close);
-    close();
+    await feed.close();
+    redis.disconnect();
   }
 }

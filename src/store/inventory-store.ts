@@ -45,7 +45,9 @@ export class InventoryStore {
 
   async get(name: string): Promise<HostEntry | undefined> {
     const json = await this.redis.hget(this.keys.hosts(), name);
-    return json ? (JSON.parse(json) as HostEntry) : this.file.hosts[name];
+    if (json) return JSON.parse(json) as HostEntry;
+    // Own entries only: a host named `constructor` is not Object's.
+    return Object.hasOwn(this.file.hosts, name) ? this.file.hosts[name] : undefined;
   }
 
   /**

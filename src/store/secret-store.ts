@@ -49,7 +49,8 @@ export class SecretStore {
   async get(names: string[]): Promise<Record<string, string>> {
     if (names.length === 0) return {};
     const stored = await this.redis.hmget(this.keys.secrets(), ...names);
-    const out: Record<string, string> = {};
+    // No prototype: a lookup of a missing secret named `constructor` must be undefined.
+    const out: Record<string, string> = Object.create(null);
     names.forEach((name, i) => {
       const ciphertext = stored[i];
       if (ciphertext == null) return;

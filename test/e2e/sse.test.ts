@@ -59,6 +59,12 @@ describe('GET /v1/runs/:id/events', () => {
     const late = await readSse(`${base}/v1/runs/${id}/events`);
     expect(late.ended).toBe(true);
     expect(late.messages.map((m) => m.id)).toEqual(stored.map((e) => e.id));
+
+    // What every EventSource does once the server closes: resume after the terminal event.
+    // The stream ends at once with nothing (a hang here would time the test out).
+    const resumed = await readSse(`${base}/v1/runs/${id}/events`, { lastEventId: stored.at(-1)!.id });
+    expect(resumed).toEqual({ messages: [], ended: true });
+    expect(api.deps.events.followers).toBe(0);
   });
 
   it('rejects a malformed Last-Event-ID with 400, and an unknown run with 404', async () => {

@@ -1,0 +1,117 @@
+/**
+ * Reaching Redis at start: a probe that tells a passing outage (refused, at `maxclients`, not up
+ * yet) from a configuration that can never work (a database index out of range, a wrong
+ * password), and a wait that retries the first with backoff while saying so in the log.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { ValidationError } from './errors.ts';
+
+/** What a probe found. */
+export type RedisProbe = { ok: true } | { ok: false; permanent: boolean; reason: string };
+
+const PERMANENT = /DB index is out of range|invalid DB index|WRONGPASS|NOAUTH|invalid password|NOPERM/i;
+
+/** The database index of a Redis URL (`/3`), 0 when none; throws on a path that is not one. */
+export function redisDatabase(url: string): number {
+  const path = new URL(url).pathname.replace(/^\//, '');
+  if (path === '') return 0;
+  if (!/^\d{1,5}$/.test(path)) {
+    throw new ValidationError(`REDIS_URL: "/${path}" is not a database index (use /0, /1, …)`, [
+      { path: 'REDIS_URL', message: 'the path must be a database index' },
+    ]);
+  }
+  return Number(path);
+}
+
+/** One connection attempt, PING and the URL's `SELECT`, within `timeoutMs`. */
+export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisProbe> {
+  const db = redisDatabase(url);
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    // ioredis only emits a failed SELECT as an 'error' event and carries on in database 0.
+    db: 0,
+  });
+  let lastError: Error | undefined;
+  client.on('error', (err: Error) => {
+    lastError = err;
+  });
+  try {
+    await client.connect();
+    await client.ping();
+    if (db !== 0) await client.select(db);
+    return { ok: true };
+  } catch (err) {
+    const reason = ((lastError ?? err) as Error).message || String(err);
+    const message = (err as Error).message ?? '';
+    return {
+      ok: false,
+      permanent: PERMANENT.test(message) || PERMANENT.test(reason),
+      reason: message || reason,
+    };
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** The error for a Redis configuration that retrying cannot fix. */
+function misconfigured(url: string, reason: string): ValidationError {
+  const shown = url.replace(/\/\/[^@]*@/, '//***@');
+  const hint = /DB index/i.test(reason)
+    ? `database ${redisDatabase(url)} does not exist on this Redis (see its "databases" setting)`
+    : 'Redis refused the credentials';
+  return new ValidationError(`REDIS_URL ${shown}: ${hint} (${reason})`, [
+    { path: 'REDIS_URL', message: hint },
+  ]);
+}
+
+/** Backoff of the wait: doubling from `initialMs` up to `maxMs`. */
+export interface RedisWaitOptions {
+  logger: Logger;
+  /** @defaultValue 250 */
+  initialMs?: number;
+  /** @defaultValue 10_000 */
+  maxMs?: number;
+}
+
+/**
+ * Resolves once Redis at `url` answers; retries a passing outage for as long as it lasts, with
+ * one log line per attempt, and throws at once for a configuration that can never work.
+ */
+export async function waitForRedis(url: string, options: RedisWaitOptions): Promise<void> {
+  const { logger, initialMs = 250, maxMs = 10_000 } = options;
+  let delay = initialMs;
+  for (let attempt = 1; ; attempt++) {
+    const probe = await probeRedis(url);
+    if (probe.ok) return;
+    if (probe.permanent) throw misconfigured(url, probe.reason);
+    logger.warn(
+      { attempt, retryInMs: delay, reason: probe.reason },
+      `Redis at ${url.replace(/\/\/[^@]*@/, '//***@')} is not reachable; retrying`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, maxMs);
+  }
+}
+
+/**
+ * Logs a long-lived connection's errors once per outage (ioredis reconnects by itself, with
+ * backoff; an error per attempt would flood the log) and its recovery.
+ */
+export function logConnectionErrors(redis: Redis, logger: Logger, name: string): void {
+  let down = false;
+  redis.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ err: err.message, connection: name }, 'Redis connection lost; reconnecting');
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger.info({ connection: name }, 'Redis connection restored');
+  });
+}
