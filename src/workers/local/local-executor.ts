@@ -24,12 +24,15 @@ export interface LocalExecutorOptions {
   defaultCwd: string;
 }
 
+/** The worker's Redis settings (URL, password, and the files holding them). */
+const REDIS_SETTINGS = /^REDIS_(URL|PASSWORD)(_FILE)?$/;
+
 /** The worker's environment minus what steps must not see (Redis URL, API tokens, secret key). */
 export function scrubbedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) continue;
-    if (name.startsWith('CONVEYOR_') || name === 'REDIS_URL' || name.startsWith('WORKER_')) continue;
+    if (name.startsWith('CONVEYOR_') || REDIS_SETTINGS.test(name) || name.startsWith('WORKER_')) continue;
     out[name] = value;
   }
   return out;
