@@ -18,6 +18,7 @@ const { main } = await import('../src/main.ts');
 // The credentials go to the configuration only, never back into process.env (which every
 // child process, steps included, would inherit).
 main(command, { ...process.env, ...credentials }).catch((err) => {
-  console.error(`conveyor: ${err.message}`);
+  // A start-up error may quote the Redis URL: never its password.
+  console.error(`conveyor: ${String(err.message).replace(/\/\/[^@/\s]*@/g, '//***@')}`);
   process.exit(1);
 });
