@@ -16,8 +16,13 @@ export class SecretAutomaton {
   /** Transitions of each state by code unit; state 0 is the root. */
   private readonly next: Array<Map<number, number>> = [new Map()];
   private readonly fail: number[] = [0];
-  /** Length of the state's string: how much text a stream in this state holds back. */
-  readonly depth: number[] = [0];
+  /** Length of the state's string. */
+  private readonly depth: number[] = [0];
+  /**
+   * How much text a stream in this state holds back: the longest suffix of what it read that
+   * is a proper prefix of a secret (a complete secret that nothing extends needs no holding).
+   */
+  readonly hold: number[] = [0];
   /** Length of the longest secret ending at this state (0: none). */
   readonly longest: number[] = [0];
   /** Matches any code unit a secret starts with: text before it can be released at once. */
@@ -51,6 +56,7 @@ export class SecretAutomaton {
         this.next.push(new Map());
         this.fail.push(0);
         this.depth.push(i + 1);
+        this.hold.push(0);
         this.longest.push(0);
         this.next[state]!.set(code, to);
       }
@@ -62,11 +68,13 @@ export class SecretAutomaton {
   /** Failure links breadth first; a state's longest match is its own or its failure state's. */
   private link(): void {
     const queue = [...this.next[0]!.values()];
+    for (const first of queue) this.hold[first] = this.next[first]!.size > 0 ? 1 : 0;
     for (let head = 0; head < queue.length; head++) {
       const state = queue[head]!;
       for (const [code, to] of this.next[state]!) {
         this.fail[to] = this.step(this.fail[state]!, code);
         if (this.longest[to] === 0) this.longest[to] = this.longest[this.fail[to]!]!;
+        this.hold[to] = this.next[to]!.size > 0 ? this.depth[to]! : this.hold[this.fail[to]!]!;
         queue.push(to);
       }
     }
@@ -80,6 +88,8 @@ export class MaskStream {
   private pending = '';
   /** Masked ranges in `pending`, sorted and disjoint, `[start, end)`. */
   private ranges: Array<[number, number]> = [];
+  /** The range at 0 continues one already released as `***`. */
+  private continued = false;
   private readonly decoder = new StringDecoder('utf8');
 
   constructor(private readonly automaton: SecretAutomaton) {}
@@ -99,6 +109,7 @@ export class MaskStream {
     const tail = this.scan(this.decoder.end());
     const rest = this.render(this.pending.length);
     this.state = 0;
+    this.continued = false;
     return tail + rest;
   }
 
@@ -118,16 +129,8 @@ export class MaskStream {
       const len = a.longest[this.state]!;
       if (len) this.cover(i + 1 - len, i + 1);
     }
-    // Releasable: everything before the possible secret's beginning, except a range that a
-    // secret continuing from there could still join.
-    let cut = buf.length - a.depth[this.state]!;
-    for (const [start, end] of this.ranges) {
-      if (end > cut) {
-        cut = Math.min(cut, start);
-        break;
-      }
-    }
-    return this.render(cut);
+    // Releasable: everything before the possible secret's beginning.
+    return this.render(buf.length - a.hold[this.state]!);
   }
 
   private cover(start: number, end: number): void {
@@ -141,20 +144,34 @@ export class MaskStream {
     this.ranges.push([from, end]);
   }
 
-  /** Releases `pending[0, cut)` with its masked ranges replaced, keeping the rest. */
+  /**
+   * Releases `pending[0, cut)` with its masked ranges replaced, keeping the rest. A range that
+   * runs past `cut` (a secret repeated, overlapping itself) is shown as `***` now and its rest
+   * kept as a continuation, so held text stays shorter than the longest secret and the output
+   * does not depend on where chunks were cut.
+   */
   private render(cut: number): string {
+    if (cut === 0) return '';
     let out = '';
     let at = 0;
     let used = 0;
+    let straddles = false;
     for (const [start, end] of this.ranges) {
-      if (end > cut) break;
-      out += this.pending.slice(at, start) + MASK;
+      if (start >= cut) break;
+      out += this.pending.slice(at, start);
+      if (!(start === 0 && this.continued)) out += MASK;
+      if (end > cut) {
+        straddles = true;
+        at = cut;
+        break;
+      }
       at = end;
       used++;
     }
     out += this.pending.slice(at, cut);
     this.pending = this.pending.slice(cut);
-    this.ranges = this.ranges.slice(used).map(([s, e]) => [s - cut, e - cut]);
+    this.ranges = this.ranges.slice(used).map(([s, e]) => [Math.max(0, s - cut), e - cut]);
+    this.continued = straddles;
     return out;
   }
 }

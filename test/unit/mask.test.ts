@@ -88,6 +88,16 @@ describe('MaskStream', () => {
     expect(stream.end()).toBe('pa');
   });
 
+  it('holds less than the longest secret while a secret repeats without end', () => {
+    const stream = createMasker(['abab']).stream();
+    let out = '';
+    for (let i = 0; i < 1000; i++) {
+      out += stream.write('ab'.repeat(37));
+      expect(stream.held).toBeLessThan(4);
+    }
+    expect(out + stream.write('!') + stream.end()).toBe('***!');
+  });
+
   it('masks a UTF-8 secret whose bytes are split anywhere', () => {
     const secret = 'pässwörd-🔑-ключ';
     const bytes = Buffer.from(`before ${secret} after ü`);
