@@ -90,7 +90,8 @@ export class MaskStream {
   private ranges: Array<[number, number]> = [];
   /** The range at 0 continues one already released as `***`. */
   private continued = false;
-  private readonly decoder = new StringDecoder('utf8');
+  /** Created on the first bytes: whole strings (outputs, errors) need none. */
+  private decoder: StringDecoder | undefined;
 
   constructor(private readonly automaton: SecretAutomaton) {}
 
@@ -101,12 +102,14 @@ export class MaskStream {
 
   /** Takes a chunk (bytes are decoded as UTF-8 across chunk boundaries); returns what is safe. */
   write(chunk: string | Buffer): string {
-    return this.scan(typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
+    if (typeof chunk === 'string') return this.scan(chunk);
+    this.decoder ??= new StringDecoder('utf8');
+    return this.scan(this.decoder.write(chunk));
   }
 
   /** The end of the stream: releases everything held (it cannot become a secret any more). */
   end(): string {
-    const tail = this.scan(this.decoder.end());
+    const tail = this.scan(this.decoder?.end() ?? '');
     const rest = this.render(this.pending.length);
     this.state = 0;
     this.continued = false;
