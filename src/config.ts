@@ -3,6 +3,7 @@
  * with zod so a bad value is a clear message naming the variable.
  */
 import { z } from 'zod';
+import { readCredentialFiles, withRedisPassword } from './config-credentials.ts';
 import { ValidationError } from './errors.ts';
 
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -71,8 +72,12 @@ export type Config = z.output<typeof schema> & {
   redisUrlIsDefault: boolean;
 };
 
-/** Reads and validates configuration from `env` (default `process.env`). */
+/**
+ * Reads and validates configuration from `env` (default `process.env`); credentials may come
+ * from files (`CONVEYOR_SECRET_KEY_FILE`, `REDIS_URL_FILE`, `REDIS_PASSWORD_FILE`).
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  env = readCredentialFiles(env);
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
@@ -81,5 +86,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issues,
     );
   }
-  return { ...parsed.data, redisUrlIsDefault: !env.REDIS_URL || env.REDIS_URL === DEFAULT_REDIS_URL };
+  return {
+    ...parsed.data,
+    REDIS_URL: withRedisPassword(parsed.data.REDIS_URL, env.REDIS_PASSWORD),
+    redisUrlIsDefault: !env.REDIS_URL || env.REDIS_URL === DEFAULT_REDIS_URL,
+  };
 }

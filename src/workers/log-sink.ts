@@ -1,12 +1,13 @@
 /**
- * Collects a step's output as the executor streams it: keeps lines whole (so masking never
- * misses a secret split across chunks), masks, batches into `step.log` events, and enforces the
- * log cap by aborting the step rather than buffering without end. A whole stdout line
+ * Collects a step's output as the executor streams it: masks each stream as a stream (a secret
+ * split across chunks, however long the pause between them, is still masked: see
+ * `mask-stream.ts`), keeps lines whole, batches into `step.log` events, and enforces the log cap
+ * by aborting the step rather than buffering without end. A whole stdout line
  * `::progress::<percent> [message]` (a workflow command, as in GitHub Actions) becomes a progress
  * report instead of log text.
  */
 import { OutputLimitError } from '../errors.ts';
-import type { Masker } from './mask.ts';
+import type { Masker, MaskStream } from './mask.ts';
 
 /** Where flushed text goes (the run store in the engine). */
 export type LogWriter = (stream: 'stdout' | 'stderr', text: string) => Promise<void>;
@@ -20,7 +21,11 @@ const PROGRESS = /^::progress::(\d{1,3}(?:\.\d+)?)(?:[ \t]+(.*))?$/gm;
 export interface LogSinkOptions {
   /** Bytes of output a step may produce before it is failed. @defaultValue 10 MiB */
   maxBytes: number;
-  /** How long text may wait before it is published. @defaultValue 100 */
+  /**
+   * How long masked text may wait for the end of its line before it is published. Text that may
+   * still be the beginning of a secret is held by the masker instead, until the next bytes show
+   * it is not one, or the stream ends: never released because time passed. @defaultValue 100
+   */
   flushMs: number;
   /** A partial line longer than this is published without waiting for its newline. @defaultValue 16 KiB */
   maxLine: number;
@@ -31,7 +36,9 @@ const DEFAULTS: LogSinkOptions = { maxBytes: 10 * 1024 * 1024, flushMs: 100, max
 /** One step attempt's log sink. */
 export class LogSink {
   private readonly options: LogSinkOptions;
+  /** Masked text waiting for its line to end. */
   private readonly pending = { stdout: '', stderr: '' };
+  private readonly maskers: Record<'stdout' | 'stderr', MaskStream>;
   private bytes = 0;
   private over = false;
   private timer: NodeJS.Timeout | undefined;
@@ -40,12 +47,13 @@ export class LogSink {
 
   constructor(
     private readonly write: LogWriter,
-    private readonly mask: Masker,
+    mask: Masker,
     private readonly onLimit: (err: OutputLimitError) => void,
     options: Partial<LogSinkOptions> = {},
     private readonly onProgress?: ProgressReporter,
   ) {
     this.options = { ...DEFAULTS, ...options };
+    this.maskers = { stdout: mask.stream(), stderr: mask.stream() };
   }
 
   /** Accepts a chunk from the executor. */
@@ -55,6 +63,7 @@ export class LogSink {
     this.bytes += size;
     if (this.bytes > this.options.maxBytes) {
       this.over = true;
+      this.endMasking();
       this.pending[stream] += '\n';
       this.flush(true);
       const err = new OutputLimitError(
@@ -64,9 +73,9 @@ export class LogSink {
       this.onLimit(err);
       return;
     }
-    this.pending[stream] += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    this.pending[stream] += this.maskers[stream].write(chunk);
     if (this.pending[stream].length > this.options.maxLine * 4) this.flush(false);
-    else this.timer ??= setTimeout(() => this.flush(false), this.options.flushMs);
+    else if (this.pending[stream]) this.timer ??= setTimeout(() => this.flush(false), this.options.flushMs);
   }
 
   /** Publishes buffered text; `all` includes partial lines (used at the end). */
@@ -89,9 +98,15 @@ export class LogSink {
 
   /** Flushes everything and waits until it is written; rethrows a write failure. */
   async close(): Promise<void> {
+    this.endMasking();
     this.flush(true);
     await this.chain;
     if (this.failure) throw this.failure;
+  }
+
+  /** The attempt is over: what the maskers held back cannot become a secret any more. */
+  private endMasking(): void {
+    for (const stream of ['stdout', 'stderr'] as const) this.pending[stream] += this.maskers[stream].end();
   }
 
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {
@@ -113,9 +128,8 @@ export class LogSink {
   }
 
   private append(stream: 'stdout' | 'stderr', text: string): void {
-    const masked = this.mask(text);
     this.chain = this.chain.then(() =>
-      this.write(stream, masked).catch((err) => {
+      this.write(stream, text).catch((err) => {
         this.failure ??= err;
       }),
     );

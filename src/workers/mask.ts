@@ -1,18 +1,51 @@
 /** Replaces secret values with `***` wherever text leaves a step (logs, errors, outputs, events). */
+import { MaskStream, SecretAutomaton } from './mask-stream.ts';
 
-/** A masking function for a set of secret values (empty strings and very short values ignored). */
-export type Masker = (text: string) => string;
+export { MASK, MaskStream } from './mask-stream.ts';
 
-/** Builds a masker; longer secrets first so one containing another is masked whole. */
+/**
+ * A masking function for a set of secret values, for whole strings (outputs, events, errors);
+ * `stream()` gives a masker for text that arrives in chunks (a step's stdout or stderr).
+ */
+export interface Masker {
+  (text: string): string;
+  /** A fresh masker for one output stream. */
+  stream(): MaskStream;
+}
+
+// Values of one or two characters would mask half of every log; GitHub skips them too.
+const MIN_SECRET = 3;
+// Each line of a multi-line secret is a secret too (a key printed line by line, or one line of
+// it quoted in an error); shorter lines (`}`, blank, `==`) would mask ordinary text.
+const MIN_LINE = 4;
+
+/** The values to mask for `secrets`: each one, and each non-trivial line of a multi-line one. */
+export function maskedValues(secrets: Iterable<string>): string[] {
+  const values = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length >= MIN_SECRET) values.add(secret);
+    if (!secret.includes('\n')) continue;
+    for (const line of secret.split('\n')) {
+      const trimmed = line.trim();
+      if (trimmed.length >= MIN_LINE) values.add(trimmed);
+    }
+  }
+  return [...values];
+}
+
+/** Builds a masker; overlapping occurrences of secrets are masked as one `***`. */
 export function createMasker(secrets: Iterable<string>): Masker {
-  // Values of one or two characters would mask half of every log; GitHub skips them too.
-  const values = [...new Set(secrets)].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length);
-  if (values.length === 0) return (text) => text;
-  return (text) => {
-    let out = text;
-    for (const value of values) if (out.includes(value)) out = out.split(value).join('***');
-    return out;
+  const values = maskedValues(secrets);
+  if (values.length === 0) {
+    const passthrough = new SecretAutomaton([]);
+    return Object.assign((text: string) => text, { stream: () => new MaskStream(passthrough) });
+  }
+  const automaton = new SecretAutomaton(values);
+  const mask = (text: string) => {
+    const stream = new MaskStream(automaton);
+    return stream.write(text) + stream.end();
   };
+  return Object.assign(mask, { stream: () => new MaskStream(automaton) });
 }
 
 /** Masks every string inside a JSON-like value. */

@@ -14,7 +14,7 @@ import type { StepDetails } from '../store/index.ts';
 import { type AttemptOutcome, buildExecution, runAttempt } from './attempt.ts';
 import { buildScope, evaluateIn, type Scope } from './expression-context.ts';
 import { aggregate, fanOut } from './fan-out.ts';
-import { createMasker } from './mask.ts';
+import { createMasker, type Masker } from './mask.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 import { planFor, type StepProcessorDeps } from './step-deps.ts';
@@ -205,7 +205,7 @@ function decide(sp: StepPlan, start: Begun, base: StepDetails, scope: Scope): St
 
 /** What an attempt needs before it runs, or why it cannot. */
 export type Prepared =
-  | { scope: Scope; secrets: Record<string, string>; mask: (text: string) => string }
+  | { scope: Scope; secrets: Record<string, string>; mask: Masker }
   | { error: SerializedError };
 
 /** What an attempt needs before it runs: secret values, the expression scope and a masker. */

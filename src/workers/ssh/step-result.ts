@@ -5,6 +5,7 @@
 import { constants } from 'node:os';
 import { ConveyorError, OutputLimitError, StepError, serializeError } from '../../errors.ts';
 import type { ExecutorContext, StepExecution, StepResult } from '../executor.ts';
+import { createMasker } from '../mask.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
 import { describeTarget } from './connect-errors.ts';
 import type { RemoteRecord } from './remote-stream.ts';
@@ -126,15 +127,8 @@ export function failed(err: unknown, secrets: string[]): StepResult {
     exitCode: null,
     outputs: {},
     events: [],
-    error: { code: base.code, message: mask(base.message, secrets), retriable },
+    error: { code: base.code, message: createMasker(secrets)(base.message), retriable },
   };
-}
-
-/** Executors mask their own errors (the engine masks logs): a secret may sit in a message. */
-function mask(text: string, secrets: string[]): string {
-  let out = text;
-  for (const s of secrets) if (s.length >= 3) out = out.replaceAll(s, '***');
-  return out;
 }
 
 /** The host's own secrets (password, passphrase; jump hosts too), for masking. */

@@ -6,6 +6,7 @@
  */
 import { StepError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
+import { createMasker } from '../mask.ts';
 import type { DriverCapabilities, Vm, VmDriver, VmSpec } from './driver.ts';
 import { compileFunction, warmUpCompiler } from './function-source.ts';
 import { type ResolvedVmExecutorOptions, resolveExecutorOptions, type VmExecutorOptions } from './options.ts';
@@ -74,12 +75,12 @@ export class VmExecutor implements Executor {
           ? await this.#runFunction(step, step.function, options, ctx)
           : await this.#runCommand(step, step.command!, options, ctx);
       return result.error
-        ? { ...result, error: { ...result.error, message: mask(result.error.message, step.secrets) } }
+        ? { ...result, error: { ...result.error, message: createMasker(step.secrets)(result.error.message) } }
         : result;
     } catch (err) {
       if (!(err instanceof StepError)) throw err;
       return failedResult(
-        new StepError(err.code, mask(err.message, step.secrets), err.retriable, { cause: err }),
+        new StepError(err.code, createMasker(step.secrets)(err.message), err.retriable, { cause: err }),
       );
     }
   }
@@ -183,13 +184,4 @@ export class VmExecutor implements Executor {
 /** A function runtime waiting for its module. Its env is filled in over the channel. */
 function functionSpec(options: VmStepOptions): VmSpec {
   return { kind: 'function', env: {}, options };
-}
-
-/** Error messages may quote the guest or the step's data, and so a secret value. */
-function mask(message: string, secrets: string[]): string {
-  let out = message;
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 3) out = out.split(secret).join('***');
-  }
-  return out;
 }
