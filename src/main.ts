@@ -93,6 +93,20 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
   // Refuse an exposed API without tokens before touching Redis.
   if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);
   let redisProcess: ChildProcess | undefined;
+  // Handlers first: a SIGTERM while the parts start still closes what started, then exits.
+  const closers: Array<() => Promise<void>> = [];
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    for (const close of closers.reverse())
+      await close().catch((err) => logger.error({ err }, 'close failed'));
+    redisProcess?.kill('SIGTERM');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
   const probe = await probeRedis(config.REDIS_URL);
   if (!probe.ok && !probe.permanent && mode === 'standalone' && config.redisUrlIsDefault) {
     logger.info(
@@ -105,7 +119,6 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     if (!probe.ok) await waitForRedis(config.REDIS_URL, { logger });
     logger.info({ redis: config.REDIS_URL.replace(/\/\/[^@]*@/, '//***@') }, 'using Redis');
   }
-  const closers: Array<() => Promise<void>> = [];
   if (mode !== 'worker') {
     const api = await startApi({
       redisUrl: config.REDIS_URL,
@@ -133,17 +146,4 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     });
     closers.push(() => worker.close());
   }
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    for (const close of closers.reverse())
-      await close().catch((err) => logger.error({ err }, 'close failed'));
-    redisProcess?.kill('SIGTERM');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
 }
