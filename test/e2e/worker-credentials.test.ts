@@ -136,18 +136,23 @@ describe('the worker entry point', () => {
     // What Linux cannot change: the supervisor's own initial environment keeps them.
     expect(environ(w.child.pid!)).toContain(`CONVEYOR_SECRET_KEY=${KEY}`);
 
-    // A step of that worker finds none in its own environment or its parent's.
+    // A step of that worker finds none in its own environment or any it can read (its PID
+    // namespace shows it only its own processes).
     const engine = await startEngine(protectedUrl, prefix, { worker: false });
     try {
       const run = await engine.submit({
         name: 'peek',
-        steps: { peek: { run: `env; tr '\\0' '\\n' < /proc/$PPID/environ; echo "ppid=$PPID"` } },
+        steps: {
+          peek: {
+            run: `env; for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f"; done; [ -e /proc/${ready.pid} ] || echo "worker hidden"`,
+          },
+        },
       });
       const { run: done } = await engine.waitForRun(run.id);
       expect(done.status).toBe('succeeded');
       const log = (await engine.request('GET', `/v1/runs/${run.id}/steps/peek/logs`)).body as string;
-      expect(log).toContain(`ppid=${ready.pid}`);
-      expect(log).toContain('CONVEYOR_PREFIX=');
+      expect(log).toContain('worker hidden');
+      expect(log).toContain('CONVEYOR_STEP_ID=peek');
       for (const secret of [KEY, PASSWORD, 'tok-admin-51e2c7', WEBHOOK]) expect(log).not.toContain(secret);
     } finally {
       await engine.close();
