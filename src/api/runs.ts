@@ -4,6 +4,7 @@ import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
+import { LimitError } from '../flows/limits.ts';
 import { followEvents, type RunStatus } from '../store/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
@@ -70,7 +71,8 @@ export function runRoutes(deps: ApiDeps): Hono {
     } catch (err) {
       if (err instanceof ValidationError) {
         const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
-        throw new ValidationError(err.message, issues, { cause: err });
+        const Kind = err instanceof LimitError ? LimitError : ValidationError;
+        throw new Kind(err.message, issues, { cause: err });
       }
       throw err;
     }
