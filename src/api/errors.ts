@@ -12,6 +12,7 @@ export class HttpError extends ConveyorError {
     readonly status: ContentfulStatusCode,
     code: string,
     message: string,
+    readonly issues: Issue[] = [],
   ) {
     super(code, message);
   }
@@ -43,8 +44,10 @@ export function toErrorResponse(err: unknown): {
   status: ContentfulStatusCode;
   body: { error: { code: string; message: string; issues?: Issue[] } };
 } {
-  if (err instanceof HttpError)
-    return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+  if (err instanceof HttpError) {
+    const issues = err.issues.length ? { issues: err.issues } : {};
+    return { status: err.status, body: { error: { code: err.code, message: err.message, ...issues } } };
+  }
   if (err instanceof ValidationError) {
     return { status: 400, body: { error: { code: err.code, message: err.message, issues: err.issues } } };
   }
