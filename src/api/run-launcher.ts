@@ -9,11 +9,14 @@ import type { Redis } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
+import { allowDeepFlows } from './deep-flows.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** What starts a run. */
 export interface LaunchRequest {
@@ -32,7 +35,9 @@ export class RunLauncher {
     private readonly store: RunStore,
     private readonly flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
-  ) {}
+  ) {
+    allowDeepFlows(flows);
+  }
 
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
   async launch(request: LaunchRequest): Promise<{ run: RunDocument; created: boolean }> {
@@ -57,7 +62,11 @@ export class RunLauncher {
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
     };
-    await this.flows.add(compileRun(meta));
+    // Compiling and adding are the long phases of a large run: let waiting requests in between.
+    await nextTurn();
+    const flow = compileRun(meta);
+    await nextTurn();
+    await this.flows.add(flow);
     await this.store.announce(meta);
     return { run: RunStore.initialDocument(meta), created: true };
   }
