@@ -2,7 +2,9 @@
 import type { Context } from 'hono';
 import { parseBody } from '../flows/index.ts';
 import { LIMITS } from '../flows/limits.ts';
+import type { ApiDeps } from './context.ts';
 import { HttpError } from './errors.ts';
+import type { CheckedBody } from './submissions.ts';
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml']);
 
@@ -17,17 +19,37 @@ export async function readBody(
   const text = await readText(c);
   if (text.trim() === '') {
     if (options.optional) return undefined;
-    throw new HttpError(400, 'invalid_input', 'request body is empty', [
-      { path: '', message: 'a body is required' },
-    ]);
+    throw emptyBody();
   }
-  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const format = bodyFormat(c, options.yaml ?? false);
   // The parse is the next long phase: let waiting requests (health checks) in first.
   await new Promise((resolve) => setImmediate(resolve));
-  if (type === 'application/json' || type === '' || type.endsWith('+json')) return parseBody(text, 'json');
-  if (options.yaml && YAML_TYPES.has(type)) return parseBody(text, 'yaml');
-  const message = `content type "${type}" is not accepted here: send application/json${options.yaml ? ' or application/yaml' : ''}`;
+  return parseBody(text, format);
+}
+
+/**
+ * A body that holds a definition (the body itself, or its `field`): parsed, bounded and
+ * validated on the submission thread, off the event loop.
+ */
+export async function readDefinition(c: Context, deps: ApiDeps, field?: string): Promise<CheckedBody> {
+  const text = await readText(c);
+  if (text.trim() === '') throw emptyBody();
+  const format = bodyFormat(c, true);
+  return deps.launcher.submissions.check(text, format, await deps.inventory.load(), field);
+}
+
+function bodyFormat(c: Context, yaml: boolean): 'json' | 'yaml' {
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/json' || type === '' || type.endsWith('+json')) return 'json';
+  if (yaml && YAML_TYPES.has(type)) return 'yaml';
+  const message = `content type "${type}" is not accepted here: send application/json${yaml ? ' or application/yaml' : ''}`;
   throw new HttpError(415, 'unsupported_media_type', message, [{ path: 'content-type', message }]);
+}
+
+function emptyBody(): HttpError {
+  return new HttpError(400, 'invalid_input', 'request body is empty', [
+    { path: '', message: 'a body is required' },
+  ]);
 }
 
 /**

@@ -5,18 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { compileRun, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
+import { type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
-import { allowDeepFlows } from './deep-flows.ts';
+import { SubmissionThread } from './submissions.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
-
-const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** What starts a run. */
 export interface LaunchRequest {
@@ -30,13 +28,24 @@ export interface LaunchRequest {
 
 /** Starts and cancels runs. */
 export class RunLauncher {
+  /** Parses, validates, compiles and adds off the event loop (see submissions.ts). */
+  readonly submissions: SubmissionThread;
+
   constructor(
     private readonly redis: Redis,
     private readonly store: RunStore,
-    private readonly flows: FlowProducer,
+    flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
   ) {
-    allowDeepFlows(flows);
+    // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
+    const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
+    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls };
+    this.submissions = new SubmissionThread({ redis: redisOptions, bullPrefix: flows.opts.prefix ?? 'bull' });
+  }
+
+  /** Stops the submission thread. */
+  async close(): Promise<void> {
+    await this.submissions.close();
   }
 
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
@@ -62,11 +71,7 @@ export class RunLauncher {
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
     };
-    // Compiling and adding are the long phases of a large run: let waiting requests in between.
-    await nextTurn();
-    const flow = compileRun(meta);
-    await nextTurn();
-    await this.flows.add(flow);
+    await this.submissions.add(meta);
     await this.store.announce(meta);
     return { run: RunStore.initialDocument(meta), created: true };
   }

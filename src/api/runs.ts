@@ -3,10 +3,10 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { primaryParents, validateDefinition, type Workflow } from '../flows/index.ts';
+import { primaryParents, type Workflow } from '../flows/index.ts';
 import { LimitError } from '../flows/limits.ts';
 import { followEvents, type RunStatus } from '../store/index.ts';
-import { readBody } from './body.ts';
+import { readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { parseWith } from './workflows.ts';
 
@@ -59,23 +59,23 @@ export function runRoutes(deps: ApiDeps): Hono {
   };
 
   app.post('/', async (c) => {
-    const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
+    const checked = await readDefinition(c, deps, 'workflow');
+    const body = parseWith(adHocSchema, checked.value);
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
         { path: 'workflow', message: 'a workflow definition is required' },
       ]);
     }
-    let workflow: Workflow;
-    try {
-      workflow = validateDefinition(body.workflow, { hosts: await deps.inventory.catalog() });
-    } catch (err) {
-      if (err instanceof ValidationError) {
-        const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
-        const Kind = err instanceof LimitError ? LimitError : ValidationError;
-        throw new Kind(err.message, issues, { cause: err });
-      }
-      throw err;
+    const err = checked.definitionError;
+    if (err || !checked.workflow) {
+      const issues = (err?.issues ?? []).map((i) => ({
+        ...i,
+        path: i.path ? `workflow.${i.path}` : 'workflow',
+      }));
+      const Kind = err instanceof LimitError ? LimitError : ValidationError;
+      throw new Kind(err?.message ?? 'workflow definition is invalid', issues, { cause: err });
     }
+    const workflow = checked.workflow;
     if (c.req.query('dryRun') === 'true') return c.json(await plan(workflow, deps));
     const { run, created } = await deps.launcher.launch({
       workflow,

@@ -89,7 +89,12 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
-      await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
+      await Promise.all([
+        deps.launcher.close(),
+        flows.close(),
+        runs.close(),
+        ...[...stepQueues.values()].map((q) => q.close()),
+      ]);
       redis.disconnect();
     },
   };

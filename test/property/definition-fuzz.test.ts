@@ -131,7 +131,9 @@ describe('definition fuzz', () => {
       .record({ depth: fc.integer({ min: 1, max: 5000 }), yaml: fc.boolean() })
       .map(({ depth, yaml: y }) => {
         const nested = `${'['.repeat(depth)}${']'.repeat(depth)}`;
-        return y ? yaml(`name: deep\nsteps: { a: { run: x, needs: ${nested} } }`) : json(JSON.parse(nested));
+        return y
+          ? yaml(`name: deep\nsteps: { a: { run: x, needs: ${nested} } }`)
+          : { text: nested, type: 'application/json' as const };
       });
     const huge = fc
       .integer({ min: 100_000, max: 900_000 })
