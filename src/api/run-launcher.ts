@@ -16,6 +16,12 @@ export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
 
+/** TLS options as they can cross to a thread: functions (custom checks) cannot, and are dropped. */
+function cloneable(tls: RedisOptions['tls']): RedisOptions['tls'] {
+  if (!tls) return undefined;
+  return Object.fromEntries(Object.entries(tls).filter(([, v]) => typeof v !== 'function'));
+}
+
 /** What starts a run. */
 export interface LaunchRequest {
   workflow: Workflow;
@@ -39,7 +45,7 @@ export class RunLauncher {
   ) {
     // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
     const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
-    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls };
+    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls: cloneable(tls) };
     this.submissions = new SubmissionThread({ redis: redisOptions, bullPrefix: flows.opts.prefix ?? 'bull' });
   }
 

@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { RedisOptions } from 'ioredis';
-import { ValidationError } from '../errors.ts';
+import { UnavailableError, ValidationError } from '../errors.ts';
 import type { RunMeta, Workflow } from '../flows/index.ts';
 import { LimitError } from '../flows/limits.ts';
 import type { Inventory } from '../inventory/index.ts';
@@ -89,7 +89,12 @@ export class SubmissionThread {
       entry: new URL('./submission-thread.ts', import.meta.url).href,
       ...this.options,
     };
-    const worker = new Worker(BOOT, { eval: true, workerData });
+    // A heap of its own, capped: whatever a submission costs, it cannot take the API down with it.
+    const worker = new Worker(BOOT, {
+      eval: true,
+      workerData,
+      resourceLimits: { maxOldGenerationSizeMb: 1024 },
+    });
     // An idle thread must not keep the process alive.
     worker.unref();
     worker.on('message', (reply: SubmissionReply) => {
@@ -104,7 +109,9 @@ export class SubmissionThread {
       this.pending.clear();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the submission thread exited (code ${code})`)));
+    worker.on('exit', (code) =>
+      fail(new UnavailableError(`the submission thread stopped (code ${code}); try again`)),
+    );
     this.worker = worker;
     return worker;
   }

@@ -27,7 +27,7 @@ export function workflowRoutes(deps: ApiDeps): Hono {
 
   app.post('/', async (c) => {
     const { value: definition, workflow, definitionError } = await readDefinition(c, deps);
-    if (definitionError || !workflow) throw definitionError;
+    if (!workflow) throw definitionError ?? new ValidationError('workflow definition is invalid');
     const { version, created } = await deps.workflows.register(definition, workflow);
     return c.json({ name: workflow.name, version }, created ? 201 : 200);
   });

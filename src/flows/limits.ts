@@ -32,7 +32,7 @@ export const LIMITS = {
 /** Keys that would reach an object's prototype machinery; refused anywhere in a body. */
 export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** A body over one of `LIMITS`: HTTP 400 (413 for the body itself), the limit named in each issue. */
+/** A definition or body over one of `LIMITS`: HTTP 400, the limit named in each issue. */
 export class LimitError extends ValidationError {
   override name = 'LimitError';
   override readonly code = 'limit_exceeded';
