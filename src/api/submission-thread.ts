@@ -87,8 +87,15 @@ async function answer(request: SubmissionRequest): Promise<unknown> {
   }
 }
 
+// One question at a time: the largest submission costs a few hundred MB while its flow is
+// built, and several at once must not add up past the thread's heap.
+let queue: Promise<unknown> = Promise.resolve();
 parentPort!.on('message', (request: SubmissionRequest) => {
-  answer(request).then(
+  queue = queue.then(() => reply(request));
+});
+
+function reply(request: SubmissionRequest): Promise<void> {
+  return answer(request).then(
     (result) => parentPort!.postMessage({ id: request.id, ok: true, result } satisfies SubmissionReply),
     (err) =>
       parentPort!.postMessage({
@@ -97,4 +104,4 @@ parentPort!.on('message', (request: SubmissionRequest) => {
         error: toThreadError(err),
       } satisfies SubmissionReply),
   );
-});
+}

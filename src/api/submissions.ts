@@ -3,7 +3,8 @@
  * to 1 MiB (YAML parses at about 1 MB/s), checking limits, validating, compiling and adding the
  * run's flow (tens of thousands of jobs for the largest allowed definition). On the event loop
  * those phases stall every other request for up to seconds; here `/healthz` keeps answering.
- * The thread starts on first use and is restarted if it dies; questions are answered in order.
+ * The thread starts on first use and is restarted if it dies; it answers one question at a time,
+ * in order, so large submissions queue rather than add up.
  */
 import { Worker } from 'node:worker_threads';
 import type { RedisOptions } from 'ioredis';
