@@ -13,6 +13,7 @@ export class HttpError extends ConveyorError {
     code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    readonly issues: Issue[] = [],
   ) {
     super(code, message);
   }
@@ -78,9 +79,10 @@ export function toErrorResponse(err: unknown): {
   headers?: Record<string, string>;
 } {
   if (err instanceof HttpError) {
+    const issues = err.issues.length ? { issues: err.issues } : {};
     return {
       status: err.status,
-      body: { error: { code: err.code, message: err.message } },
+      body: { error: { code: err.code, message: err.message, ...issues } },
       headers: err.headers,
     };
   }

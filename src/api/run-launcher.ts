@@ -5,17 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import {
-  compileRun,
-  digestOf,
-  type RunMeta,
-  resolveInputs,
-  stepJobId,
-  type Workflow,
-} from '../flows/index.ts';
+import { digestOf, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
+import { SubmissionThread } from './submissions.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
@@ -24,6 +18,12 @@ export function newRunId(): string {
 
 /** How long an idempotency key names its run (7 days, as the README says). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
+
+/** TLS options as they can cross to a thread: functions (custom checks) cannot, and are dropped. */
+function cloneable(tls: RedisOptions['tls']): RedisOptions['tls'] {
+  if (!tls) return undefined;
+  return Object.fromEntries(Object.entries(tls).filter(([, v]) => typeof v !== 'function'));
+}
 
 /** What starts a run. */
 export interface LaunchRequest {
@@ -37,12 +37,25 @@ export interface LaunchRequest {
 
 /** Starts and cancels runs. */
 export class RunLauncher {
+  /** Parses, validates, compiles and adds off the event loop (see submissions.ts). */
+  readonly submissions: SubmissionThread;
+
   constructor(
     private readonly redis: Redis,
     private readonly store: RunStore,
-    private readonly flows: FlowProducer,
+    flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
-  ) {}
+  ) {
+    // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
+    const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
+    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls: cloneable(tls) };
+    this.submissions = new SubmissionThread({ redis: redisOptions, bullPrefix: flows.opts.prefix ?? 'bull' });
+  }
+
+  /** Stops the submission thread. */
+  async close(): Promise<void> {
+    await this.submissions.close();
+  }
 
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
   async launch(request: LaunchRequest): Promise<{ run: RunDocument; created: boolean }> {
@@ -61,7 +74,7 @@ export class RunLauncher {
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
     };
-    await this.flows.add(compileRun(meta));
+    await this.submissions.add(meta);
     await this.store.announce(meta);
     return { run: RunStore.initialDocument(meta), created: true };
   }

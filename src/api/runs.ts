@@ -3,9 +3,10 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { validateDefinition, type Workflow } from '../flows/index.ts';
+import type { Workflow } from '../flows/index.ts';
+import { LimitError } from '../flows/limits.ts';
 import type { RunDocument, RunStatus } from '../store/index.ts';
-import { readBody } from './body.ts';
+import { readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
@@ -43,24 +44,24 @@ export function runRoutes(deps: ApiDeps): Hono {
 
   app.post('/', async (c) => {
     const dryRun = dryRunFlag(c.req.queries('dryRun'));
-    const body = parseWith(adHocSchema, await readBody(c, { yaml: true }));
+    const checked = await readDefinition(c, deps, 'workflow');
+    const body = parseWith(adHocSchema, checked.value);
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
         { path: 'workflow', message: 'a workflow definition is required' },
       ]);
     }
-    let workflow: Workflow;
-    const hosts = await deps.inventory.catalog();
-    try {
-      workflow = validateDefinition(body.workflow, { hosts });
-    } catch (err) {
-      if (err instanceof ValidationError) {
-        const issues = err.issues.map((i) => ({ ...i, path: i.path ? `workflow.${i.path}` : 'workflow' }));
-        throw new ValidationError(err.message, issues, { cause: err });
-      }
-      throw err;
+    const err = checked.definitionError;
+    if (err || !checked.workflow) {
+      const issues = (err?.issues ?? []).map((i) => ({
+        ...i,
+        path: i.path ? `workflow.${i.path}` : 'workflow',
+      }));
+      const Kind = err instanceof LimitError ? LimitError : ValidationError;
+      throw new Kind(err?.message ?? 'workflow definition is invalid', issues, { cause: err });
     }
-    if (dryRun) return c.json(runPlan(workflow, null, body.inputs, hosts));
+    const workflow = checked.workflow;
+    if (dryRun) return c.json(runPlan(workflow, null, body.inputs, await deps.inventory.catalog()));
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,

@@ -99,7 +99,12 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   };
   const closeAll = async () => {
     await deps.events.close();
-    await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
+    await Promise.all([
+      deps.launcher.close(),
+      flows.close(),
+      runs.close(),
+      ...[...stepQueues.values()].map((q) => q.close()),
+    ]);
     redis.disconnect();
   };
   const app = createApp(deps, { tokens });

@@ -2,8 +2,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { validateDefinition } from '../flows/index.ts';
-import { readBody } from './body.ts';
+import { readBody, readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { param } from './params.ts';
@@ -29,8 +28,8 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   const app = new Hono();
 
   app.post('/', async (c) => {
-    const definition = await readBody(c, { yaml: true });
-    const workflow = validateDefinition(definition, { hosts: await deps.inventory.catalog() });
+    const { value: definition, workflow, definitionError } = await readDefinition(c, deps);
+    if (!workflow) throw definitionError ?? new ValidationError('workflow definition is invalid');
     const { version, created } = await deps.workflows.register(definition, workflow);
     return c.json({ name: workflow.name, version }, created ? 201 : 200);
   });

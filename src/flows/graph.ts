@@ -5,6 +5,12 @@ export type NeedsGraph = ReadonlyMap<string, readonly string[]>;
 
 /** Kahn's order (dependencies first, ties in definition order), or `undefined` when cyclic. */
 export function topologicalOrder(graph: NeedsGraph): string[] | undefined {
+  const order = acyclicPart(graph);
+  return order.length === graph.size ? order : undefined;
+}
+
+/** Kahn's order of every node that neither is on a cycle nor needs one (all nodes when acyclic). */
+export function acyclicPart(graph: NeedsGraph): string[] {
   const remaining = new Map<string, number>();
   const dependents = new Map<string, string[]>();
   for (const [id, needs] of graph) {
@@ -26,7 +32,7 @@ export function topologicalOrder(graph: NeedsGraph): string[] | undefined {
       if (left === 0) ready.push(dependent);
     }
   }
-  return order.length === graph.size ? order : undefined;
+  return order;
 }
 
 /**
@@ -117,4 +123,38 @@ export function ancestors(graph: NeedsGraph, id: string): Set<string> {
     todo.push(...(graph.get(next) ?? []));
   }
   return seen;
+}
+
+/**
+ * "Is `ref` an ancestor of `id`?" for the nodes of `order` (see `acyclicPart`; any other `id`
+ * answers true: on or after a cycle, "before" has no meaning). One bitset of ancestors per node,
+ * built on the first question in O(edges × nodes / 32) time and nodes² / 8 bytes (12.5 MB at
+ * 10,000 steps), where a walk per question would be quadratic.
+ */
+export function ancestry(graph: NeedsGraph, order: readonly string[]): (id: string, ref: string) => boolean {
+  const index = new Map(order.map((id, i) => [id, i]));
+  const words = Math.ceil(order.length / 32);
+  let bits: Map<string, Uint32Array> | undefined;
+  const build = () => {
+    const built = new Map<string, Uint32Array>();
+    for (const node of order) {
+      const own = new Uint32Array(words);
+      for (const need of graph.get(node) ?? []) {
+        const theirs = built.get(need)!;
+        for (let w = 0; w < words; w++) own[w]! |= theirs[w]!;
+        const k = index.get(need)!;
+        own[k >>> 5]! |= 1 << (k & 31);
+      }
+      built.set(node, own);
+    }
+    return built;
+  };
+  return (id, ref) => {
+    bits ??= build();
+    const own = bits.get(id);
+    if (!own) return true;
+    const k = index.get(ref);
+    if (k === undefined) return false;
+    return (own[k >>> 5]! & (1 << (k & 31))) !== 0;
+  };
 }

@@ -7,7 +7,8 @@
 import { type Issue, ValidationError } from '../errors.ts';
 import { checkDuration, describeDuration, MAX_DURATION_MS } from './duration.ts';
 import { conditionSource, emptyReferences, type References } from './expressions.ts';
-import { ancestors, findCycles, type NeedsGraph, topologicalOrder } from './graph.ts';
+import { acyclicPart, ancestry, findCycles, type NeedsGraph, topologicalOrder } from './graph.ts';
+import { checkDefinitionLimits } from './limits.ts';
 import { formatPath } from './path.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
 import { shellTemplate } from './shell-template.ts';
@@ -27,6 +28,8 @@ export interface HostCatalog {
 
 /** Validates and normalises a parsed definition; throws `ValidationError` with every issue. */
 export function validateDefinition(input: unknown, options: { hosts?: HostCatalog } = {}): Workflow {
+  // Sizes first, on what was sent: zod and the graph below cost in proportion to them.
+  checkDefinitionLimits(input);
   const parsed = definitionSchema.safeParse(input);
   if (!parsed.success) {
     // Still check names and the graph on what was sent, so one answer lists every problem.
@@ -55,13 +58,23 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   checkInputs(def, add);
   const ids = Object.keys(def.steps);
   const graph = checkGraph(def.steps, add);
+  const acyclic = acyclicPart(graph);
+  const isAncestor = ancestry(graph, acyclic);
 
   const defaultTimeout =
     durationOf(def.defaults?.timeout, 'defaults.timeout', add) ?? STEP_DEFAULTS.timeoutMs;
   const defaultRetries = retryPolicy(def.defaults?.retries, 'defaults.retries', add) ?? STEP_DEFAULTS.retries;
   const steps: Record<string, Step> = {};
   for (const id of ids) {
-    const step = normaliseStep(id, def.steps[id]!, graph, { defaultTimeout, defaultRetries }, check, options);
+    const step = normaliseStep(
+      id,
+      def.steps[id]!,
+      graph,
+      isAncestor,
+      { defaultTimeout, defaultRetries },
+      check,
+      options,
+    );
     if (step) steps[id] = step;
   }
 
@@ -73,7 +86,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
     env: stringValues(def.env),
     on: def.on,
     steps,
-    order: topologicalOrder(graph)!,
+    order: acyclic,
   };
 }
 
@@ -170,18 +183,18 @@ function normaliseStep(
   id: string,
   def: StepDefinition,
   graph: NeedsGraph,
+  isAncestor: (id: string, ref: string) => boolean,
   defaults: { defaultTimeout: number; defaultRetries: RetryPolicy },
   check: Check,
   options: { hosts?: HostCatalog },
 ): Step | undefined {
   const { add } = check;
   const path = `steps.${id}`;
-  const before = ancestors(graph, id);
   /** Reports `steps.<id>` references to steps that cannot have finished before this one starts. */
   const checkRefs = (found: References, at: string): void => {
     for (const ref of found.steps) {
       if (!graph.has(ref)) add(at, `expression reads steps.${ref}, which is not a step of this workflow`);
-      else if (!before.has(ref)) {
+      else if (!isAncestor(id, ref)) {
         add(
           at,
           `expression reads steps.${ref}, which is not among this step's needs (directly or indirectly)`,
