@@ -3,7 +3,6 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import type { Workflow } from '../flows/index.ts';
 import { LimitError } from '../flows/limits.ts';
 import type { RunDocument, RunStatus } from '../store/index.ts';
 import { readDefinition } from './body.ts';

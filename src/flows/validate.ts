@@ -7,7 +7,7 @@
 import { type Issue, ValidationError } from '../errors.ts';
 import { checkDuration, describeDuration, MAX_DURATION_MS } from './duration.ts';
 import { conditionSource, emptyReferences, type References } from './expressions.ts';
-import { acyclicPart, ancestry, findCycles, type NeedsGraph, topologicalOrder } from './graph.ts';
+import { acyclicPart, ancestry, findCycles, type NeedsGraph } from './graph.ts';
 import { checkDefinitionLimits } from './limits.ts';
 import { formatPath } from './path.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
