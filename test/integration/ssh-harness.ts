@@ -80,8 +80,8 @@ export async function expectNoRemoteProcess(text: string, user = SSH_USER, timeo
   }
 }
 
-/** Polls `condition` until true (for effects on the host with no event to await), or fails. */
-export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 3_000): Promise<void> {
+/** Polls `condition` until true (for effects on the host with no event to await), or fails; generous, since a loaded 2-core CI machine is slow. */
+export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (!condition()) {
     if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
