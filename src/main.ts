@@ -92,6 +92,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       prefix: config.CONVEYOR_PREFIX,
       port: config.PORT,
       logger,
+      retentionSeconds: Math.max(1, Math.round(config.CONVEYOR_RETENTION_DAYS * 86_400)),
       ...resources,
     });
     closers.push(() => api.close());

@@ -42,6 +42,8 @@ export class RunLauncher {
     private readonly store: RunStore,
     private readonly flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
+    /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
+    private readonly retentionSeconds?: number,
   ) {}
 
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
@@ -60,6 +62,8 @@ export class RunLauncher {
       inputs,
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
+      ...(this.retentionSeconds !== undefined && { retentionSeconds: this.retentionSeconds }),
+      ...(request.idempotencyKey !== undefined && { idempotencyKey: request.idempotencyKey }),
     };
     await this.flows.add(compileRun(meta));
     await this.store.announce(meta);
@@ -104,6 +108,9 @@ export class RunLauncher {
     if (run) return run;
     const root = await Job.fromId<RunMeta>(this.queues.runs, runId);
     if (!root) return undefined;
+    // A finished root outlives its record (deleted, or expired before BullMQ dropped the job):
+    // the run is gone, never re-announced.
+    if (root.finishedOn !== undefined) return undefined;
     await this.store.announce(root.data);
     return this.store.getRun(runId);
   }

@@ -6,16 +6,27 @@ import type { Logger } from 'pino';
 import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
-import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import {
+  bullPrefix,
+  InventoryStore,
+  RunRetention,
+  RunStore,
+  SecretStore,
+  WorkflowStore,
+} from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './context.ts';
+import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
 import { RunLauncher } from './run-launcher.ts';
+import { RunRemoval } from './run-removal.ts';
 
 /** A started API (or just its app and deps, when `port` is omitted: tests use `app.request`). */
 export interface ConveyorApi {
   app: ReturnType<typeof createApp>;
   deps: ApiDeps;
+  /** The retention pass of this process (tests call `runOnce` with a future `now`). */
+  retention: RetentionPass;
   server?: ServerType;
   port?: number;
   close(): Promise<void>;
@@ -34,7 +45,14 @@ export interface ApiOptions {
   secretKey?: SecretKey;
   /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
+  /** Seconds a finished run is kept (`CONVEYOR_RETENTION_DAYS` × 86400). @defaultValue 14 days */
+  retentionSeconds?: number;
+  /** Tuning of the retention pass (interval, batch size, lock TTL). */
+  retentionPass?: RetentionPassOptions;
 }
+
+/** The default retention: 14 days. */
+export const DEFAULT_RETENTION_SECONDS = 14 * 86_400;
 
 /** Connects to Redis and builds (and optionally serves) the API. */
 export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
@@ -48,6 +66,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const prefix = bullPrefix(options.prefix);
   const flows = new FlowProducer({ connection: redis, prefix });
   const runs = new Queue(QUEUES.run, { connection: redis, prefix });
+  const gates = new Queue(QUEUES.gate, { connection: redis, prefix });
   const stepQueues = new Map<string, Queue>();
   const step = (executor: string) => {
     let queue = stepQueues.get(executor);
@@ -58,17 +77,22 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const retentionStore = new RunRetention(redis, options.prefix);
+  const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
+  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
   const deps: ApiDeps = {
     redis,
     store,
     workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    launcher: new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds),
+    removal,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
   const app = createApp(deps);
+  const retention = startRetentionPass(retentionStore, removal, options.logger, options.retentionPass);
   let server: ServerType | undefined;
   let port: number | undefined;
   if (options.port !== undefined) {
@@ -81,15 +105,22 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   return {
     app,
     deps,
+    retention,
     server,
     port,
     async close() {
+      await retention.close();
       if (server) {
         // Open SSE streams would keep close() waiting forever.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
-      await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
+      await Promise.all([
+        flows.close(),
+        runs.close(),
+        gates.close(),
+        ...[...stepQueues.values()].map((q) => q.close()),
+      ]);
       redis.disconnect();
     },
   };

@@ -2,6 +2,7 @@
 export { followEvents } from './event-follower.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
+export { type DeleteOutcome, type ExpiredRun, RunRetention } from './run-retention.ts';
 export { type RunIndexEntry, RunStore } from './run-store.ts';
 export {
   type EventInput,
