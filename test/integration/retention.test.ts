@@ -1,6 +1,7 @@
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keepJobsLike } from '../../src/flows/index.ts';
 import { bullPrefix } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
@@ -92,6 +93,11 @@ describe('retention', () => {
       await queue.close();
       expect(job?.opts.removeOnComplete, id).toEqual({ age: RETENTION_S });
       expect(job?.opts.removeOnFail, id).toEqual({ age: RETENTION_S });
+      // What a fan-out step copies from its own job (read back from Redis) to its instances.
+      expect(keepJobsLike(job!.opts)).toEqual({
+        removeOnComplete: { age: RETENTION_S },
+        removeOnFail: { age: RETENTION_S },
+      });
     }
 
     // Not due yet: nothing goes.

@@ -56,6 +56,8 @@ export async function startEngine(
     logger,
     secretKey: options.secretKey,
     inventoryFile: options.inventoryFile,
+    // No pass on a timer: its lock key would come and go under tests that compare key sets.
+    retentionPass: { intervalMs: 0 },
     ...options.api,
   });
   const { worker: withWorker = true, executors, api: _api, ...workerOptions } = options;
