@@ -56,6 +56,10 @@ export const DEFAULT_RETENTION_SECONDS = 14 * 86_400;
 
 /** Connects to Redis and builds (and optionally serves) the API. */
 export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
+  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+  // Redis EXPIRE and BullMQ ages take whole seconds.
+  if (!Number.isInteger(retentionSeconds) || retentionSeconds < 1)
+    throw new RangeError(`retentionSeconds must be a positive integer, got ${retentionSeconds}`);
   // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
   const redis = new Redis(options.redisUrl, {
     enableOfflineQueue: false,
@@ -79,7 +83,6 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const store = new RunStore(redis, options.prefix);
   const retentionStore = new RunRetention(redis, options.prefix);
   const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
-  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
   const deps: ApiDeps = {
     redis,
     store,

@@ -199,3 +199,36 @@ describe('DELETE /v1/runs/:id', () => {
     expect(res.body).toEqual({ error: { code: 'not_found', message: 'no run "run_nope"' } });
   });
 });
+
+describe('BullMQ ages during a run', () => {
+  it('a finished child removed by age mid-run breaks neither its parent nor its run', async () => {
+    // Retention of 1 s: when `b` (a 1.5 s step) finishes, BullMQ drops `a`'s job, finished over
+    // a second earlier, while `d` (which needs both, `a` through a gate) still waits.
+    const short = await startEngine(redisUrl(), testPrefix(import.meta.url), {
+      api: { retentionSeconds: 1, retentionPass: { intervalMs: 0 } },
+    });
+    try {
+      const run = await short.submit({
+        name: 'aged',
+        steps: {
+          a: { run: 'echo a' },
+          b: { needs: ['a'], run: 'sleep 1.5' },
+          d: { needs: ['a', 'b'], run: 'echo d' },
+        },
+      });
+      // The record itself lives 1 s past the end: read the outcome from the events.
+      const { events } = await short.waitForRun(run.id);
+      const types = events.map((e) => `${e.type}${e.data.step ? `:${e.data.step}` : ''}`);
+      expect(types).toContain('step.succeeded:d');
+      expect(types.at(-1)).toBe('run.succeeded');
+      const queue = new Queue('steps-local', { connection: redis, prefix: bullPrefix(short.prefix) });
+      try {
+        expect(await Job.fromId(queue, `${run.id}.a`)).toBeUndefined();
+      } finally {
+        await queue.close();
+      }
+    } finally {
+      await short.close();
+    }
+  });
+});
