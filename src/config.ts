@@ -37,6 +37,15 @@ const schema = z.object({
   CONVEYOR_INVENTORY: z.string().optional(),
   CONVEYOR_KNOWN_HOSTS: z.string().optional(),
   CONVEYOR_DATA_DIR: z.string().default('.conveyor'),
+  /**
+   * Days a finished run (record, events, logs, index entries, BullMQ jobs) is kept; decimals
+   * allowed (`0.5` = 12 hours), at least one second, at most ten years.
+   */
+  CONVEYOR_RETENTION_DAYS: z.coerce
+    .number()
+    .min(1 / 86_400, 'must be at least one second (1/86400 days)')
+    .max(3650, 'must be at most 3650 days')
+    .default(14),
   /** The worker's ssh-agent, for hosts with `auth: { type: agent }`. */
   SSH_AUTH_SOCK: z.string().optional(),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),

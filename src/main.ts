@@ -127,6 +127,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       host: config.HOST,
       allowAnonymous: config.CONVEYOR_ALLOW_ANONYMOUS,
       logger,
+      retentionSeconds: Math.max(1, Math.round(config.CONVEYOR_RETENTION_DAYS * 86_400)),
       ...resources,
     });
     closers.push(() => api.close());

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
+import type { RunRemoval } from './run-removal.ts';
 
 /** The API's dependencies. */
 export interface ApiDeps {
@@ -13,6 +14,8 @@ export interface ApiDeps {
   events: EventFeed;
   workflows: WorkflowStore;
   launcher: RunLauncher;
+  /** Deletes finished runs whole (`DELETE /v1/runs/:id`, the retention pass). */
+  removal: RunRemoval;
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
   inventory: InventoryStore;
   secrets: SecretStore;

@@ -45,6 +45,8 @@ export class RunLauncher {
     private readonly store: RunStore,
     flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
+    /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
+    private readonly retentionSeconds?: number,
   ) {
     // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
     const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
@@ -73,6 +75,8 @@ export class RunLauncher {
       inputs,
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
+      ...(this.retentionSeconds !== undefined && { retentionSeconds: this.retentionSeconds }),
+      ...(request.idempotencyKey !== undefined && { idempotencyKey: request.idempotencyKey }),
     };
     await this.submissions.add(meta);
     await this.store.announce(meta);
@@ -117,6 +121,9 @@ export class RunLauncher {
     if (run) return run;
     const root = await Job.fromId<RunMeta>(this.queues.runs, runId);
     if (!root) return undefined;
+    // A finished root outlives its record (deleted, or expired before BullMQ dropped the job):
+    // the run is gone, never re-announced.
+    if (root.finishedOn !== undefined) return undefined;
     await this.store.announce(root.data);
     return this.store.getRun(runId);
   }

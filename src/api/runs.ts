@@ -1,4 +1,7 @@
-/** `/v1/runs`: ad-hoc runs and dry-run plans, run documents, events (SSE), logs, cancel, retry. */
+/**
+ * `/v1/runs`: ad-hoc runs and dry-run plans, run documents, events (SSE), logs, cancel, retry,
+ * delete.
+ */
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
@@ -165,6 +168,12 @@ export function runRoutes(deps: ApiDeps): Hono {
       ),
     );
     return c.text(parts.join('\n'));
+  });
+
+  // 204 with no body, as REST clients expect of a DELETE; 409 while the run has not finished.
+  app.delete('/:id', async (c) => {
+    await deps.removal.remove(param(c, 'id', 'run'));
+    return c.body(null, 204);
   });
 
   app.post('/:id/cancel', async (c) => c.json(await deps.launcher.cancel(param(c, 'id', 'run')), 202));

@@ -13,6 +13,7 @@ import {
   bullPrefix,
   EventFeed,
   InventoryStore,
+  RunRetention,
   RunStore,
   SecretStore,
   WorkflowStore,
@@ -22,12 +23,16 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
 import { RunLauncher } from './run-launcher.ts';
+import { RunRemoval } from './run-removal.ts';
 
 /** A started API (or just its app and deps, when `port` is omitted: tests use `app.request`). */
 export interface ConveyorApi {
   app: ReturnType<typeof createApp>;
   deps: ApiDeps;
+  /** The retention pass of this process (tests call `runOnce` with a future `now`). */
+  retention: RetentionPass;
   server?: ServerType;
   port?: number;
   /** The address actually bound (`127.0.0.1`, `::`, …), when listening. */
@@ -56,7 +61,14 @@ export interface ApiOptions {
   secretKey?: SecretKey;
   /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
+  /** Seconds a finished run is kept (`CONVEYOR_RETENTION_DAYS` × 86400). @defaultValue 14 days */
+  retentionSeconds?: number;
+  /** Tuning of the retention pass (interval, batch size, lock TTL). */
+  retentionPass?: RetentionPassOptions;
 }
+
+/** The default retention: 14 days. */
+export const DEFAULT_RETENTION_SECONDS = 14 * 86_400;
 
 /** Connects to Redis and builds (and optionally serves) the API. */
 export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
@@ -65,6 +77,10 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   // Before anything connects: an exposed API without tokens must not start at all.
   const anonymous =
     options.port !== undefined && checkExposure(host, tokens.length, !!options.allowAnonymous);
+  const retentionSeconds = options.retentionSeconds ?? DEFAULT_RETENTION_SECONDS;
+  // Redis EXPIRE and BullMQ ages take whole seconds.
+  if (!Number.isInteger(retentionSeconds) || retentionSeconds < 1)
+    throw new RangeError(`retentionSeconds must be a positive integer, got ${retentionSeconds}`);
   // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
   const redis = new Redis(options.redisUrl, {
     enableOfflineQueue: false,
@@ -76,6 +92,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const prefix = bullPrefix(options.prefix);
   const flows = new FlowProducer({ connection: redis, prefix });
   const runs = new Queue(QUEUES.run, { connection: redis, prefix });
+  const gates = new Queue(QUEUES.gate, { connection: redis, prefix });
   const stepQueues = new Map<string, Queue>();
   const step = (executor: string) => {
     let queue = stepQueues.get(executor);
@@ -86,12 +103,15 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const retentionStore = new RunRetention(redis, options.prefix);
+  const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
   const deps: ApiDeps = {
     redis,
     store,
     events: new EventFeed(redis, store.keys),
     workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    launcher: new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds),
+    removal,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
@@ -103,11 +123,13 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       deps.launcher.close(),
       flows.close(),
       runs.close(),
+      gates.close(),
       ...[...stepQueues.values()].map((q) => q.close()),
     ]);
     redis.disconnect();
   };
   const app = createApp(deps, { tokens });
+  const retention = startRetentionPass(retentionStore, removal, options.logger, options.retentionPass);
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
   let url: string | undefined;
@@ -118,6 +140,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       answerClientErrors(s as Server);
       server = s;
     }).catch(async (err) => {
+      await retention.close();
       await closeAll();
       throw err;
     });
@@ -132,11 +155,13 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   return {
     app,
     deps,
+    retention,
     server,
     port: bound?.port,
     address: bound?.address,
     url,
     async close() {
+      await retention.close();
       if (server) {
         // Open SSE streams would keep close() waiting forever.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -50,6 +50,29 @@ export interface RunMeta {
   inputs: Record<string, unknown>;
   trigger: Record<string, unknown>;
   createdAt: string;
+  /**
+   * Seconds the finished run is kept (`CONVEYOR_RETENTION_DAYS` when it was created): the TTL of
+   * its keys and the age of its BullMQ jobs. Absent: kept until deleted.
+   */
+  retentionSeconds?: number;
+  /** The `idempotencyKey` the run was started with, so deleting the run frees the key. */
+  idempotencyKey?: string;
+}
+
+/**
+ * `removeOnComplete` and `removeOnFail` by age, for every job of a run: BullMQ drops a finished
+ * job that long after it finished (lazily, when a later job of its queue finishes). A finished
+ * child's result already lives in its parent (`:processed`, `:failed`), so removing it never
+ * wakes or breaks a parent still waiting.
+ */
+export function keepJobsFor(retentionSeconds: number | undefined): JobsOptions {
+  if (retentionSeconds === undefined) return {};
+  return { removeOnComplete: { age: retentionSeconds }, removeOnFail: { age: retentionSeconds } };
+}
+
+/** The keep options of an existing job, for the jobs it adds (fan-out instances). */
+export function keepJobsLike(opts: JobsOptions): JobsOptions {
+  return { removeOnComplete: opts.removeOnComplete, removeOnFail: opts.removeOnFail };
 }
 
 /** Job id of a step of a run. */
@@ -80,6 +103,7 @@ export function compileRun(meta: RunMeta): FlowJob {
   const workflow = meta.definition;
   const runId = meta.id;
   const parents = primaryParents(workflow);
+  const keep = keepJobsFor(meta.retentionSeconds);
   const primaryChildren = new Map<string, string[]>();
   const gatesOf = new Map<string, string[]>();
   for (const id of workflow.order) {
@@ -105,7 +129,12 @@ export function compileRun(meta: RunMeta): FlowJob {
         name: `${need} → ${id}`,
         queueName: QUEUES.gate,
         data,
-        opts: { jobId: gateJobId(runId, need, id), delay: GATE_PARK_MS, ignoreDependencyOnFailure: true },
+        opts: {
+          jobId: gateJobId(runId, need, id),
+          delay: GATE_PARK_MS,
+          ignoreDependencyOnFailure: true,
+          ...keep,
+        },
       });
     }
     const data: StepJobData = { runId, workflow: workflow.name, stepId: id, gates: gatesOf.get(id) ?? [] };
@@ -113,7 +142,7 @@ export function compileRun(meta: RunMeta): FlowJob {
       name: id,
       queueName: QUEUES.step(step.executor),
       data,
-      opts: stepJobOptions(runId, step),
+      opts: { ...stepJobOptions(runId, step), ...keep },
       children: children.length ? children : undefined,
     });
   }
@@ -122,7 +151,7 @@ export function compileRun(meta: RunMeta): FlowJob {
     name: workflow.name,
     queueName: QUEUES.run,
     data: meta,
-    opts: { jobId: runId },
+    opts: { jobId: runId, ...keep },
     children: sinks.map((id) => nodes.get(id)!),
   };
 }

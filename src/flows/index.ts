@@ -6,6 +6,8 @@ export {
   GATE_PARK_MS,
   type GateJobData,
   gateJobId,
+  keepJobsFor,
+  keepJobsLike,
   primaryParents,
   QUEUES,
   type RunMeta,

@@ -12,12 +12,21 @@ export function bullPrefix(prefix: string): string {
 export function keys(prefix: string) {
   const base = `${bullPrefix(prefix)}:rec`;
   return {
+    /** The prefix of every record key (`{prefix}:rec:`): Lua scripts derive keys from it. */
+    records: () => `${base}:`,
     run: (runId: string) => `${base}:run:${runId}`,
     events: (runId: string) => `${base}:run:${runId}:events`,
     /** A step attempt's combined output (attempts count from 1). */
     log: (runId: string, stepId: string, attempt: number) => `${base}:run:${runId}:log:${stepId}#${attempt}`,
     runs: () => `${base}:runs`,
     workflowRuns: (name: string) => `${base}:runs:wf:${name}`,
+    /**
+     * Sorted set of finished runs by the time they expire (ms): member `<run id>/<workflow>`,
+     * so the retention pass can trim both indexes even after the record's TTL has removed it.
+     */
+    expiries: () => `${base}:runs:expiry`,
+    /** The retention pass's lock: one pass at a time across API processes. */
+    retentionLock: () => `${base}:retention:lock`,
     workflow: (name: string) => `${base}:wf:${name}`,
     workflows: () => `${base}:workflows`,
     /** Last version number given to a workflow; outlives DELETE so a number is never reused. */

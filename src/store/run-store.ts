@@ -227,7 +227,10 @@ export class RunStore {
     return (await this.redis.get(this.keys.instanceLog(runId, stepId, host, attempt))) ?? '';
   }
 
-  /** Records the run's final status and terminal event; false when it was already final. */
+  /**
+   * Records the run's final status and terminal event; false when it was already final. A run
+   * with a retention gets its TTLs here and enters the expiry index (finish-run.lua).
+   */
   async finish(
     runId: string,
     status: 'succeeded' | 'failed' | 'cancelled',
@@ -238,9 +241,12 @@ export class RunStore {
     const result = await this.redis.finishRun(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.expiries(),
       status,
       at,
       JSON.stringify({ runId, type, at, ...extra }),
+      Date.parse(at),
+      this.keys.records(),
     );
     return result === 1;
   }

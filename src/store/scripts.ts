@@ -7,7 +7,9 @@ const SCRIPTS = {
   transitionStep: { file: 'transition-step.lua', keys: 2 },
   startStep: { file: 'start-step.lua', keys: 2 },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
-  finishRun: { file: 'finish-run.lua', keys: 2 },
+  finishRun: { file: 'finish-run.lua', keys: 3 },
+  deleteRun: { file: 'delete-run.lua', keys: 4 },
+  lock: { file: 'lock.lua', keys: 1 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
 } as const;

@@ -4,7 +4,7 @@
  * slot, and is processed once more to aggregate their outcomes (see instance-processor.ts).
  */
 import type { FlowJob, Job } from 'bullmq';
-import { type StepJobData, stepJobId } from '../flows/index.ts';
+import { keepJobsLike, type StepJobData, stepJobId } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type StepDetails } from '../store/index.ts';
 import { settleInstances } from './reconciler.ts';
 import type { StepPlan } from './run-plan.ts';
@@ -52,6 +52,7 @@ export async function fanOut(
             jitter: sp.step.retries.jitter,
           },
           ignoreDependencyOnFailure: true,
+          ...keepJobsLike(job.opts),
         },
         children: node ? [node] : undefined,
       };

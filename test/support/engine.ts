@@ -3,7 +3,7 @@
  * worker, on the shared test Redis under a fresh prefix that is dropped afterwards.
  */
 import pino from 'pino';
-import { type ConveyorApi, startApi } from '../../src/api/server.ts';
+import { type ApiOptions, type ConveyorApi, startApi } from '../../src/api/server.ts';
 import type { SecretKey } from '../../src/secrets/index.ts';
 import { followEvents, isTerminalEvent, type RunDocument, type RunEvent } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
@@ -39,6 +39,8 @@ export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl
   worker?: boolean;
   /** Also given to the API, so tests can store secrets. */
   secretKey?: SecretKey;
+  /** API options besides the connection (retention…). */
+  api?: Pick<ApiOptions, 'retentionSeconds' | 'retentionPass'>;
 }
 
 /** Starts an engine on `redisUrl` under `prefix`. */
@@ -54,8 +56,11 @@ export async function startEngine(
     logger,
     secretKey: options.secretKey,
     inventoryFile: options.inventoryFile,
+    // No pass on a timer: its lock key would come and go under tests that compare key sets.
+    retentionPass: { intervalMs: 0 },
+    ...options.api,
   });
-  const { worker: withWorker = true, executors, ...workerOptions } = options;
+  const { worker: withWorker = true, executors, api: _api, ...workerOptions } = options;
   const worker = withWorker
     ? await startWorker({
         redisUrl,
