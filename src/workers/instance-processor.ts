@@ -5,13 +5,13 @@
  * adapter ends the job. With `strategy.failFast`, a final failure stops the step's other
  * instances.
  */
-import type { Job } from 'bullmq';
+import { type Job, UnrecoverableError } from 'bullmq';
 import type { StepJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import type { StepPlan } from './run-plan.ts';
 import { planFor, type StepProcessorDeps } from './step-deps.ts';
-import { type StepJobResult, type StepOutcome, settle } from './step-outcome.ts';
+import { type StepJobResult, type StepOutcome, settle, unexpected } from './step-outcome.ts';
 import { judge, prepare } from './step-processor.ts';
 
 /** Builds the processor of instance jobs. */
@@ -21,15 +21,15 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
     token?: string,
     signal?: AbortSignal,
   ): Promise<StepJobResult> {
-    const plan = await planFor(deps, job.data.runId);
-    const sp = plan.steps.get(job.data.stepId)!;
+    let sp: StepPlan | undefined;
     let outcome: StepOutcome;
     try {
+      const plan = await planFor(deps, job.data.runId);
+      sp = plan.steps.get(job.data.stepId);
+      if (!sp) throw new UnrecoverableError(`run ${job.data.runId} has no step "${job.data.stepId}"`);
       outcome = await instanceOutcome(deps, job, signal, sp, plan);
     } catch (err) {
-      const error = { code: 'internal', message: (err as Error).message };
-      const retry = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-      outcome = { kind: retry ? 'retry' : 'failed', error, details: { executor: 'ssh', attempts: 0, error } };
+      outcome = unexpected(job, sp, err);
     }
     await recordInstance(deps, job, sp, outcome);
     return settle(job, token, outcome);
@@ -133,7 +133,7 @@ async function instanceOutcome(
 async function recordInstance(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
-  sp: StepPlan,
+  sp: StepPlan | undefined,
   outcome: StepOutcome,
 ): Promise<void> {
   const { runId, stepId } = job.data;
@@ -164,7 +164,7 @@ async function recordInstance(
         { status, attempts, startedAt, finishedAt, exitCode, signal, error: outcome.error },
         { error: outcome.error },
       );
-      if (status === 'failed' && sp.step.strategy.failFast) await store.failFast(runId, stepId);
+      if (status === 'failed' && sp?.step.strategy.failFast) await store.failFast(runId, stepId);
       return;
     }
     case 'retry':

@@ -6,7 +6,7 @@
  * status recorded, and nothing else writes a step's end.
  */
 import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
-import type { SerializedError } from '../errors.ts';
+import { type SerializedError, serializeError } from '../errors.ts';
 import type { StepJobData } from '../flows/index.ts';
 import type { StepDetails, StepStatus } from '../store/index.ts';
 import type { EmittedEvent } from './executor.ts';
@@ -150,4 +150,17 @@ export async function settle(
     case 'waiting-children':
       throw new WaitingChildrenError();
   }
+}
+
+/** An error no stage foresaw (Redis gone mid-way, a bug): retried while BullMQ has attempts left. */
+export function unexpected(job: Job<StepJobData>, sp: StepPlan | undefined, err: unknown): StepOutcome {
+  const error = serializeError(err);
+  const details: StepDetails = {
+    executor: sp?.step.executor ?? 'unknown',
+    attempts: 0,
+    error,
+    finishedAt: new Date().toISOString(),
+  };
+  const retriable = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+  return retriable ? { kind: 'retry', error, details } : { kind: 'failed', error, details };
 }

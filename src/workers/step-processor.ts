@@ -18,7 +18,7 @@ import { createMasker, type Masker } from './mask.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 import { planFor, type StepProcessorDeps } from './step-deps.ts';
-import { recordStep, type StepJobResult, type StepOutcome, settle } from './step-outcome.ts';
+import { recordStep, type StepJobResult, type StepOutcome, settle, unexpected } from './step-outcome.ts';
 
 export type { SecretSource } from './step-deps.ts';
 export type { StepJobResult } from './step-outcome.ts';
@@ -258,19 +258,6 @@ export function judge(
   if (result.retriable && !result.limit && job.attemptsMade + 1 < (job.opts.attempts ?? 1))
     return { kind: 'retry', attempt, error: result.error, details: failure };
   return { kind: 'failed', attempt, error: result.error, details: failure };
-}
-
-/** An error no stage foresaw (Redis gone mid-way, a bug): retried while BullMQ has attempts left. */
-function unexpected(job: Job<StepJobData>, sp: StepPlan | undefined, err: unknown): StepOutcome {
-  const error = serializeError(err);
-  const details: StepDetails = {
-    executor: sp?.step.executor ?? 'unknown',
-    attempts: 0,
-    error,
-    finishedAt: now(),
-  };
-  const retriable = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-  return retriable ? { kind: 'retry', error, details } : { kind: 'failed', error, details };
 }
 
 function isFinal(status: string | undefined): boolean {

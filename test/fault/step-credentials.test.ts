@@ -1,18 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
+import { killAllWorkers, spawnWorker } from '../support/worker-process.ts';
 
 let engine: TestEngine;
-let worker: ChildProcess | undefined;
 const key = randomBytes(32).toString('base64');
 
 beforeAll(async () => {
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { worker: false });
 });
 afterAll(async () => {
-  worker?.kill('SIGKILL');
+  await killAllWorkers();
   await engine.close();
 });
 
@@ -27,18 +26,7 @@ describe("the worker's credentials are out of a local step's reach", () => {
   it.runIf(process.getuid?.() === 0)(
     'as WORKER_RUN_AS, a step finds the secret key in no /proc/*/environ',
     async () => {
-      worker = spawn(process.execPath, ['bin/conveyor.mjs', 'worker'], {
-        env: {
-          ...process.env,
-          REDIS_URL: redisUrl(),
-          CONVEYOR_PREFIX: engine.prefix,
-          CONVEYOR_SECRET_KEY: key,
-          WORKER_EXECUTORS: 'local',
-          WORKER_RUN_AS: 'nobody',
-          LOG_LEVEL: 'silent',
-        },
-        stdio: 'ignore',
-      });
+      spawnWorker(engine.prefix, { CONVEYOR_SECRET_KEY: key, WORKER_RUN_AS: 'nobody' });
       const run = await engine.submit({ name: 'hunt', steps: { s: { run: hunt } } });
       const { run: done } = await engine.waitForRun(run.id);
       expect(done.steps.s!.status).toBe('succeeded');

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,36 +6,14 @@ import type { RunEvent } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { marker, processesWithEnv } from '../support/processes.ts';
+import { killAllWorkers, killWorker, spawnWorker as spawnOne } from '../support/worker-process.ts';
 
 let engine: TestEngine;
 let dir: string;
-const children = new Set<ChildProcess>();
 
-/** A real worker process, as `npx conveyor worker` runs it, with short locks for fast recovery. */
-function spawnWorker(): ChildProcess {
-  const child = spawn(process.execPath, ['bin/conveyor.mjs', 'worker'], {
-    env: {
-      ...process.env,
-      REDIS_URL: redisUrl(),
-      CONVEYOR_PREFIX: engine.prefix,
-      WORKER_EXECUTORS: 'local',
-      WORKER_LOCK_MS: '2000',
-      WORKER_STALLED_INTERVAL_MS: '1000',
-      LOG_LEVEL: 'silent',
-    },
-    stdio: 'ignore',
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
+/** A worker with short locks, for fast recovery. */
+const spawnWorker = () =>
+  spawnOne(engine.prefix, { WORKER_LOCK_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' });
 
 /** Polls `check` until it is true or `ms` pass; returns whether it became true. */
 async function eventually(check: () => boolean, ms: number): Promise<boolean> {
@@ -55,9 +32,7 @@ beforeAll(async () => {
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { worker: false });
   dir = mkdtempSync(join(tmpdir(), 'conveyor-crash-'));
 });
-afterEach(async () => {
-  await Promise.all([...children].map(kill));
-});
+afterEach(killAllWorkers);
 afterAll(async () => {
   await engine.close();
   rmSync(dir, { recursive: true, force: true });
@@ -90,7 +65,7 @@ describe('a worker killed with SIGKILL mid-step', () => {
     const first = spawnWorker();
     await engine.waitForEvent(run.id, (e) => e.type === 'step.log' && e.data.step === 'b');
     expect(processesWithEnv('MARK', mark).length).toBeGreaterThan(0);
-    await kill(first);
+    await killWorker(first);
     // Nothing the step started outlives its worker: within 5 s every process is gone.
     expect(await eventually(() => processesWithEnv('MARK', mark).length === 0, 5000)).toBe(true);
 
@@ -144,7 +119,7 @@ describe('a worker killed with SIGKILL mid-step', () => {
     for (let attempt = 1; attempt <= 3; attempt++) {
       const worker = spawnWorker();
       await engine.waitForEvent(run.id, started('a', attempt));
-      await kill(worker);
+      await killWorker(worker);
     }
     spawnWorker();
     const { run: done, events } = await engine.waitForRun(run.id);

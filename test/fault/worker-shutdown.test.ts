@@ -1,35 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { marker, processesWithEnv } from '../support/processes.ts';
+import { killAllWorkers, spawnWorker as spawnOne } from '../support/worker-process.ts';
 
 let engine: TestEngine;
-const children = new Set<ChildProcess>();
 
-/** A real worker process with a 5 s shutdown grace. */
-function spawnWorker(): ChildProcess {
-  const child = spawn(process.execPath, ['bin/conveyor.mjs', 'worker'], {
-    env: {
-      ...process.env,
-      REDIS_URL: redisUrl(),
-      CONVEYOR_PREFIX: engine.prefix,
-      WORKER_EXECUTORS: 'local',
-      WORKER_SHUTDOWN_GRACE_MS: '5000',
-      LOG_LEVEL: 'silent',
-    },
-    stdio: 'ignore',
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
+/** A worker with a 5 s shutdown grace. */
+const spawnWorker = () => spawnOne(engine.prefix, { WORKER_SHUTDOWN_GRACE_MS: '5000' });
 
 beforeAll(async () => {
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { worker: false });
 });
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  await killAllWorkers();
   await engine.close();
 });
 

@@ -64,7 +64,7 @@ describe('every error has the contract shape', () => {
     const wrongMethod = await engine.request('PATCH', `/v1/runs/${runId}`);
     expect(wrongMethod.status).toBe(405);
     expectErrorShape(wrongMethod.body, 'method_not_allowed');
-    expect(wrongMethod.headers.get('allow')).toBe('GET, HEAD');
+    expect(wrongMethod.headers.get('allow')).toBe('DELETE, GET, HEAD');
     const put = await engine.request('PUT', '/v1/workflows');
     expect(put.status).toBe(405);
     expect(put.headers.get('allow')).toBe('GET, HEAD, POST');
