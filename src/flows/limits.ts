@@ -64,6 +64,8 @@ export function checkValueLimits(value: unknown): void {
       if (overBytes(node, LIMITS.stringBytes)) {
         issues.push({ path, message: `string is over the limit of ${LIMITS.stringBytes} bytes` });
       }
+      // No command line, environment variable or file name can carry one: refuse it here, not at run time.
+      if (node.includes('\0')) reserved.push({ path, message: 'contains a NUL byte' });
       continue;
     }
     if (node === null || typeof node !== 'object') continue;
@@ -76,6 +78,10 @@ export function checkValueLimits(value: unknown): void {
       : Object.keys(node).map((k) => [k, (node as Record<string, unknown>)[k]]);
     for (const [key, child] of entries) {
       const at = key.startsWith('[') ? `${path}${key}` : path ? `${path}.${key}` : key;
+      if (!Array.isArray(node) && key.includes('\0')) {
+        reserved.push({ path: at, message: 'a key contains a NUL byte' });
+        continue;
+      }
       if (!Array.isArray(node) && RESERVED_KEYS.has(key)) {
         reserved.push({ path: at, message: `"${key}" is a reserved id` });
         continue;
@@ -84,7 +90,7 @@ export function checkValueLimits(value: unknown): void {
     }
   }
   refuseOver(issues);
-  if (reserved.length) throw new ValidationError('body uses a reserved id', reserved);
+  if (reserved.length) throw new ValidationError('body uses a reserved id or a NUL byte', reserved);
 }
 
 /**

@@ -178,6 +178,22 @@ describe('definitions over a limit', () => {
     expect(deep.status).toBe(400);
     expect(deep.body.error.issues[0].message).toBe(`nesting is deeper than the limit of ${LIMITS.depth}`);
   });
+
+  it('refuses a NUL byte in a value or a key, with its path', async () => {
+    const res = await post(
+      '/v1/runs',
+      JSON.stringify({
+        workflow: { name: 'nul', env: { 'A\u0000': 'x' }, steps: { a: { run: 'echo a\u0000b' } } },
+      }),
+    );
+    expect(res.status).toBe(400);
+    expect(res.body.error.issues).toEqual(
+      expect.arrayContaining([
+        { path: 'workflow.steps.a.run', message: 'contains a NUL byte' },
+        { path: 'workflow.env.A\u0000', message: 'a key contains a NUL byte' },
+      ]),
+    );
+  });
 });
 
 describe('a 10,000-step chain', () => {
