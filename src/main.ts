@@ -11,6 +11,7 @@ import { UnavailableError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { redisAnswers, startPrivateRedis } from './standalone-redis.ts';
+import { parseSecretList } from './triggers/index.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
 import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
@@ -92,6 +93,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       prefix: config.CONVEYOR_PREFIX,
       port: config.PORT,
       logger,
+      webhookSecrets: parseSecretList(config.CONVEYOR_WEBHOOK_SECRET),
       ...resources,
     });
     closers.push(() => api.close());

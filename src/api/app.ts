@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
+import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
@@ -27,6 +28,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/secrets', secretRoutes(deps));
+  app.route('/v1/hooks', hookRoutes(deps));
 
   app.notFound((c) => {
     const { status, body } = toErrorResponse(

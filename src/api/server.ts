@@ -6,7 +6,15 @@ import type { Logger } from 'pino';
 import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
-import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import {
+  bullPrefix,
+  InventoryStore,
+  RunStore,
+  SecretStore,
+  TriggerStore,
+  WorkflowStore,
+} from '../store/index.ts';
+import { TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './context.ts';
@@ -34,6 +42,8 @@ export interface ApiOptions {
   secretKey?: SecretKey;
   /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
+  /** `CONVEYOR_WEBHOOK_SECRET`, split. */
+  webhookSecrets?: readonly string[];
 }
 
 /** Connects to Redis and builds (and optionally serves) the API. */
@@ -58,11 +68,21 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const workflows = new WorkflowStore(redis, options.prefix);
+  const launcher = new RunLauncher(redis, store, flows, { runs, step });
+  const triggers = new TriggerLauncher(
+    workflows,
+    launcher,
+    new TriggerStore(redis, options.prefix),
+    options.logger,
+  );
   const deps: ApiDeps = {
     redis,
     store,
-    workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    workflows,
+    launcher,
+    triggers,
+    webhookSecrets: options.webhookSecrets ?? [],
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,

@@ -39,6 +39,8 @@ export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl
   worker?: boolean;
   /** Also given to the API, so tests can store secrets. */
   secretKey?: SecretKey;
+  /** Given to the API as `CONVEYOR_WEBHOOK_SECRET` would be. */
+  webhookSecrets?: string[];
 }
 
 /** Starts an engine on `redisUrl` under `prefix`. */
@@ -54,8 +56,9 @@ export async function startEngine(
     logger,
     secretKey: options.secretKey,
     inventoryFile: options.inventoryFile,
+    webhookSecrets: options.webhookSecrets,
   });
-  const { worker: withWorker = true, executors, ...workerOptions } = options;
+  const { worker: withWorker = true, executors, webhookSecrets: _, ...workerOptions } = options;
   const worker = withWorker
     ? await startWorker({
         redisUrl,
