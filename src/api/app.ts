@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
+import { eventRoutes } from './events.ts';
 import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
@@ -29,6 +30,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/secrets', secretRoutes(deps));
   app.route('/v1/hooks', hookRoutes(deps));
+  app.route('/v1/events', eventRoutes(deps));
 
   app.notFound((c) => {
     const { status, body } = toErrorResponse(

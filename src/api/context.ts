@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
-import type { TriggerLauncher } from '../triggers/index.ts';
+import type { EventTriggers, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 
@@ -20,6 +20,7 @@ export interface ApiDeps {
   logger: Logger;
   /** Starts the workflows a push or an event matches. */
   triggers: TriggerLauncher;
+  events: EventTriggers;
   /** `CONVEYOR_WEBHOOK_SECRET`: secrets any webhook may be signed with (several during a rotation). */
   webhookSecrets: readonly string[];
 }

@@ -14,7 +14,7 @@ import {
   TriggerStore,
   WorkflowStore,
 } from '../store/index.ts';
-import { TriggerLauncher } from '../triggers/index.ts';
+import { type EventBusConsumer, EventTriggers, startEventBus, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './context.ts';
@@ -44,6 +44,8 @@ export interface ApiOptions {
   knownHosts?: KnownHosts;
   /** `CONVEYOR_WEBHOOK_SECRET`, split. */
   webhookSecrets?: readonly string[];
+  /** Start workflows from events steps emit (the bus consumer group). @defaultValue true */
+  consumeEvents?: boolean;
 }
 
 /** Connects to Redis and builds (and optionally serves) the API. */
@@ -76,12 +78,14 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     new TriggerStore(redis, options.prefix),
     options.logger,
   );
+  const events = new EventTriggers(triggers, options.logger);
   const deps: ApiDeps = {
     redis,
     store,
     workflows,
     launcher,
     triggers,
+    events,
     webhookSecrets: options.webhookSecrets ?? [],
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
@@ -89,6 +93,16 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     logger: options.logger,
   };
   const app = createApp(deps);
+  let bus: EventBusConsumer | undefined;
+  if (options.consumeEvents !== false) {
+    bus = await startEventBus({
+      redisUrl: options.redisUrl,
+      prefix: options.prefix,
+      events,
+      depthOf: async (runId) => Number((await store.getRun(runId))?.trigger.depth ?? 0) || 0,
+      logger: options.logger,
+    });
+  }
   let server: ServerType | undefined;
   let port: number | undefined;
   if (options.port !== undefined) {
@@ -104,6 +118,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     server,
     port,
     async close() {
+      await bus?.close();
       if (server) {
         // Open SSE streams would keep close() waiting forever.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
