@@ -4,7 +4,7 @@
  * runs it already started instead of starting more.
  */
 import type { Logger } from 'pino';
-import { ConveyorError } from '../errors.ts';
+import { ConveyorError, ValidationError } from '../errors.ts';
 import type { Workflow } from '../flows/index.ts';
 import type { RunDocument, TriggerStore, WorkflowStore } from '../store/index.ts';
 import type { PushTrigger } from './push.ts';
@@ -74,11 +74,10 @@ export class TriggerLauncher {
           return { run };
         } catch (err) {
           if (!(err instanceof ConveyorError)) throw err;
-          this.logger.warn(
-            { workflow: found.name, err: err.message },
-            'a triggered workflow could not start',
-          );
-          return { refused: { workflow: found.name, message: err.message } };
+          const issues = err instanceof ValidationError ? err.issues : [];
+          const message = [err.message, ...issues.map((i) => `${i.path}: ${i.message}`)].join('; ');
+          this.logger.warn({ workflow: found.name, err: message }, 'a triggered workflow could not start');
+          return { refused: { workflow: found.name, message } };
         }
       }),
     );

@@ -152,6 +152,36 @@ describe('webhook deliveries', () => {
     });
   });
 
+  it('starts one run for the same delivery sent several times at once', async () => {
+    await register('concurrent-target', { repository: 'race/app' });
+    const d = delivery('github', github.push({ repository: 'race/app' }), { secret: 'current' });
+    const before = await runCount();
+    const answers = await Promise.all(Array.from({ length: 5 }, () => send('github', d)));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202, 202]);
+    expect(new Set(answers.map((a) => a.body.runs[0].id)).size).toBe(1);
+    expect(await runCount()).toBe(before + 1);
+  });
+
+  it('lists a matching workflow that cannot start (an input without a default) as refused', async () => {
+    const res = await engine.request('POST', '/v1/workflows', {
+      name: 'needs-input',
+      inputs: { target: { type: 'string', required: true } },
+      on: { push: { repository: 'inputs/app' } },
+      ...step,
+    });
+    expect(res.status).toBe(201);
+    await register('no-input', { repository: 'inputs/app' });
+    const hook = await send(
+      'github',
+      delivery('github', github.push({ repository: 'inputs/app' }), { secret: 'current' }),
+    );
+    expect(hook.status).toBe(202);
+    expect(names(hook.body)).toEqual(['no-input']);
+    expect(hook.body.refused).toEqual([
+      { workflow: 'needs-input', message: expect.stringMatching(/target/) },
+    ]);
+  });
+
   it('starts three workflows matching one push, and only those', async () => {
     await register('three-a', { repository: 'many/app' });
     await register('three-b', { repository: 'many/app', branches: ['ma*'] });
