@@ -1,7 +1,9 @@
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi } from '../../src/api/server.ts';
 import { parseSecretKey } from '../../src/secrets/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 import { delivery, giteaPush, github, gitlabPush, gitlabTagPush, hmacHex } from '../support/webhooks.ts';
 
 // No worker: these tests count the runs a delivery enqueues, they do not run them.
@@ -82,6 +84,29 @@ describe('webhook refusals', () => {
     expect(ok.status).toBe(202);
     expect(names(ok.body)).toEqual(['refusal-target']);
     expect(await runCount()).toBe(before + 1);
+  });
+
+  it('logs nothing of a refused body, even at trace level', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'trace' }, { write: (line: string) => lines.push(line) });
+    const prefix = `${engine.prefix}-logs`;
+    const api = await startApi({ redisUrl: redisUrl(), prefix, logger, webhookSecrets: ['current'] });
+    try {
+      const payload = github.push({ repository: 'secret-marker/app', branch: 'marker-branch' });
+      for (const d of [delivery('github', payload, { secret: 'wrong' }), delivery('github', payload)]) {
+        const res = await api.app.request('/v1/hooks/github', {
+          method: 'POST',
+          headers: d.headers,
+          body: d.body,
+        });
+        expect(res.status).toBe(401);
+      }
+      expect(lines.length).toBeGreaterThan(0); // the logger does write (start-up lines)
+      expect(lines.join('\n')).not.toMatch(/marker|Codertocat/);
+    } finally {
+      await api.close();
+      await dropPrefix(redisUrl(), prefix);
+    }
   });
 
   it('accepts every secret of a rotation, and per-repository stored secrets', async () => {
