@@ -149,7 +149,7 @@ export function readDelivery(provider: Provider, header: HeaderLookup, body: unk
     fields = p;
     repository = p.repository.full_name;
     pusher = {
-      name: p.pusher.full_name || undefined,
+      name: p.pusher.full_name || p.pusher.username || p.pusher.login,
       email: p.pusher.email,
       username: p.pusher.username ?? p.pusher.login,
     };

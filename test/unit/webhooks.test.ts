@@ -115,7 +115,7 @@ describe('push normalisation', () => {
       provider: 'gitea',
       repository: 'gitea/webhooks',
       branch: 'develop',
-      pusher: { username: 'gitea', email: 'someone@gitea.io' },
+      pusher: { name: 'Gitea', username: 'gitea', email: 'someone@gitea.io' },
     });
   });
 
