@@ -37,14 +37,30 @@ export interface EventBusConsumer {
 /** Starts consuming; resolves once the group exists, so events emitted from then on are seen. */
 export async function startEventBus(options: EventBusOptions): Promise<EventBusConsumer> {
   const { claimIdleMs = 60_000, blockMs = 5000, logger } = options;
-  // A blocking read holds its connection: this one is the consumer's alone.
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  // A blocking read holds its connection: this one is the consumer's alone. No offline queue:
+  // while Redis is down a command fails at once and the loop waits, instead of piling up.
+  const connection = new Redis(options.redisUrl, {
+    enableOfflineQueue: false,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
+  // Errors reach the loop through the commands that fail; without a listener ioredis prints them.
+  connection.on('error', () => undefined);
+  await connection.connect();
   const store = new TriggerStore(connection, options.prefix);
   await store.ensureBusGroup();
   const consumer = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   let stopped = false;
-  let reading = false;
+  let handling = false;
   let lastClaim = 0;
+  let signalStop!: () => void;
+  const stopSignal = new Promise<undefined>((resolve) => {
+    signalStop = () => resolve(undefined);
+  });
+  // ioredis leaves a command pending forever when the client is disconnected while reconnecting:
+  // waits race the stop signal so close() never hangs on one.
+  const untilStopped = <T>(promise: Promise<T>): Promise<T | undefined> =>
+    Promise.race([promise, stopSignal]);
 
   const handle = async (entry: BusEntry): Promise<void> => {
     let data: { payload?: unknown; source?: { runId?: string; stepId?: string; host?: string } };
@@ -79,23 +95,26 @@ export async function startEventBus(options: EventBusOptions): Promise<EventBusC
         let entries: BusEntry[] = [];
         if (Date.now() - lastClaim >= claimIdleMs / 2) {
           lastClaim = Date.now();
-          entries = await store.claimStale(consumer, claimIdleMs, 16);
+          entries = (await untilStopped(store.claimStale(consumer, claimIdleMs, 16))) ?? [];
         }
-        if (entries.length === 0 && !stopped) {
-          reading = true;
-          entries = await store.readBus(consumer, 16, blockMs).finally(() => {
-            reading = false;
-          });
-        }
+        if (entries.length === 0 && !stopped)
+          entries = (await untilStopped(store.readBus(consumer, 16, blockMs))) ?? [];
+        handling = true;
         for (const entry of entries) {
           await handle(entry);
           await store.ack(entry.id);
         }
       } catch (err) {
         if (stopped) break;
+        // The stream was deleted (a flushed database): recreate the group, then read on.
+        if (/NOGROUP/.test((err as Error).message)) await store.ensureBusGroup().catch(() => undefined);
         // Redis down or a launch failed: the entry stays pending and is read again.
-        logger.warn({ err }, 'event bus read failed; retrying in a second');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        else logger.warn({ err }, 'event bus read failed; retrying in a second');
+        let timer: NodeJS.Timeout | undefined;
+        await untilStopped(new Promise((resolve) => (timer = setTimeout(resolve, 1000))));
+        clearTimeout(timer);
+      } finally {
+        handling = false;
       }
     }
   };
@@ -105,8 +124,10 @@ export async function startEventBus(options: EventBusOptions): Promise<EventBusC
   return {
     async close() {
       stopped = true;
-      // A blocking read is cut short; entries being handled are finished and acknowledged first.
-      if (reading) connection.disconnect();
+      signalStop();
+      // A blocking read is cut short; entries being handled are finished and acknowledged first
+      // (their commands fail at once if Redis is gone, so this never waits long).
+      if (!handling) connection.disconnect();
       await running;
       connection.disconnect();
     },
