@@ -13,6 +13,7 @@ import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { startPrivateRedis } from './standalone-redis.ts';
+import { parseSecretList } from './triggers/index.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
 import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
@@ -128,6 +129,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       allowAnonymous: config.CONVEYOR_ALLOW_ANONYMOUS,
       logger,
       retentionSeconds: Math.max(1, Math.round(config.CONVEYOR_RETENTION_DAYS * 86_400)),
+      webhookSecrets: parseSecretList(config.CONVEYOR_WEBHOOK_SECRET),
       ...resources,
     });
     closers.push(() => api.close());

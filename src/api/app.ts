@@ -3,6 +3,8 @@ import { Hono } from 'hono';
 import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
+import { eventRoutes } from './events.ts';
+import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
@@ -40,6 +42,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/secrets', secretRoutes(deps));
+  app.route('/v1/hooks', hookRoutes(deps));
+  app.route('/v1/events', eventRoutes(deps));
 
   app.notFound((c) => {
     // A known path with another method is 405 with the methods it has, as HTTP asks.

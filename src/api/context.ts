@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type { EventTriggers, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 import type { RunRemoval } from './run-removal.ts';
@@ -22,4 +23,10 @@ export interface ApiDeps {
   /** Entries of `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
   logger: Logger;
+  /** Starts the workflows a push or an event matches. */
+  triggers: TriggerLauncher;
+  /** Starts the workflows an event (posted, or emitted by a step) is for. */
+  eventTriggers: EventTriggers;
+  /** `CONVEYOR_WEBHOOK_SECRET`: secrets any webhook may be signed with (several during a rotation). */
+  webhookSecrets: readonly string[];
 }

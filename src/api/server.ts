@@ -16,8 +16,10 @@ import {
   RunRetention,
   RunStore,
   SecretStore,
+  TriggerStore,
   WorkflowStore,
 } from '../store/index.ts';
+import { type EventBusConsumer, EventTriggers, startEventBus, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
@@ -65,6 +67,10 @@ export interface ApiOptions {
   retentionSeconds?: number;
   /** Tuning of the retention pass (interval, batch size, lock TTL). */
   retentionPass?: RetentionPassOptions;
+  /** `CONVEYOR_WEBHOOK_SECRET`, split. */
+  webhookSecrets?: readonly string[];
+  /** Start workflows from events steps emit (the bus consumer group). @defaultValue true */
+  consumeEvents?: boolean;
 }
 
 /** The default retention: 14 days. */
@@ -105,13 +111,25 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const store = new RunStore(redis, options.prefix);
   const retentionStore = new RunRetention(redis, options.prefix);
   const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
+  const workflows = new WorkflowStore(redis, options.prefix);
+  const launcher = new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds);
+  const triggers = new TriggerLauncher(
+    workflows,
+    launcher,
+    new TriggerStore(redis, options.prefix),
+    options.logger,
+  );
+  const eventTriggers = new EventTriggers(triggers, options.logger);
   const deps: ApiDeps = {
     redis,
     store,
     events: new EventFeed(redis, store.keys),
-    workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds),
+    workflows,
+    launcher,
     removal,
+    triggers,
+    eventTriggers,
+    webhookSecrets: options.webhookSecrets ?? [],
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
@@ -129,6 +147,16 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     redis.disconnect();
   };
   const app = createApp(deps, { tokens });
+  let bus: EventBusConsumer | undefined;
+  if (options.consumeEvents !== false) {
+    bus = await startEventBus({
+      redisUrl: options.redisUrl,
+      prefix: options.prefix,
+      events: eventTriggers,
+      depthOf: async (runId) => Number((await store.getRun(runId))?.trigger.depth ?? 0) || 0,
+      logger: options.logger,
+    });
+  }
   const retention = startRetentionPass(retentionStore, removal, options.logger, options.retentionPass);
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
@@ -161,6 +189,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     address: bound?.address,
     url,
     async close() {
+      await bus?.close();
       await retention.close();
       if (server) {
         // Open SSE streams would keep close() waiting forever.

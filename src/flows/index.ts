@@ -26,9 +26,11 @@ export {
   toText,
   truthy,
 } from './expressions.ts';
+export { globProblem, matchesGlobList } from './globs.ts';
 export { ancestors, findCycles, topologicalOrder } from './graph.ts';
 export { resolveInputs } from './inputs.ts';
 export { parseBody } from './parse.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, STEP_ID, validateDefinition, WORKFLOW_NAME } from './validate.ts';
+export { EVENT_TYPE, eventTypeProblem } from './validate-push-event.ts';
 export { type ExecutorName, exprVar, type Step, type Workflow } from './workflow.ts';

@@ -64,6 +64,8 @@ const pushTrigger = z.strictObject({
   branches: z.array(z.string()).optional(),
   tags: z.array(z.string()).optional(),
   paths: z.array(z.string()).optional(),
+  /** Branch and tag deletions start the workflow only when it asks for them. */
+  deleted: z.boolean().optional(),
 });
 
 /** A whole definition. */

@@ -13,6 +13,7 @@ import { formatPath } from './path.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
 import { shellTemplate } from './shell-template.ts';
 import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
+import { checkPushAndEvent } from './validate-push-event.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
 /** Workflow names (contract section 2). */
@@ -56,6 +57,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
     checkTemplate(String(value), `env.${name}`, check, new Set(['inputs', 'trigger', 'run', 'secrets']));
   }
   checkInputs(def, add);
+  checkPushAndEvent(def.on, add);
   const ids = Object.keys(def.steps);
   const graph = checkGraph(def.steps, add);
   const acyclic = acyclicPart(graph);

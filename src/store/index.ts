@@ -19,4 +19,5 @@ export {
   type StepView,
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
+export { type BusEntry, TriggerStore } from './trigger-store.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

@@ -40,6 +40,14 @@ export function keys(prefix: string) {
       `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
     bus: () => `${base}:bus`,
+    /** Consumer group of the API processes that start `on.event` workflows from the bus. */
+    busGroup: () => 'triggers',
+    /** What a trigger delivery (webhook delivery, keyed event, bus entry) started, for replays. */
+    triggerOnce: (scope: string) => `${base}:trig:once:${scope}`,
+    /** Stream of recent events and the runs they started (`GET /v1/events`). */
+    eventLog: () => `${base}:trig:events`,
+    /** Count of event chains cut off at the nesting limit. */
+    eventCuts: () => `${base}:trig:cuts`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
     /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */

@@ -60,6 +60,26 @@ export class WorkflowStore {
     return out;
   }
 
+  /** The latest version of every registered workflow (what triggers match against), in two round trips. */
+  async latestVersions(): Promise<WorkflowVersion[]> {
+    const names = await this.redis.smembers(this.keys.workflows());
+    if (names.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.hget(this.keys.workflow(name), 'latest');
+    const numbers = ((await pipeline.exec()) ?? []).map(([, n]) => Number(n));
+    const reads = this.redis.pipeline();
+    names.forEach((name, i) => reads.hget(this.keys.workflow(name), `v:${numbers[i]}`));
+    const raws = (await reads.exec()) ?? [];
+    const out: WorkflowVersion[] = [];
+    names.forEach((name, i) => {
+      const raw = raws[i]?.[1];
+      if (typeof raw !== 'string' || !numbers[i]) return;
+      const stored = JSON.parse(raw) as Omit<WorkflowVersion, 'name' | 'version'>;
+      out.push({ name, version: numbers[i]!, ...stored });
+    });
+    return out;
+  }
+
   /**
    * Removes every version of a workflow; false when there was none. Runs keep their snapshot,
    * and the version counter stays, so registering the name again continues after the last number.

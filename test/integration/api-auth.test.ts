@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTokens } from '../../src/api/auth/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
+import { delivery } from '../support/webhooks.ts';
 
 const prefix = testPrefix(import.meta.url);
 let api: ConveyorApi;
@@ -19,6 +20,7 @@ beforeAll(async () => {
     prefix,
     logger: pino({ level: 'silent' }),
     tokens: parseTokens(`read:${TOKENS.read},run:${TOKENS.run}\n${TOKENS.admin}`, 'CONVEYOR_API_TOKENS'),
+    webhookSecrets: ['hook-secret'],
   });
 });
 afterAll(async () => {
@@ -106,5 +108,20 @@ describe('access control', () => {
   it('asks for a token before saying whether a route exists', async () => {
     expect((await call('GET', '/v1/nowhere')).status).toBe(401);
     expect((await call('GET', '/v1/nowhere', `Bearer ${TOKENS.read}`)).status).toBe(404);
+  });
+});
+
+describe('webhooks with tokens on', () => {
+  it('need no token: a signed delivery passes, an unsigned one is refused by its signature check', async () => {
+    const ping = delivery('github', { zen: 'hi', hook_id: 1 }, { secret: 'hook-secret', event: 'ping' });
+    const signed = await api.app.request('/v1/hooks/github', { method: 'POST', ...ping });
+    expect(signed.status).toBe(200);
+    const unsigned = await api.app.request('/v1/hooks/github', {
+      method: 'POST',
+      body: ping.body,
+      headers: { 'content-type': 'application/json', 'x-github-event': 'ping' },
+    });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.headers.get('www-authenticate')).toBeNull();
   });
 });

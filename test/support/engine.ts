@@ -41,6 +41,8 @@ export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl
   secretKey?: SecretKey;
   /** API options besides the connection (retention…). */
   api?: Pick<ApiOptions, 'retentionSeconds' | 'retentionPass'>;
+  /** Given to the API as `CONVEYOR_WEBHOOK_SECRET` would be. */
+  webhookSecrets?: string[];
 }
 
 /** Starts an engine on `redisUrl` under `prefix`. */
@@ -58,9 +60,10 @@ export async function startEngine(
     inventoryFile: options.inventoryFile,
     // No pass on a timer: its lock key would come and go under tests that compare key sets.
     retentionPass: { intervalMs: 0 },
+    webhookSecrets: options.webhookSecrets,
     ...options.api,
   });
-  const { worker: withWorker = true, executors, api: _api, ...workerOptions } = options;
+  const { worker: withWorker = true, executors, api: _api, webhookSecrets: _, ...workerOptions } = options;
   const worker = withWorker
     ? await startWorker({
         redisUrl,
