@@ -73,7 +73,12 @@ describe('the event bus consumer group', () => {
     const runs = await redis.zcard(store().keys.workflowRuns('bus-sub'));
     expect(runs).toBe(30);
     const keys = store().keys;
-    const [pending] = (await redis.xpending(keys.bus(), keys.busGroup())) as [number];
+    // The entry is acknowledged just after its event is recorded: wait for the last XACK.
+    let pending = -1;
+    for (let i = 0; i < 100 && pending !== 0; i++) {
+      [pending] = (await redis.xpending(keys.bus(), keys.busGroup())) as [number];
+      if (pending !== 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     expect(pending).toBe(0);
     // Two consumers (one per API) read the group.
     const consumers = (await redis.xinfo('CONSUMERS', keys.bus(), keys.busGroup())) as unknown[];
