@@ -29,4 +29,5 @@ export { resolveInputs } from './inputs.ts';
 export { parseBody } from './parse.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, validateDefinition } from './validate.ts';
+export { cronProblem, DEFAULT_TIMEZONE } from './validate-triggers.ts';
 export { type ExecutorName, exprVar, type Step, type Workflow } from './workflow.ts';

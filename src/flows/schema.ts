@@ -66,6 +66,12 @@ const pushTrigger = z.strictObject({
   paths: z.array(z.string()).optional(),
 });
 
+/** Workflow-level `concurrency` (GitHub Actions'): a group expression, or the group and its policy. */
+export const concurrencySchema = z.union([
+  z.string(),
+  z.strictObject({ group: z.string(), cancelInProgress: z.boolean().optional() }),
+]);
+
 /** A whole definition. */
 export const definitionSchema = z.strictObject({
   name: z.string(),
@@ -79,6 +85,7 @@ export const definitionSchema = z.strictObject({
       event: z.array(z.string()).optional(),
     })
     .optional(),
+  concurrency: concurrencySchema.optional(),
   defaults: z.strictObject({ timeout: duration.optional(), retries: retriesSchema.optional() }).optional(),
   steps: z.record(z.string(), stepSchema),
 });

@@ -12,6 +12,7 @@ import { formatPath } from './path.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
 import { shellTemplate } from './shell-template.ts';
 import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
+import { checkSchedules, normaliseConcurrency } from './validate-triggers.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
 const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
@@ -51,6 +52,8 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
     checkTemplate(String(value), `env.${name}`, check, new Set(['inputs', 'trigger', 'run', 'secrets']));
   }
   checkInputs(def, add);
+  checkSchedules(def, add);
+  const concurrency = normaliseConcurrency(def, check);
   const ids = Object.keys(def.steps);
   const graph = checkGraph(def.steps, add);
 
@@ -70,6 +73,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
     inputs: def.inputs ?? {},
     env: stringValues(def.env),
     on: def.on,
+    ...(concurrency && { concurrency }),
     steps,
     order: topologicalOrder(graph)!,
   };
