@@ -5,6 +5,7 @@ import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
+import { triggerRoutes } from './triggers.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** Builds the API application. */
@@ -27,6 +28,7 @@ export function createApp(deps: ApiDeps): Hono {
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/secrets', secretRoutes(deps));
+  app.route('/v1/triggers', triggerRoutes(deps));
 
   app.notFound((c) => {
     const { status, body } = toErrorResponse(

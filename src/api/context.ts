@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type { Schedules } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 
@@ -11,6 +12,8 @@ export interface ApiDeps {
   store: RunStore;
   workflows: WorkflowStore;
   launcher: RunLauncher;
+  /** BullMQ job schedulers of `on.schedule`, synced when a workflow is registered or deleted. */
+  schedules: Schedules;
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
   inventory: InventoryStore;
   secrets: SecretStore;

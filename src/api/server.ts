@@ -7,6 +7,12 @@ import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import {
+  type ScheduleProcessor,
+  Schedules,
+  startScheduleProcessor,
+  type TickData,
+} from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import type { ApiDeps } from './context.ts';
@@ -34,6 +40,8 @@ export interface ApiOptions {
   secretKey?: SecretKey;
   /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
+  /** Process schedule ticks in this process (every API process does by default). @defaultValue true */
+  schedules?: boolean;
 }
 
 /** Connects to Redis and builds (and optionally serves) the API. */
@@ -58,17 +66,34 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const workflows = new WorkflowStore(redis, options.prefix);
+  const launcher = new RunLauncher(redis, store, flows, { runs, step });
+  const scheduleQueue = new Queue<TickData>(QUEUES.schedule, { connection: redis, prefix });
+  const schedules = new Schedules(scheduleQueue, workflows);
   const deps: ApiDeps = {
     redis,
     store,
-    workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    workflows,
+    launcher,
+    schedules,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
   const app = createApp(deps);
+  let ticks: ScheduleProcessor | undefined;
+  if (options.schedules ?? true) {
+    await schedules.syncAll();
+    ticks = await startScheduleProcessor({
+      redisUrl: options.redisUrl,
+      prefix,
+      queue: scheduleQueue,
+      workflows,
+      launch: (request) => launcher.launch(request),
+      logger: options.logger,
+    });
+  }
   let server: ServerType | undefined;
   let port: number | undefined;
   if (options.port !== undefined) {
@@ -89,7 +114,13 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         await new Promise<void>((resolve) => server!.close(() => resolve()));
       }
-      await Promise.all([flows.close(), runs.close(), ...[...stepQueues.values()].map((q) => q.close())]);
+      await ticks?.close();
+      await Promise.all([
+        flows.close(),
+        runs.close(),
+        scheduleQueue.close(),
+        ...[...stepQueues.values()].map((q) => q.close()),
+      ]);
       redis.disconnect();
     },
   };

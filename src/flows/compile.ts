@@ -15,6 +15,8 @@ import type { Step, Workflow } from './workflow.ts';
 export const QUEUES = {
   run: 'runs',
   gate: 'gates',
+  /** BullMQ job schedulers of `on.schedule`: one delayed job per tick. */
+  schedule: 'schedules',
   step: (executor: string) => `steps-${executor}`,
 } as const;
 
