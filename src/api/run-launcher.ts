@@ -16,6 +16,7 @@ import {
   type Workflow,
 } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
+import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
@@ -47,6 +48,7 @@ export class RunLauncher {
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
   async launch(request: LaunchRequest): Promise<{ run: RunDocument; created: boolean }> {
     const inputs = resolveInputs(request.workflow, request.inputs);
+    const concurrency = evaluateGroup(request.workflow, inputs, request.trigger);
     let runId = newRunId();
     if (request.idempotencyKey !== undefined) {
       const claim = await this.claimKey(request, request.idempotencyKey, inputs, runId);
@@ -60,9 +62,19 @@ export class RunLauncher {
       inputs,
       trigger: request.trigger,
       createdAt: new Date().toISOString(),
+      ...(concurrency && { concurrency }),
     };
-    await this.flows.add(compileRun(meta));
-    await this.store.announce(meta);
+    if (meta.concurrency) {
+      // Recorded first: a run waiting for its group exists only as its record until admitted.
+      await this.store.announce(meta);
+      await admitRun(
+        { store: this.store, flows: this.flows, cancel: (id) => this.cancelIfRunning(id) },
+        meta,
+      );
+    } else {
+      await this.flows.add(compileRun(meta));
+      await this.store.announce(meta);
+    }
     return { run: RunStore.initialDocument(meta), created: true };
   }
 
@@ -98,6 +110,13 @@ export class RunLauncher {
     return { runId: id };
   }
 
+  /** Cancels a run in progress; one that ended (or vanished) meanwhile is left as it is. */
+  private async cancelIfRunning(runId: string): Promise<void> {
+    await this.cancel(runId).catch((err: unknown) => {
+      if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+    });
+  }
+
   /** The run document; falls back to the root job while the record is being written. */
   async getRun(runId: string): Promise<RunDocument | undefined> {
     const run = await this.store.getRun(runId);
@@ -113,6 +132,7 @@ export class RunLauncher {
    * they come up. Steps waiting out a retry backoff are woken so the run ends promptly.
    */
   async cancel(runId: string): Promise<RunDocument> {
+    if (await withdrawPending(this.store, runId)) return (await this.store.getRun(runId))!;
     const outcome = await this.store.requestCancel(runId);
     if (outcome === 'missing') throw new NotFoundError(`no run "${runId}"`);
     if (outcome === 'finished') throw new ConflictError(`run "${runId}" has already finished`);

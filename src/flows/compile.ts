@@ -52,6 +52,8 @@ export interface RunMeta {
   inputs: Record<string, unknown>;
   trigger: Record<string, unknown>;
   createdAt: string;
+  /** The run's concurrency group, evaluated when the run was created. */
+  concurrency?: { group: string; cancelInProgress: boolean };
 }
 
 /** Job id of a step of a run. */

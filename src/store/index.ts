@@ -1,5 +1,6 @@
 /** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
 export { followEvents } from './event-follower.ts';
+export { type Admission, GroupStore } from './group-store.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
 export { type RunIndexEntry, RunStore } from './run-store.ts';

@@ -31,6 +31,10 @@ export function keys(prefix: string) {
       `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
     bus: () => `${base}:bus`,
+    /** Hash: a concurrency group's holder and pending run (concurrency-group.lua). */
+    group: (name: string) => `${base}:group:${name}`,
+    /** BullMQ's hash of a run's root job (queue `runs`, job id = run id): the run's flow exists. */
+    rootJob: (runId: string) => `${bullPrefix(prefix)}:runs:${runId}`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
     /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */
