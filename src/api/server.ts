@@ -69,6 +69,8 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const workflows = new WorkflowStore(redis, options.prefix);
   const launcher = new RunLauncher(redis, store, flows, { runs, step });
   const scheduleQueue = new Queue<TickData>(QUEUES.schedule, { connection: redis, prefix });
+  // The shared connection's errors reach requests as 503s; unheard, BullMQ would print each one.
+  scheduleQueue.on('error', (err) => options.logger.debug({ err }, 'schedules queue error'));
   const schedules = new Schedules(scheduleQueue, workflows);
   const deps: ApiDeps = {
     redis,

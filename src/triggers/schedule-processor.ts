@@ -28,6 +28,7 @@ export async function startScheduleProcessor(options: {
 }): Promise<ScheduleProcessor> {
   // A BullMQ worker needs a connection that retries forever; the API's own fails fast (503).
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (err) => options.logger.debug({ err }, 'schedule worker connection error'));
   const worker = new Worker<TickData>(QUEUES.schedule, createTickProcessor(options), {
     connection,
     prefix: options.prefix,
@@ -37,8 +38,24 @@ export async function startScheduleProcessor(options: {
   await worker.waitUntilReady();
   return {
     async close() {
-      await worker.close();
+      // With Redis away BullMQ's close waits on its blocking fetch forever: cut it off (at once
+      // when the connection is already down).
+      let timer: NodeJS.Timeout | undefined;
+      const cutOff = new Promise<void>((resolve) => {
+        timer = setTimeout(
+          () => {
+            void worker.disconnect().catch(() => undefined);
+            resolve();
+          },
+          connection.status === 'ready' ? CLOSE_GRACE_MS : 0,
+        );
+      });
+      await Promise.race([worker.close().catch(() => undefined), cutOff]);
+      clearTimeout(timer);
       connection.disconnect();
     },
   };
 }
+
+/** How long `close()` waits for BullMQ's own close before disconnecting. */
+const CLOSE_GRACE_MS = 2000;
