@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
-import type { RunDocument } from '../../src/store/index.ts';
+import type { RunMeta } from '../../src/flows/index.ts';
+import { GroupStore, type RunDocument } from '../../src/store/index.ts';
+import { ADMISSION_GRACE_MS } from '../../src/triggers/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
@@ -128,6 +130,36 @@ describe('concurrency groups', () => {
     await started(d.id);
     gateD.open();
     expect((await engine.waitForRun(d.id)).run.status).toBe('succeeded');
+  });
+
+  it('a holder admitted without its flow (its API died in between) is started by the next run of the group', async () => {
+    await engine.request('POST', '/v1/workflows', gated('repair', 'repair'));
+    const found = (await engine.api.deps.workflows.get('repair'))!;
+    const [gateA, gateB] = [gate(), gate()];
+    const { store, redis } = engine.api.deps;
+    const orphan: RunMeta = {
+      id: `run_orphan${Date.now().toString(36)}`,
+      workflow: { name: 'repair', version: found.version },
+      definition: found.workflow,
+      inputs: { env: 'prod', gate: gateA.path },
+      trigger: { type: 'http' },
+      createdAt: new Date().toISOString(),
+      concurrency: { group: 'repair', cancelInProgress: false },
+    };
+    // What a dying API leaves: the run recorded and holding the group, its flow never added.
+    await store.announce(orphan);
+    expect((await new GroupStore(redis, store.keys).acquire('repair', orphan.id, false)).start).toBe(true);
+    await redis.hset(store.keys.group('repair'), 'since', Date.now() - ADMISSION_GRACE_MS - 1000);
+    expect(await hasFlow(orphan.id)).toBe(false);
+
+    const b = await start('repair', { gate: gateB.path });
+    await started(orphan.id);
+    expect(await hasFlow(b.id)).toBe(false);
+    gateA.open();
+    expect((await engine.waitForRun(orphan.id)).run.status).toBe('succeeded');
+    await started(b.id);
+    gateB.open();
+    expect((await engine.waitForRun(b.id)).run.status).toBe('succeeded');
   });
 
   it('holds across API processes: runs started at once through two APIs never overlap', async () => {
