@@ -34,6 +34,8 @@ export interface LaunchRequest {
   trigger: Record<string, unknown>;
   /** Same key (within the workflow), same definition, version and inputs → same run; else a 409. */
   idempotencyKey?: string;
+  /** How long the key names its run, in seconds. @defaultValue 7 days */
+  idempotencyTtlS?: number;
 }
 
 /** Starts and cancels runs. */
@@ -91,7 +93,8 @@ export class RunLauncher {
   ): Promise<{ run: RunDocument } | { runId: string }> {
     const key = this.store.keys.idempotency(request.workflow.name, idempotencyKey);
     const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
-    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
+    const ttl = request.idempotencyTtlS ?? IDEMPOTENCY_TTL_S;
+    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', ttl, 'NX');
     if (claimed === 'OK') return { runId };
     const [existing = '', usedWith] = ((await this.redis.get(key)) ?? '').split(' ');
     // Checked before the run is read: a concurrent first request may not have written it yet.
@@ -106,7 +109,7 @@ export class RunLauncher {
     // run): start it under that id; BullMQ and announce-run keep one copy. A value without a
     // digest (written before digests were kept, or expired meanwhile) gets ours.
     const id = existing || runId;
-    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
+    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', ttl);
     return { runId: id };
   }
 

@@ -35,6 +35,7 @@ export type Launch = (request: {
   version: number;
   trigger: Record<string, unknown>;
   idempotencyKey: string;
+  idempotencyTtlS: number;
 }) => Promise<{ run: { id: string }; created: boolean }>;
 
 /**
@@ -47,6 +48,13 @@ const TICK_JOB_OPTIONS = {
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 1000 },
 };
+
+/**
+ * How long a tick's idempotency key lives: a day, not the API's 7, so a 1 s cron keeps 86,400
+ * keys rather than 604,800. A tick job is taken again only after a stall (seconds) or when its
+ * processor died and none came back before this.
+ */
+const TICK_KEY_TTL_S = 24 * 3600;
 
 /** The schedules of a workflow, one per distinct cron and zone. */
 export function scheduleEntries(workflow: Workflow): ScheduleEntry[] {
@@ -140,6 +148,7 @@ export function createTickProcessor(deps: {
           scheduledAt: new Date(scheduledAt).toISOString(),
         },
         idempotencyKey: `schedule:${schedulerId}:${scheduledAt}`,
+        idempotencyTtlS: TICK_KEY_TTL_S,
       });
       return { runId: run.id };
     } catch (err) {

@@ -1,7 +1,9 @@
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../../src/flows/index.ts';
 import { bullPrefix } from '../../src/store/index.ts';
+import { createTickProcessor, type TickData } from '../../src/triggers/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
@@ -123,5 +125,37 @@ describe('trigger registration', () => {
     await engine.api.deps.schedules.syncAll();
     expect((await schedules.getJobSchedulers()).map((s) => s.key)).toEqual([scheduler!.key]);
     await engine.request('DELETE', '/v1/workflows/resync');
+  });
+
+  it('starts one run per tick even when the tick job is processed twice (a stalled processor)', async () => {
+    const text = 'name: twice\non:\n  schedule: [{ cron: "0 3 * * *" }]\nsteps:\n  a: { run: "true" }\n';
+    await engine.request('POST', '/v1/workflows', text, YAML);
+    const [scheduler] = await schedules.getJobSchedulers();
+    // The scheduler's pending tick job, as BullMQ made it.
+    const job = (await Job.fromId<TickData>(schedules, `repeat:${scheduler!.key}:${scheduler!.next}`))!;
+    const { deps } = engine.api;
+    const processTick = createTickProcessor({
+      workflows: deps.workflows,
+      queue: schedules as Queue<TickData>,
+      launch: (request) => deps.launcher.launch(request),
+      logger: pino({ level: 'silent' }),
+    });
+    const first = await processTick(job);
+    const second = await processTick(job);
+    expect(first.runId).toMatch(/^run_/);
+    expect(second.runId).toBe(first.runId);
+    const runs = (await engine.request('GET', '/v1/runs?workflow=twice')).body.runs;
+    expect(runs).toHaveLength(1);
+    expect(runs[0].trigger).toEqual({
+      type: 'schedule',
+      cron: '0 3 * * *',
+      timezone: 'UTC',
+      scheduledAt: new Date(scheduler!.next!).toISOString(),
+    });
+
+    // After the workflow is gone, a tick still queued starts nothing and drops its scheduler.
+    await deps.workflows.delete('twice');
+    expect(await processTick(job)).toEqual({ skipped: 'the workflow no longer has this schedule' });
+    expect(await schedules.getJobSchedulersCount()).toBe(0);
   });
 });
