@@ -52,17 +52,26 @@ if op == 'acquire' then
   local name = ARGV[7]
   local holder = redis.call('HGET', group, 'holder')
   local pending = redis.call('HGET', group, 'pending')
+  local since = redis.call('HGET', group, 'since') or '0'
+  -- The same run again (a replayed launch) changes nothing.
+  if holder == runId then return { 'start', '' } end
   local superseded = ''
-  if pending and pending ~= runId then
-    cancelPending(pending, 'superseded by run ' .. runId .. ' in concurrency group "' .. name .. '"')
-    superseded = pending
+  local function supersede()
+    if pending and pending ~= runId then
+      cancelPending(pending, 'superseded by run ' .. runId .. ' in concurrency group "' .. name .. '"')
+      superseded = pending
+    end
   end
-  -- A holder whose run has ended frees the group (its finaliser died before releasing it).
-  if not holder or holder == runId or isFinal(holder) then
+  -- Free, or held by a run that has ended (its finaliser died before releasing; its retry
+  -- will find the group handed on).
+  if not holder or isFinal(holder) then
+    supersede()
     redis.call('HSET', group, 'holder', runId, 'since', nowMs)
     redis.call('HDEL', group, 'pending')
     return { 'start', superseded }
   end
+  if pending == runId then return { 'wait', '', '', holder, since } end
+  supersede()
   redis.call('HSET', group, 'pending', runId)
   local cancelled = ''
   local key = runPrefix .. holder
@@ -72,7 +81,7 @@ if op == 'acquire' then
       'cancelled by run ' .. runId .. ' in concurrency group "' .. name .. '" (cancelInProgress)')
     cancelled = holder
   end
-  return { 'wait', superseded, cancelled, holder, redis.call('HGET', group, 'since') or '0' }
+  return { 'wait', superseded, cancelled, holder, since }
 end
 
 if op == 'release' then
