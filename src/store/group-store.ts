@@ -33,7 +33,8 @@ export class GroupStore {
 
   private call(op: string, group: string, runId: string, ...rest: string[]): Promise<unknown> {
     return this.redis.concurrencyGroup(
-      this.keys.group(group),
+      // Names compare case-insensitively, as GitHub's do: `Prod` and `prod` are one group.
+      this.keys.group(group.toLowerCase()),
       op,
       runId,
       Date.now(),

@@ -51,7 +51,8 @@ describe('concurrency groups', () => {
     const a = await start('queue', { gate: gateA.path });
     expect(a.concurrency).toEqual({ group: 'deploy-prod', cancelInProgress: false });
     await started(a.id);
-    const b = await start('queue', { gate: gateB.path });
+    // Group names compare case-insensitively: `deploy-PROD` waits for `deploy-prod`.
+    const b = await start('queue', { env: 'PROD', gate: gateB.path });
     // Another group is not held up.
     const other = await start('queue', { env: 'staging', gate: gateB.path });
     await started(other.id);
