@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FlowProducer } from 'bullmq';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import type { RunMeta } from '../../src/flows/index.ts';
-import { GroupStore, type RunDocument } from '../../src/store/index.ts';
-import { ADMISSION_GRACE_MS } from '../../src/triggers/index.ts';
+import { bullPrefix, GroupStore, type RunDocument } from '../../src/store/index.ts';
+import { ADMISSION_GRACE_MS, releaseGroup } from '../../src/triggers/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
@@ -161,6 +162,39 @@ describe('concurrency groups', () => {
     await started(b.id);
     gateB.open();
     expect((await engine.waitForRun(b.id)).run.status).toBe('succeeded');
+  });
+
+  it('hands the group on once: a repeated release changes nothing, a holder that ended unreleased frees it', async () => {
+    await engine.request('POST', '/v1/workflows', gated('again', 'again'));
+    const [gateA, gateB, gateC] = [gate(), gate(), gate()];
+    const { store, redis } = engine.api.deps;
+    const a = await start('again', { gate: gateA.path });
+    const b = await start('again', { gate: gateB.path });
+    gateA.open();
+    await engine.waitForRun(a.id);
+    await started(b.id);
+    // a's finaliser again (BullMQ retrying it after it had released): b keeps the group.
+    const flows = new FlowProducer({
+      connection: { url: engine.redisUrl },
+      prefix: bullPrefix(engine.prefix),
+    });
+    try {
+      await releaseGroup({ store, flows }, (await store.snapshot(a.id, [], true)).meta!);
+    } finally {
+      await flows.close();
+    }
+    expect(await holderOf('again')).toBe(b.id);
+    gateB.open();
+    const second = await engine.waitForRun(b.id);
+    expect(second.events.filter((e) => e.type === 'step.started')).toHaveLength(1);
+    expect(await holderOf('again')).toBeNull();
+
+    // A holder whose run ended but whose finaliser died before releasing does not block the group.
+    await redis.hset(store.keys.group('again'), 'holder', a.id, 'since', Date.now());
+    const c = await start('again', { gate: gateC.path });
+    await started(c.id);
+    gateC.open();
+    expect((await engine.waitForRun(c.id)).run.status).toBe('succeeded');
   });
 
   it('holds across API processes: runs started at once through two APIs never overlap', async () => {
