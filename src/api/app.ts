@@ -8,6 +8,7 @@ import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
+import { triggerRoutes } from './triggers.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** Options of the app. */
@@ -44,6 +45,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/v1/secrets', secretRoutes(deps));
   app.route('/v1/hooks', hookRoutes(deps));
   app.route('/v1/events', eventRoutes(deps));
+  app.route('/v1/triggers', triggerRoutes(deps));
 
   app.notFound((c) => {
     // A known path with another method is 405 with the methods it has, as HTTP asks.

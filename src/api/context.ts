@@ -2,7 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
-import type { EventTriggers, TriggerLauncher } from '../triggers/index.ts';
+import type { EventTriggers, Schedules, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
 import type { RunRemoval } from './run-removal.ts';
@@ -17,6 +17,8 @@ export interface ApiDeps {
   launcher: RunLauncher;
   /** Deletes finished runs whole (`DELETE /v1/runs/:id`, the retention pass). */
   removal: RunRemoval;
+  /** BullMQ job schedulers of `on.schedule`, synced when a workflow is registered or deleted. */
+  schedules: Schedules;
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
   inventory: InventoryStore;
   secrets: SecretStore;

@@ -9,6 +9,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { digestOf, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
+import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 import { SubmissionThread } from './submissions.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
@@ -33,6 +34,8 @@ export interface LaunchRequest {
   trigger: Record<string, unknown>;
   /** Same key (within the workflow), same definition, version and inputs → same run; else a 409. */
   idempotencyKey?: string;
+  /** How long the key names its run, in seconds. @defaultValue 7 days */
+  idempotencyTtlS?: number;
 }
 
 /** Starts and cancels runs. */
@@ -43,7 +46,8 @@ export class RunLauncher {
   constructor(
     private readonly redis: Redis,
     private readonly store: RunStore,
-    flows: FlowProducer,
+    /** Adds grouped runs' flows when their group admits them (others go through the thread). */
+    private readonly flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
     /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
     private readonly retentionSeconds?: number,
@@ -62,6 +66,7 @@ export class RunLauncher {
   /** Starts a run, or returns the existing one for a repeated idempotency key. */
   async launch(request: LaunchRequest): Promise<{ run: RunDocument; created: boolean }> {
     const inputs = resolveInputs(request.workflow, request.inputs);
+    const concurrency = evaluateGroup(request.workflow, inputs, request.trigger);
     let runId = newRunId();
     if (request.idempotencyKey !== undefined) {
       const claim = await this.claimKey(request, request.idempotencyKey, inputs, runId);
@@ -77,9 +82,19 @@ export class RunLauncher {
       createdAt: new Date().toISOString(),
       ...(this.retentionSeconds !== undefined && { retentionSeconds: this.retentionSeconds }),
       ...(request.idempotencyKey !== undefined && { idempotencyKey: request.idempotencyKey }),
+      ...(concurrency && { concurrency }),
     };
-    await this.submissions.add(meta);
-    await this.store.announce(meta);
+    if (meta.concurrency) {
+      // Recorded first: a run waiting for its group exists only as its record until admitted.
+      await this.store.announce(meta);
+      await admitRun(
+        { store: this.store, flows: this.flows, cancel: (id) => this.cancelIfRunning(id) },
+        meta,
+      );
+    } else {
+      await this.submissions.add(meta);
+      await this.store.announce(meta);
+    }
     return { run: RunStore.initialDocument(meta), created: true };
   }
 
@@ -96,7 +111,8 @@ export class RunLauncher {
   ): Promise<{ run: RunDocument } | { runId: string }> {
     const key = this.store.keys.idempotency(request.workflow.name, idempotencyKey);
     const digest = digestOf({ definition: request.workflow, version: request.version, inputs });
-    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', IDEMPOTENCY_TTL_S, 'NX');
+    const ttl = request.idempotencyTtlS ?? IDEMPOTENCY_TTL_S;
+    const claimed = await this.redis.set(key, `${runId} ${digest}`, 'EX', ttl, 'NX');
     if (claimed === 'OK') return { runId };
     const [existing = '', usedWith] = ((await this.redis.get(key)) ?? '').split(' ');
     // Checked before the run is read: a concurrent first request may not have written it yet.
@@ -111,8 +127,15 @@ export class RunLauncher {
     // run): start it under that id; BullMQ and announce-run keep one copy. A value without a
     // digest (written before digests were kept, or expired meanwhile) gets ours.
     const id = existing || runId;
-    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', IDEMPOTENCY_TTL_S);
+    if (!usedWith) await this.redis.set(key, `${id} ${digest}`, 'EX', ttl);
     return { runId: id };
+  }
+
+  /** Cancels a run in progress; one that ended (or vanished) meanwhile is left as it is. */
+  private async cancelIfRunning(runId: string): Promise<void> {
+    await this.cancel(runId).catch((err: unknown) => {
+      if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err;
+    });
   }
 
   /** The run document; falls back to the root job while the record is being written. */
@@ -133,6 +156,7 @@ export class RunLauncher {
    * they come up. Steps waiting out a retry backoff are woken so the run ends promptly.
    */
   async cancel(runId: string): Promise<RunDocument> {
+    if (await withdrawPending(this.store, runId)) return (await this.store.getRun(runId))!;
     const outcome = await this.store.requestCancel(runId);
     if (outcome === 'missing') throw new NotFoundError(`no run "${runId}"`);
     if (outcome === 'finished') throw new ConflictError(`run "${runId}" has already finished`);

@@ -5,6 +5,7 @@ import { type ServerType, serve } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import { logConnectionErrors } from '../redis-wait.ts';
@@ -19,7 +20,16 @@ import {
   TriggerStore,
   WorkflowStore,
 } from '../store/index.ts';
-import { type EventBusConsumer, EventTriggers, startEventBus, TriggerLauncher } from '../triggers/index.ts';
+import {
+  type EventBusConsumer,
+  EventTriggers,
+  type ScheduleProcessor,
+  Schedules,
+  startEventBus,
+  startScheduleProcessor,
+  type TickData,
+  TriggerLauncher,
+} from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
@@ -71,6 +81,8 @@ export interface ApiOptions {
   webhookSecrets?: readonly string[];
   /** Start workflows from events steps emit (the bus consumer group). @defaultValue true */
   consumeEvents?: boolean;
+  /** Process schedule ticks in this process (every API process does by default). @defaultValue true */
+  schedules?: boolean;
 }
 
 /** The default retention: 14 days. */
@@ -96,7 +108,8 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   logConnectionErrors(redis, options.logger, 'api');
   await redis.connect();
   const prefix = bullPrefix(options.prefix);
-  const flows = new FlowProducer({ connection: redis, prefix });
+  // Grouped runs are added here when their group admits them: deep chains included.
+  const flows = allowDeepFlows(new FlowProducer({ connection: redis, prefix }));
   const runs = new Queue(QUEUES.run, { connection: redis, prefix });
   const gates = new Queue(QUEUES.gate, { connection: redis, prefix });
   const stepQueues = new Map<string, Queue>();
@@ -120,6 +133,10 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     options.logger,
   );
   const eventTriggers = new EventTriggers(triggers, options.logger);
+  const scheduleQueue = new Queue<TickData>(QUEUES.schedule, { connection: redis, prefix });
+  // The shared connection's errors reach requests as 503s; unheard, BullMQ would print each one.
+  scheduleQueue.on('error', (err) => options.logger.debug({ err }, 'schedules queue error'));
+  const schedules = new Schedules(scheduleQueue, workflows);
   const deps: ApiDeps = {
     redis,
     store,
@@ -129,19 +146,23 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     removal,
     triggers,
     eventTriggers,
+    schedules,
     webhookSecrets: options.webhookSecrets ?? [],
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
+  let ticks: ScheduleProcessor | undefined;
   const closeAll = async () => {
+    await ticks?.close();
     await deps.events.close();
     await Promise.all([
       deps.launcher.close(),
       flows.close(),
       runs.close(),
       gates.close(),
+      scheduleQueue.close(),
       ...[...stepQueues.values()].map((q) => q.close()),
     ]);
     redis.disconnect();
@@ -157,6 +178,17 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       logger: options.logger,
     });
   }
+  if (options.schedules ?? true) {
+    await schedules.syncAll();
+    ticks = await startScheduleProcessor({
+      redisUrl: options.redisUrl,
+      prefix,
+      queue: scheduleQueue,
+      workflows,
+      launch: (request) => launcher.launch(request),
+      logger: options.logger,
+    });
+  }
   const retention = startRetentionPass(retentionStore, removal, options.logger, options.retentionPass);
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
@@ -169,6 +201,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       server = s;
     }).catch(async (err) => {
       await retention.close();
+      await bus?.close();
       await closeAll();
       throw err;
     });

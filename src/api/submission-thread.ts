@@ -8,9 +8,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { FlowProducer } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { type ConveyorError, ValidationError } from '../errors.ts';
+import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { compileRun, parseBody, type RunMeta, validateDefinition } from '../flows/index.ts';
 import { type Inventory, resolveTargets } from '../inventory/index.ts';
-import { allowDeepFlows } from './deep-flows.ts';
 
 /** A question to the thread. */
 export type SubmissionRequest =

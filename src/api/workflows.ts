@@ -31,6 +31,8 @@ export function workflowRoutes(deps: ApiDeps): Hono {
     const { value: definition, workflow, definitionError } = await readDefinition(c, deps);
     if (!workflow) throw definitionError ?? new ValidationError('workflow definition is invalid');
     const { version, created } = await deps.workflows.register(definition, workflow);
+    // Also for an identical body: it repairs a registration whose process died before this.
+    await deps.schedules.sync(workflow.name);
     return c.json({ name: workflow.name, version }, created ? 201 : 200);
   });
 
@@ -51,6 +53,7 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   app.delete('/:name', async (c) => {
     const name = param(c, 'name', 'workflow');
     if (!(await deps.workflows.delete(name))) throw new NotFoundError(`no workflow "${name}"`);
+    await deps.schedules.sync(name);
     return c.body(null, 204);
   });
 

@@ -15,6 +15,8 @@ import type { Step, Workflow } from './workflow.ts';
 export const QUEUES = {
   run: 'runs',
   gate: 'gates',
+  /** BullMQ job schedulers of `on.schedule`: one delayed job per tick. */
+  schedule: 'schedules',
   step: (executor: string) => `steps-${executor}`,
 } as const;
 
@@ -57,6 +59,8 @@ export interface RunMeta {
   retentionSeconds?: number;
   /** The `idempotencyKey` the run was started with, so deleting the run frees the key. */
   idempotencyKey?: string;
+  /** The run's concurrency group, evaluated when the run was created. */
+  concurrency?: { group: string; cancelInProgress: boolean };
 }
 
 /**

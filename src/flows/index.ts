@@ -33,4 +33,5 @@ export { parseBody } from './parse.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, STEP_ID, validateDefinition, WORKFLOW_NAME } from './validate.ts';
 export { EVENT_TYPE, eventTypeProblem } from './validate-push-event.ts';
+export { cronProblem, DEFAULT_TIMEZONE } from './validate-triggers.ts';
 export { type ExecutorName, exprVar, type Step, type Workflow } from './workflow.ts';

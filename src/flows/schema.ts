@@ -68,6 +68,12 @@ const pushTrigger = z.strictObject({
   deleted: z.boolean().optional(),
 });
 
+/** Workflow-level `concurrency` (GitHub Actions'): a group expression, or the group and its policy. */
+export const concurrencySchema = z.union([
+  z.string(),
+  z.strictObject({ group: z.string(), cancelInProgress: z.boolean().optional() }),
+]);
+
 /** A whole definition. */
 export const definitionSchema = z.strictObject({
   name: z.string(),
@@ -81,6 +87,7 @@ export const definitionSchema = z.strictObject({
       event: z.array(z.string()).optional(),
     })
     .optional(),
+  concurrency: concurrencySchema.optional(),
   defaults: z.strictObject({ timeout: duration.optional(), retries: retriesSchema.optional() }).optional(),
   steps: z.record(z.string(), stepSchema),
 });

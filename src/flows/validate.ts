@@ -14,6 +14,7 @@ import { type Definition, definitionSchema, type StepDefinition } from './schema
 import { shellTemplate } from './shell-template.ts';
 import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
 import { checkPushAndEvent } from './validate-push-event.ts';
+import { checkSchedules, normaliseConcurrency } from './validate-triggers.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
 /** Workflow names (contract section 2). */
@@ -58,6 +59,8 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   }
   checkInputs(def, add);
   checkPushAndEvent(def.on, add);
+  checkSchedules(def, add);
+  const concurrency = normaliseConcurrency(def, check);
   const ids = Object.keys(def.steps);
   const graph = checkGraph(def.steps, add);
   const acyclic = acyclicPart(graph);
@@ -87,6 +90,7 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
     inputs: def.inputs ?? {},
     env: stringValues(def.env),
     on: def.on,
+    ...(concurrency && { concurrency }),
     steps,
     order: acyclic,
   };

@@ -50,6 +50,8 @@ export interface Workflow {
   inputs: Record<string, InputDefinition>;
   env: Record<string, string>;
   on?: Definition['on'];
+  /** Workflow-level concurrency: `group` is a template over `inputs` and `trigger`. */
+  concurrency?: { group: string; cancelInProgress: boolean };
   steps: Record<string, Step>;
   /** Step ids, dependencies first. */
   order: string[];

@@ -1,6 +1,7 @@
 /** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
 export { compareIds, EventFeed, type EventFeedOptions } from './event-feed.ts';
 export { followEvents } from './event-follower.ts';
+export { type Admission, GroupStore } from './group-store.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
 export { type DeleteOutcome, type ExpiredRun, RunRetention } from './run-retention.ts';

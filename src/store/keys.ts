@@ -48,6 +48,10 @@ export function keys(prefix: string) {
     eventLog: () => `${base}:trig:events`,
     /** Count of event chains cut off at the nesting limit. */
     eventCuts: () => `${base}:trig:cuts`,
+    /** Hash: a concurrency group's holder and pending run (concurrency-group.lua). */
+    group: (name: string) => `${base}:group:${name}`,
+    /** BullMQ's hash of a run's root job (queue `runs`, job id = run id): the run's flow exists. */
+    rootJob: (runId: string) => `${bullPrefix(prefix)}:runs:${runId}`,
     /** Pub/sub channel on which cancel requests reach workers at once. */
     cancelChannel: () => `${base}:cancel`,
     /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */

@@ -49,6 +49,11 @@ export class RunStore {
     this.keys = keys(prefix);
   }
 
+  /** The connection, for stores that share it (concurrency groups). */
+  get connection(): Redis {
+    return this.redis;
+  }
+
   /** The document of a run just announced, derived from its meta (no read-back). */
   static initialDocument(meta: RunMeta): RunDocument {
     const fields: Record<string, string> = {};
@@ -427,6 +432,8 @@ function runDocument(meta: RunMeta, all: Record<string, string>): RunDocument {
     workflow: meta.workflow,
     status: (all.status ?? 'queued') as RunStatus,
     cancelRequested: all.cancel === '1',
+    ...(all.cancelReason && { cancelReason: all.cancelReason }),
+    ...(meta.concurrency && { concurrency: meta.concurrency }),
     inputs: meta.inputs,
     trigger: meta.trigger,
     createdAt: meta.createdAt,

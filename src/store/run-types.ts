@@ -49,6 +49,10 @@ export interface RunDocument {
   workflow: RunMeta['workflow'];
   status: RunStatus;
   cancelRequested: boolean;
+  /** Why the run was cancelled, when the engine did it (concurrency groups). */
+  cancelReason?: string;
+  /** The run's concurrency group. */
+  concurrency?: { group: string; cancelInProgress: boolean };
   inputs: Record<string, unknown>;
   trigger: Record<string, unknown>;
   createdAt: string;

@@ -12,6 +12,7 @@ const SCRIPTS = {
   lock: { file: 'lock.lua', keys: 1 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
+  concurrencyGroup: { file: 'concurrency-group.lua', keys: 1 },
 } as const;
 
 type Name = keyof typeof SCRIPTS;

@@ -7,6 +7,7 @@
 import type { Job } from 'bullmq';
 import type { RunMeta } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES } from '../store/index.ts';
+import { releaseGroup } from '../triggers/index.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 
@@ -36,6 +37,8 @@ export function createRunFinalizer(deps: StepProcessorDeps) {
       .map(([id]) => id);
     const status = run.cancelRequested ? 'cancelled' : failed.length ? 'failed' : 'succeeded';
     await store.finish(runId, status, failed.length ? { failedSteps: failed } : {});
+    // Concurrency groups: the next waiting run of the group starts now.
+    await releaseGroup(deps, job.data);
     plans.drop(runId);
     await store.announceRunEnded(runId);
     return { status };

@@ -7,6 +7,7 @@
 import { FlowProducer, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
+import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { QUEUES, type RunMeta, type StepJobData } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
@@ -86,7 +87,8 @@ export async function startWorker(
   const plans = new PlanCache();
   const gateQueue = new Queue(QUEUES.gate, { connection, prefix });
   const runsQueue = new Queue(QUEUES.run, { connection, prefix });
-  const flows = new FlowProducer({ connection, prefix });
+  // Adds fan-out instances, and a group's next run when a run ends (deep chains included).
+  const flows = allowDeepFlows(new FlowProducer({ connection, prefix }));
   const cancels = new CancelWatch(connection, store, logger, {
     onRunEnded: (runId) => {
       for (const executor of executors.values()) {
