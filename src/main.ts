@@ -4,12 +4,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import pino from 'pino';
 import { type ApiToken, checkExposure, parseTokens } from './api/auth/index.ts';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
 import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
+import { createLogger } from './logger.ts';
 import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { startPrivateRedis } from './standalone-redis.ts';
@@ -88,7 +88,7 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
 /** Runs one mode until SIGINT/SIGTERM. */
 export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env);
-  const logger = pino({ level: config.LOG_LEVEL });
+  const logger = createLogger(config.LOG_LEVEL);
   const resources = await loadResources(config);
   // Refuse an exposed API without tokens before touching Redis.
   if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);

@@ -4,6 +4,7 @@ import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
+import { requestId, requestLog, requestLogger } from './middleware/index.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { workflowRoutes } from './workflows.ts';
@@ -19,10 +20,12 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   const app = new Hono();
   const respond = (err: unknown) => {
     const { status, body, headers } = toErrorResponse(err);
-    if (status >= 500) deps.logger.error({ err }, 'request failed');
+    if (status >= 500) requestLogger(deps.logger).error({ err }, 'request failed');
     return Response.json(body, { status, headers });
   };
 
+  app.use('*', requestId());
+  app.use('*', requestLog(deps.logger));
   app.use('*', requireTokens(options.tokens ?? []));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {

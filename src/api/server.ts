@@ -91,7 +91,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     store,
     events: new EventFeed(redis, store.keys),
     workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    launcher: new RunLauncher(redis, store, flows, { runs, step }, options.logger),
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,

@@ -36,6 +36,10 @@ export function createRunFinalizer(deps: StepProcessorDeps) {
       .map(([id]) => id);
     const status = run.cancelRequested ? 'cancelled' : failed.length ? 'failed' : 'succeeded';
     await store.finish(runId, status, failed.length ? { failedSteps: failed } : {});
+    deps.logger.info(
+      { runId, workflow: run.workflow.name, status, durationMs: Date.now() - Date.parse(run.createdAt) },
+      'run finished',
+    );
     plans.drop(runId);
     await store.announceRunEnded(runId);
     return { status };

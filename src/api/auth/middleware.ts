@@ -40,6 +40,7 @@ export function requireTokens(
         },
       );
     }
+    c.set('role', role); // for the request log line (never the token)
     return next();
   };
 }

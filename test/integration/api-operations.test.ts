@@ -1,0 +1,168 @@
+/**
+ * Operations on the real API over the test Redis: `X-Request-Id` on every answer, one redacted
+ * pino line per request (captured from the logger's stream), run start and end lines.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseTokens } from '../../src/api/auth/index.ts';
+import { MAX_REQUEST_ID_LENGTH } from '../../src/api/middleware/index.ts';
+import { type ConveyorApi, startApi } from '../../src/api/server.ts';
+import { createLogger } from '../../src/logger.ts';
+import { parseSecretKey } from '../../src/secrets/index.ts';
+import { LocalExecutor } from '../../src/workers/local/index.ts';
+import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
+import { captureLog } from '../support/log-capture.ts';
+import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
+
+const prefix = testPrefix(import.meta.url);
+const ADMIN = `admin-${randomBytes(12).toString('hex')}`;
+const READ = `read-${randomBytes(12).toString('hex')}`;
+const SECRET_VALUE = `hunter2-${randomBytes(12).toString('hex')}`;
+const log = captureLog();
+let api: ConveyorApi;
+let worker: ConveyorWorker;
+
+beforeAll(async () => {
+  // `debug`: request headers are logged too, so redaction is what keeps the token out.
+  const logger = createLogger('debug', log.stream);
+  api = await startApi({
+    redisUrl: redisUrl(),
+    prefix,
+    logger,
+    tokens: parseTokens(`${ADMIN},read:${READ}`, 'CONVEYOR_API_TOKENS'),
+    secretKey: parseSecretKey(randomBytes(32).toString('base64')),
+  });
+  worker = await startWorker({
+    redisUrl: redisUrl(),
+    prefix,
+    executors: [new LocalExecutor({ killGraceMs: 1000 })],
+    logger,
+  });
+});
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await dropPrefix(redisUrl(), prefix);
+});
+
+const admin = { authorization: `Bearer ${ADMIN}` };
+
+async function call(
+  app: ConveyorApi['app'],
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+) {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await app.request(path, init);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+describe('X-Request-Id', () => {
+  it('is made when absent, on success and on every kind of error', async () => {
+    const answers = [
+      await call(api.app, 'GET', '/healthz'),
+      await call(api.app, 'GET', '/v1/runs', admin),
+      await call(api.app, 'GET', '/v1/runs'), // 401
+      await call(api.app, 'GET', '/v1/runs', { authorization: `Bearer ${READ}` }), // 200 for read
+      await call(api.app, 'DELETE', '/v1/secrets/NOPE', { authorization: `Bearer ${READ}` }), // 403
+      await call(api.app, 'GET', '/v1/runs/run_missing', admin), // 404
+      await call(api.app, 'PATCH', '/v1/runs', admin), // 405
+      await call(api.app, 'POST', '/v1/runs', admin, '{nope'), // 400
+      await call(api.app, 'POST', '/v1/runs', { ...admin, 'content-length': String(1 << 30) }, '{}'), // 413
+    ];
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 401, 200, 403, 404, 405, 400, 413]);
+    const ids = answers.map((a) => a.headers.get('x-request-id'));
+    for (const id of ids)
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("keeps a client's sane id, replaces one that is too long or has unsafe characters", async () => {
+    const kept = await call(api.app, 'GET', '/v1/runs/run_missing', {
+      ...admin,
+      'x-request-id': 'trace-42_a=b',
+    });
+    expect(kept.status).toBe(404);
+    expect(kept.headers.get('x-request-id')).toBe('trace-42_a=b');
+    for (const bad of ['x'.repeat(MAX_REQUEST_ID_LENGTH + 1), 'a b', 'id\u00e9', '../etc', 'a"}{']) {
+      const res = await call(api.app, 'GET', '/healthz', { 'x-request-id': bad });
+      const id = res.headers.get('x-request-id');
+      expect(id).not.toBe(bad);
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const longest = 'y'.repeat(MAX_REQUEST_ID_LENGTH);
+    expect(
+      (await call(api.app, 'GET', '/healthz', { 'x-request-id': longest })).headers.get('x-request-id'),
+    ).toBe(longest);
+  });
+});
+
+describe('request logs', () => {
+  it('one line per request with method, path without query, status, duration, id and role', async () => {
+    const id = `line-${randomBytes(4).toString('hex')}`;
+    await call(api.app, 'GET', `/v1/runs?limit=5&workflow=${ADMIN}`, { ...admin, 'x-request-id': id });
+    const line = await log.waitFor((l) => l.msg === 'request' && l.requestId === id);
+    expect(line).toMatchObject({ method: 'GET', path: '/v1/runs', status: 200, role: 'admin', level: 30 });
+    expect(typeof line.durationMs).toBe('number');
+    expect(JSON.stringify(line)).not.toContain('limit=5');
+
+    const denied = `denied-${randomBytes(4).toString('hex')}`;
+    await call(api.app, 'GET', '/v1/runs', { 'x-request-id': denied });
+    expect(await log.waitFor((l) => l.msg === 'request' && l.requestId === denied)).toMatchObject({
+      status: 401,
+      role: null,
+    });
+  });
+
+  it('never writes a secret PUT value or an Authorization header, at debug level', async () => {
+    const id = `secret-${randomBytes(4).toString('hex')}`;
+    const res = await call(
+      api.app,
+      'PUT',
+      '/v1/secrets/OPS_KEY',
+      { ...admin, cookie: `session=${ADMIN}`, 'x-request-id': id },
+      { value: SECRET_VALUE },
+    );
+    expect(res.status).toBe(201);
+    const line = await log.waitFor((l) => l.msg === 'request' && l.requestId === id);
+    expect(line).toMatchObject({ method: 'PUT', path: '/v1/secrets/OPS_KEY', status: 201, role: 'admin' });
+    // The headers are in the debug line, with the credentials censored.
+    expect(line.headers).toMatchObject({ authorization: '[redacted]', cookie: '[redacted]' });
+    // A failing PUT (a body the schema refuses) echoes nothing of the value either.
+    await call(api.app, 'PUT', '/v1/secrets/OPS_KEY', admin, { value: SECRET_VALUE, extra: SECRET_VALUE });
+    expect(log.text()).not.toContain(SECRET_VALUE);
+    expect(log.text()).not.toContain(ADMIN);
+    expect(log.text()).not.toContain(READ);
+  });
+
+  it('a run has a start line with the request id and an end line with status and duration', async () => {
+    const id = `run-${randomBytes(4).toString('hex')}`;
+    const res = await call(
+      api.app,
+      'POST',
+      '/v1/runs',
+      { ...admin, 'x-request-id': id },
+      { workflow: { name: 'ops-log', steps: { a: { run: 'true' } } } },
+    );
+    expect(res.status).toBe(202);
+    const runId = res.body.id as string;
+    const finished = await log.waitFor((l) => l.msg === 'run finished' && l.runId === runId);
+    expect(finished).toMatchObject({ workflow: 'ops-log', status: 'succeeded' });
+    expect(finished.durationMs).toBeGreaterThanOrEqual(0);
+    const started = log.lines().find((l) => l.msg === 'run started' && l.runId === runId);
+    expect(started).toMatchObject({
+      requestId: id,
+      workflow: 'ops-log',
+      status: 'queued',
+      trigger: 'http',
+      steps: 1,
+    });
+  });
+});
