@@ -22,6 +22,7 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import type { CorsOrigins, RateLimitOptions } from './middleware/index.ts';
 import { RunLauncher } from './run-launcher.ts';
 
 /** A started API (or just its app and deps, when `port` is omitted: tests use `app.request`). */
@@ -56,6 +57,10 @@ export interface ApiOptions {
   secretKey?: SecretKey;
   /** `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
+  /** `CONVEYOR_CORS_ORIGINS`. @defaultValue no CORS */
+  corsOrigins?: CorsOrigins;
+  /** `CONVEYOR_RATE_LIMIT` (main.ts passes its default, 600/min). @defaultValue no limit */
+  rateLimit?: RateLimitOptions;
 }
 
 /** Connects to Redis and builds (and optionally serves) the API. */
@@ -107,7 +112,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     ]);
     redis.disconnect();
   };
-  const app = createApp(deps, { tokens });
+  const app = createApp(deps, { tokens, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit });
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
   let url: string | undefined;

@@ -3,6 +3,7 @@ export { compareIds, EventFeed, type EventFeedOptions } from './event-feed.ts';
 export { followEvents } from './event-follower.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
+export { RateLimitStore, type RateLimitTake } from './rate-limit-store.ts';
 export { type RunIndexEntry, RunStore } from './run-store.ts';
 export {
   type EventInput,

@@ -10,6 +10,7 @@ const SCRIPTS = {
   finishRun: { file: 'finish-run.lua', keys: 2 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
+  rateLimit: { file: 'rate-limit.lua', keys: 1 },
 } as const;
 
 type Name = keyof typeof SCRIPTS;

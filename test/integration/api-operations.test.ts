@@ -1,9 +1,10 @@
 /**
  * Operations on the real API over the test Redis: `X-Request-Id` on every answer, one redacted
- * pino line per request (captured from the logger's stream), run start and end lines.
+ * pino line per request (captured from the logger's stream), run start and end lines, CORS.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/api/app.ts';
 import { parseTokens } from '../../src/api/auth/index.ts';
 import { MAX_REQUEST_ID_LENGTH } from '../../src/api/middleware/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
@@ -164,5 +165,62 @@ describe('request logs', () => {
       trigger: 'http',
       steps: 1,
     });
+  });
+});
+
+describe('CORS', () => {
+  const ORIGIN = 'https://ops.example.com';
+  const preflight = {
+    origin: ORIGIN,
+    'access-control-request-method': 'POST',
+    'access-control-request-headers': 'authorization, content-type',
+  };
+
+  it('is off by default: no CORS headers on a preflight or a simple request', async () => {
+    const open = createApp(api.deps); // no tokens: the preflight reaches the router
+    const pre = await call(open, 'OPTIONS', '/v1/runs', preflight);
+    expect(pre.status).toBe(405);
+    expect(pre.headers.get('access-control-allow-origin')).toBeNull();
+    const simple = await call(open, 'GET', '/healthz', { origin: ORIGIN });
+    expect(simple.status).toBe(200);
+    expect(simple.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('answers preflights for listed origins before the token check, without credentials', async () => {
+    const app = createApp(api.deps, {
+      tokens: parseTokens(ADMIN, 'CONVEYOR_API_TOKENS'),
+      corsOrigins: [ORIGIN, 'http://localhost:5173'],
+    });
+    const pre = await call(app, 'OPTIONS', '/v1/runs', preflight);
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(pre.headers.get('access-control-allow-headers')?.split(',')).toContain('Authorization');
+    expect(pre.headers.get('access-control-allow-methods')?.split(',')).toContain('POST');
+    expect(pre.headers.get('access-control-allow-credentials')).toBeNull();
+    expect(pre.headers.get('x-request-id')).toBeTruthy();
+
+    const other = await call(app, 'OPTIONS', '/v1/runs', { ...preflight, origin: 'https://evil.example' });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+
+    const simple = await call(app, 'GET', '/v1/runs', { ...admin, origin: ORIGIN });
+    expect(simple.status).toBe(200);
+    expect(simple.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(simple.headers.get('access-control-expose-headers')?.split(',')).toContain('X-Request-Id');
+    expect(simple.headers.get('vary')).toContain('Origin');
+
+    // An error is readable by the page too (a 401 it must react to).
+    const denied = await call(app, 'GET', '/v1/runs', { origin: ORIGIN });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('access-control-allow-origin')).toBe(ORIGIN);
+    expect(denied.body.error.code).toBe('unauthorized');
+  });
+
+  it('`*` allows any origin', async () => {
+    const app = createApp(api.deps, { corsOrigins: '*' });
+    const pre = await call(app, 'OPTIONS', '/v1/runs', { ...preflight, origin: 'https://anywhere.example' });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
+    const simple = await call(app, 'GET', '/healthz', { origin: 'https://anywhere.example' });
+    expect(simple.headers.get('access-control-allow-origin')).toBe('*');
   });
 });
