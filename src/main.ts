@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { type ApiToken, checkExposure, parseTokens } from './api/auth/index.ts';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
+import { withEnvFile } from './env-file.ts';
 import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { createLogger } from './logger.ts';
@@ -87,8 +88,16 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
 
 /** Runs one mode until SIGINT/SIGTERM. */
 export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const config = loadConfig(env);
+  const envFile = withEnvFile(env);
+  const config = loadConfig(envFile.env);
   const logger = createLogger(config.LOG_LEVEL);
+  if (envFile.file) {
+    const { file, loaded, overridden } = envFile;
+    logger.info(
+      { file, loaded, keptFromEnvironment: overridden },
+      `read ${loaded.length} variables from ${file}`,
+    );
+  }
   const resources = await loadResources(config);
   // Refuse an exposed API without tokens before touching Redis.
   if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);
@@ -126,6 +135,8 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       port: config.PORT,
       host: config.HOST,
       allowAnonymous: config.CONVEYOR_ALLOW_ANONYMOUS,
+      corsOrigins: config.CONVEYOR_CORS_ORIGINS,
+      rateLimit: config.CONVEYOR_RATE_LIMIT ?? undefined,
       logger,
       ...resources,
     });
