@@ -99,6 +99,17 @@ describe('rate limit per token', () => {
   });
 });
 
+describe('rate limit at the extremes', () => {
+  it('a limit too high to reach never fails (its refill step is below a millisecond)', async () => {
+    const high = await api({ rateLimit: { limit: 1_000_000_000, windowMs: 60_000 } });
+    for (let i = 0; i < 5; i++) {
+      const res = await get(high.app, '/v1/runs', A);
+      expect(res.status).toBe(200);
+      expect(Number(res.headers.get('x-ratelimit-remaining'))).toBeGreaterThan(999_999_000);
+    }
+  });
+});
+
 describe('rate limit without tokens', () => {
   it('counts by client address on Redis clock, over a real socket; made-up tokens do not help', async () => {
     const open = await api({ tokens: [], port: 0, rateLimit: { limit: 2, windowMs: 3_600_000 } });

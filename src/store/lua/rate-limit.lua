@@ -30,5 +30,7 @@ local allowAt = nextTat - window
 if now < allowAt then
   return { 0, 0, math.ceil(allowAt - now) }
 end
-redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.ceil(nextTat - now))
+-- At least 1 ms: with a huge limit the interval is below a double's resolution at epoch
+-- milliseconds, so nextTat can equal now (and PX 0 is an error).
+redis.call('SET', KEYS[1], string.format('%.3f', nextTat), 'PX', math.max(1, math.ceil(nextTat - now)))
 return { 1, math.floor((window - (nextTat - now)) / interval), 0 }
