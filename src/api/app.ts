@@ -44,7 +44,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.use('*', requireTokens(options.tokens ?? []));
   if (options.rateLimit) {
     const buckets = new RateLimitStore(deps.redis, deps.store.keys);
-    app.use('*', rateLimit(buckets, options.rateLimit, (options.tokens ?? []).length > 0));
+    app.use('*', rateLimit(buckets, options.rateLimit));
   }
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {

@@ -99,6 +99,17 @@ describe('rate limit per token', () => {
   });
 });
 
+describe('rate limit on routes that check no token', () => {
+  it('counts by address there: an unchecked made-up token buys no fresh bucket', async () => {
+    // Webhooks authenticate by signature, so the token middleware checks no token on them.
+    const statuses: number[] = [];
+    for (let i = 0; i <= LIMIT; i++)
+      statuses.push((await get(one.app, '/v1/hooks/github', `made-up-${i}`)).status);
+    expect(statuses.slice(0, LIMIT)).not.toContain(429);
+    expect(statuses[LIMIT]).toBe(429);
+  });
+});
+
 describe('rate limit at the extremes', () => {
   it('a limit too high to reach never fails (its refill step is below a millisecond)', async () => {
     const high = await api({ rateLimit: { limit: 1_000_000_000, windowMs: 60_000 } });

@@ -56,9 +56,14 @@ export function parseRateLimit(text: string): RateLimit | null | { error: string
   return { limit, windowMs: window.ms };
 }
 
-/** The client a request is counted against: its bearer token's digest, else its address. */
-function clientOf(c: Context, byToken: boolean): string {
-  const bearer = byToken ? /^Bearer[ \t]+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1] : undefined;
+/**
+ * The client a request is counted against: its token's digest when the auth middleware checked
+ * it (it then set the role), else its address. An unchecked token (authentication off, or a
+ * route that needs none) would buy a fresh bucket with every made-up value, so it is ignored.
+ */
+function clientOf(c: Context): string {
+  const checked = c.get('role') !== undefined;
+  const bearer = checked ? /^Bearer[ \t]+(\S+)/i.exec(c.req.header('authorization') ?? '')?.[1] : undefined;
   if (bearer) return `t:${createHash('sha256').update(bearer).digest('hex').slice(0, 32)}`;
   try {
     return `ip:${getConnInfo(c).remote.address ?? 'unknown'}`;
@@ -68,20 +73,12 @@ function clientOf(c: Context, byToken: boolean): string {
   }
 }
 
-/**
- * The middleware. It runs after authentication, so with tokens configured a bearer token here
- * is a valid one; with authentication off a made-up token would buy a fresh bucket, so
- * clients are then counted by address.
- */
-export function rateLimit(
-  store: RateLimitStore,
-  options: RateLimitOptions,
-  tokensOn: boolean,
-): MiddlewareHandler {
+/** The middleware; it runs after authentication, which tells it whether the token was checked. */
+export function rateLimit(store: RateLimitStore, options: RateLimitOptions): MiddlewareHandler {
   const { limit, windowMs, now } = options;
   return async (c, next) => {
     if (EXEMPT.has(c.req.path)) return next();
-    const taken = await store.take(clientOf(c, tokensOn), limit, windowMs, now?.());
+    const taken = await store.take(clientOf(c), limit, windowMs, now?.());
     c.header('X-RateLimit-Limit', String(limit));
     c.header('X-RateLimit-Remaining', String(taken.remaining));
     if (!taken.allowed) {
