@@ -71,6 +71,11 @@ describe('rate limit per token', () => {
     expect((await get(two.app, '/v1/runs', A)).status).toBe(429);
     expect((await get(two.app, '/v1/runs', B)).status).toBe(200);
 
+    // An error answer is counted and says so too.
+    const missing = await get(two.app, '/v1/runs/run_missing', B);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('x-ratelimit-remaining')).toBe('1');
+
     // Probes are never limited.
     for (const path of ['/healthz', '/readyz']) expect((await get(one.app, path, A)).status).toBe(200);
     expect((await get(one.app, '/metrics', A)).status).not.toBe(429);

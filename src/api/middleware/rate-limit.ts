@@ -79,8 +79,6 @@ export function rateLimit(store: RateLimitStore, options: RateLimitOptions): Mid
   return async (c, next) => {
     if (EXEMPT.has(c.req.path)) return next();
     const taken = await store.take(clientOf(c), limit, windowMs, now?.());
-    c.header('X-RateLimit-Limit', String(limit));
-    c.header('X-RateLimit-Remaining', String(taken.remaining));
     if (!taken.allowed) {
       const seconds = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
       throw new HttpError(
@@ -91,5 +89,8 @@ export function rateLimit(store: RateLimitStore, options: RateLimitOptions): Mid
       );
     }
     await next();
+    // On the final response: an error answer is a new Response made by the error handler.
+    c.res.headers.set('X-RateLimit-Limit', String(limit));
+    c.res.headers.set('X-RateLimit-Remaining', String(taken.remaining));
   };
 }
