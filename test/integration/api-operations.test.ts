@@ -122,6 +122,26 @@ describe('request logs', () => {
     });
   });
 
+  it('lines written during a request carry its id once, whichever logger writes them', async () => {
+    const app = createApp(api.deps);
+    app.get('/log-probe', (c) => {
+      api.deps.logger.info('from the process logger');
+      c.get('logger').child({ part: 'x' }).info('from a child of the child');
+      return c.text('ok');
+    });
+    const res = await app.request('/log-probe', { headers: { 'x-request-id': 'probe-1' } });
+    expect(res.status).toBe(200);
+    const raw = log.text().split('\n');
+    for (const msg of ['from the process logger', 'from a child of the child']) {
+      const line = raw.find((l) => l.includes(msg))!;
+      expect(JSON.parse(line).requestId).toBe('probe-1');
+      expect(line.match(/"requestId"/g)).toHaveLength(1);
+    }
+    // Outside a request, nothing is added.
+    api.deps.logger.info('outside any request');
+    expect(log.lines().find((l) => l.msg === 'outside any request')).not.toHaveProperty('requestId');
+  });
+
   it('never writes a secret PUT value or an Authorization header, at debug level', async () => {
     const id = `secret-${randomBytes(4).toString('hex')}`;
     const res = await call(

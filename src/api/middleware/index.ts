@@ -2,4 +2,4 @@
 export { type CorsOrigins, cors, parseCorsOrigins } from './cors.ts';
 export { parseRateLimit, type RateLimit, type RateLimitOptions, rateLimit } from './rate-limit.ts';
 export { MAX_REQUEST_ID_LENGTH, REQUEST_ID_HEADER, requestId } from './request-id.ts';
-export { type RequestVariables, requestLog, requestLogger } from './request-log.ts';
+export { requestLog, requestLogger } from './request-log.ts';

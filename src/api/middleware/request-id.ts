@@ -18,6 +18,6 @@ export function requestId(): MiddlewareHandler {
   return async (c, next) => {
     await choose(c, next);
     // An error answer is a new Response made by the error handler: set the header on the final one.
-    c.res.headers.set(REQUEST_ID_HEADER, c.get('requestId') as string);
+    c.res.headers.set(REQUEST_ID_HEADER, c.get('requestId'));
   };
 }

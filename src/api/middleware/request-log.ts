@@ -1,25 +1,26 @@
 /**
  * One pino child logger per request, bound to its `X-Request-Id`, and one log line per request
- * when its answer is ready. The child is in the context (`c.get('logger')`) and in async-local
- * storage, so code that has no context (the run launcher, the error handler) logs with it too.
+ * when its answer is ready. The child is in the context (`c.get('logger')`) and in the log
+ * context (src/logger.ts), so code that has no Hono context (the run launcher, the error
+ * handler) logs with it too, and lines from the process logger still get the request's id.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { MiddlewareHandler } from 'hono';
 import type { Logger } from 'pino';
+import { contextLogger, runInLogContext } from '../../logger.ts';
 
-/** What the request middleware puts in the context, for routes and later middleware. */
-export interface RequestVariables {
-  requestId: string;
-  logger: Logger;
-  /** The role of the request's token, set by the auth middleware when a token was checked. */
-  role?: string;
+declare module 'hono' {
+  /** What the operations middleware puts in every request's context (`c.get(…)`). */
+  interface ContextVariableMap {
+    /** The request's pino child logger, bound to its id. */
+    logger: Logger;
+    /** The role of the request's token, set by the auth middleware once it checked one. */
+    role?: string;
+  }
 }
-
-const current = new AsyncLocalStorage<Logger>();
 
 /** The current request's logger, or `fallback` outside a request (a worker, a schedule). */
 export function requestLogger(fallback: Logger): Logger {
-  return current.getStore() ?? fallback;
+  return contextLogger(fallback);
 }
 
 /**
@@ -31,17 +32,17 @@ export function requestLogger(fallback: Logger): Logger {
 export function requestLog(logger: Logger): MiddlewareHandler {
   return async (c, next) => {
     const started = performance.now();
-    const requestId = c.get('requestId') as string;
+    const requestId = c.get('requestId');
     const child = logger.child({ requestId });
     c.set('logger', child);
-    await current.run(child, next);
+    await runInLogContext({ requestId, logger: child }, next);
     const status = c.res.status;
     const fields: Record<string, unknown> = {
       method: c.req.method,
       path: c.req.path,
       status,
       durationMs: Math.round((performance.now() - started) * 100) / 100,
-      role: (c.get('role') as string | undefined) ?? null,
+      role: c.get('role') ?? null,
     };
     if (child.isLevelEnabled('debug')) fields.headers = Object.fromEntries(c.req.raw.headers);
     if (status >= 500) child.error(fields, 'request');
