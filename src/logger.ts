@@ -43,7 +43,11 @@ export interface LogContext {
 
 const contexts = new AsyncLocalStorage<LogContext>();
 
-/** Runs `fn` in `context`: lines written meanwhile, by any logger from `createLogger`, carry its id. */
+/**
+ * Runs `fn` in `context`: lines written meanwhile, by any logger from `createLogger`, carry its
+ * id. A long-lived loop that a request starts lazily inherits that request's context: start it
+ * with `AsyncResource.bind` (or outside requests) if it logs.
+ */
 export function runInLogContext<T>(context: LogContext, fn: () => T): T {
   return contexts.run(context, fn);
 }
