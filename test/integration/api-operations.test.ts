@@ -3,9 +3,12 @@
  * pino line per request (captured from the logger's stream), run start and end lines, CORS.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { parseTokens } from '../../src/api/auth/index.ts';
+import { answerClientErrors } from '../../src/api/client-errors.ts';
 import { MAX_REQUEST_ID_LENGTH } from '../../src/api/middleware/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -102,6 +105,31 @@ describe('X-Request-Id', () => {
     expect(
       (await call(api.app, 'GET', '/healthz', { 'x-request-id': longest })).headers.get('x-request-id'),
     ).toBe(longest);
+  });
+});
+
+describe('X-Request-Id on answers of the HTTP parser', () => {
+  it('a request Node cannot parse gets the error shape and an id too', async () => {
+    const server = createServer(() => undefined);
+    answerClientErrors(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        const socket = connect(port, '127.0.0.1', () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+        socket.on('data', (d) => {
+          text += d;
+        });
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toMatch(/\r\nX-Request-Id: [0-9a-f-]{36}\r\n/);
+      expect(answer).toContain('"code":"invalid_input"');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
