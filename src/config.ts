@@ -3,7 +3,8 @@
  * with zod so a bad value is a clear message naming the variable.
  */
 import { z } from 'zod';
-import { readCredentialFiles, withRedisPassword } from './config-credentials.ts';
+import { parseCorsOrigins, parseRateLimit } from './api/middleware/index.ts';
+import { FILE_VARIABLES, readCredentialFiles, withRedisPassword } from './config-credentials.ts';
 import { ValidationError } from './errors.ts';
 
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -13,6 +14,18 @@ const list = (value: string) =>
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
+
+/** A parser's `{ error }` becomes a zod issue on the variable. */
+const parsedBy =
+  <T>(parse: (text: string) => T | { error: string }) =>
+  (text: string, ctx: z.RefinementCtx): T => {
+    const out = parse(text);
+    if (out !== null && typeof out === 'object' && 'error' in out) {
+      ctx.addIssue({ code: 'custom', message: out.error });
+      return z.NEVER;
+    }
+    return out as T;
+  };
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -72,8 +85,25 @@ const schema = z.object({
   WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
   /** Seconds a stopping worker waits for running steps before abandoning them to recovery. */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+  /** A `.env` file to read instead of `./.env` (read by main.ts before this schema; see env-file.ts). */
+  CONVEYOR_ENV_FILE: z.string().optional(),
+  /** Origins a browser page may call the API from (`*`: any); unset = CORS off. */
+  CONVEYOR_CORS_ORIGINS: z.string().transform(parsedBy(parseCorsOrigins)).optional(),
+  /** Requests per token (or client address): `600/min` (default), `10/s`, `0` = off. */
+  CONVEYOR_RATE_LIMIT: z.string().default('600/min').transform(parsedBy(parseRateLimit)),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
+
+/**
+ * Every variable the configuration reads: the schema's, plus those `config-credentials.ts` folds
+ * in (`<NAME>_FILE`, `REDIS_PASSWORD`). The README's configuration table must list exactly these
+ * (a test compares them).
+ */
+export const CONFIG_VARIABLES: readonly string[] = [
+  ...Object.keys(schema.shape),
+  ...FILE_VARIABLES.map((name) => `${name}_FILE`),
+  'REDIS_PASSWORD',
+];
 
 /** The validated configuration. */
 export type Config = z.output<typeof schema> & {

@@ -4,12 +4,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import pino from 'pino';
 import { type ApiToken, checkExposure, parseTokens } from './api/auth/index.ts';
 import { startApi } from './api/server.ts';
 import { type Config, loadConfig } from './config.ts';
+import { withEnvFile } from './env-file.ts';
 import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
+import { createLogger } from './logger.ts';
 import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { startPrivateRedis } from './standalone-redis.ts';
@@ -88,8 +89,16 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
 
 /** Runs one mode until SIGINT/SIGTERM. */
 export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const config = loadConfig(env);
-  const logger = pino({ level: config.LOG_LEVEL });
+  const envFile = withEnvFile(env);
+  const config = loadConfig(envFile.env);
+  const logger = createLogger(config.LOG_LEVEL);
+  if (envFile.file) {
+    const { file, loaded, overridden } = envFile;
+    logger.info(
+      { file, loaded, keptFromEnvironment: overridden },
+      `read ${loaded.length} variables from ${file}`,
+    );
+  }
   const resources = await loadResources(config);
   // Refuse an exposed API without tokens before touching Redis.
   if (mode !== 'worker') checkExposure(config.HOST, resources.tokens.length, config.CONVEYOR_ALLOW_ANONYMOUS);
@@ -127,6 +136,8 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       port: config.PORT,
       host: config.HOST,
       allowAnonymous: config.CONVEYOR_ALLOW_ANONYMOUS,
+      corsOrigins: config.CONVEYOR_CORS_ORIGINS,
+      rateLimit: config.CONVEYOR_RATE_LIMIT ?? undefined,
       logger,
       retentionSeconds: Math.max(1, Math.round(config.CONVEYOR_RETENTION_DAYS * 86_400)),
       webhookSecrets: parseSecretList(config.CONVEYOR_WEBHOOK_SECRET),

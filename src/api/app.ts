@@ -1,11 +1,21 @@
 /** The Hono app: routes per resource, one error handler producing the contract's error shape. */
 import { Hono } from 'hono';
+import { RateLimitStore } from '../store/index.ts';
 import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { eventRoutes } from './events.ts';
 import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
+import {
+  type CorsOrigins,
+  cors,
+  type RateLimitOptions,
+  rateLimit,
+  requestId,
+  requestLog,
+  requestLogger,
+} from './middleware/index.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { triggerRoutes } from './triggers.ts';
@@ -15,6 +25,10 @@ import { workflowRoutes } from './workflows.ts';
 export interface AppOptions {
   /** API tokens; none = no authentication (allowed only on a loopback bind). */
   tokens?: readonly ApiToken[];
+  /** `CONVEYOR_CORS_ORIGINS`; omitted = no CORS headers (browsers refuse cross-origin calls). */
+  corsOrigins?: CorsOrigins;
+  /** `CONVEYOR_RATE_LIMIT` per token (or client address); omitted = no limit. */
+  rateLimit?: RateLimitOptions;
 }
 
 /** Builds the API application. */
@@ -22,11 +36,19 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   const app = new Hono();
   const respond = (err: unknown) => {
     const { status, body, headers } = toErrorResponse(err);
-    if (status >= 500) deps.logger.error({ err }, 'request failed');
+    if (status >= 500) requestLogger(deps.logger).error({ err }, 'request failed');
     return Response.json(body, { status, headers });
   };
 
+  app.use('*', requestId());
+  app.use('*', requestLog(deps.logger));
+  // Before the token check: a browser's preflight carries no token.
+  if (options.corsOrigins) app.use('*', cors(options.corsOrigins));
   app.use('*', requireTokens(options.tokens ?? []));
+  if (options.rateLimit) {
+    const buckets = new RateLimitStore(deps.redis, deps.store.keys);
+    app.use('*', rateLimit(buckets, options.rateLimit));
+  }
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {

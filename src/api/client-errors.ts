@@ -3,6 +3,7 @@
  * size limit, malformed requests, header timeouts): by default Node writes these with an empty
  * body; here they carry the contract's error shape like every other error.
  */
+import { randomUUID } from 'node:crypto';
 import { type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
@@ -28,6 +29,8 @@ export function answerClientErrors(server: Server): void {
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
         'Content-Type: application/json\r\n' +
+        // Like every answer, with a request id (the request itself never parsed: a new one).
+        `X-Request-Id: ${randomUUID()}\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         'Connection: close\r\n\r\n' +
         body,

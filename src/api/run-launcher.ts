@@ -6,10 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { digestOf, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
 import { type RunDocument, RunStore } from '../store/index.ts';
 import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
+import { requestLogger } from './middleware/index.ts';
 import { SubmissionThread } from './submissions.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
@@ -51,6 +53,7 @@ export class RunLauncher {
     private readonly queues: { runs: Queue; step: (executor: string) => Queue },
     /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
     private readonly retentionSeconds?: number,
+    private readonly logger?: Logger,
   ) {
     // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
     const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
@@ -94,6 +97,15 @@ export class RunLauncher {
     } else {
       await this.submissions.add(meta);
       await this.store.announce(meta);
+    }
+    if (this.logger) {
+      const { name, version } = meta.workflow;
+      const trigger = request.trigger.type;
+      const steps = Object.keys(request.workflow.steps).length;
+      requestLogger(this.logger).info(
+        { runId, workflow: name, version, trigger, steps, status: 'queued' },
+        'run started',
+      );
     }
     return { run: RunStore.initialDocument(meta), created: true };
   }

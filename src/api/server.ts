@@ -35,6 +35,7 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import type { CorsOrigins, RateLimitOptions } from './middleware/index.ts';
 import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
 import { RunLauncher } from './run-launcher.ts';
 import { RunRemoval } from './run-removal.ts';
@@ -83,6 +84,10 @@ export interface ApiOptions {
   consumeEvents?: boolean;
   /** Process schedule ticks in this process (every API process does by default). @defaultValue true */
   schedules?: boolean;
+  /** `CONVEYOR_CORS_ORIGINS`. @defaultValue no CORS */
+  corsOrigins?: CorsOrigins;
+  /** `CONVEYOR_RATE_LIMIT` (main.ts passes its default, 600/min). @defaultValue no limit */
+  rateLimit?: RateLimitOptions;
 }
 
 /** The default retention: 14 days. */
@@ -125,7 +130,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const retentionStore = new RunRetention(redis, options.prefix);
   const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
   const workflows = new WorkflowStore(redis, options.prefix);
-  const launcher = new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds);
+  const launcher = new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds, options.logger);
   const triggers = new TriggerLauncher(
     workflows,
     launcher,
@@ -167,7 +172,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     ]);
     redis.disconnect();
   };
-  const app = createApp(deps, { tokens });
+  const app = createApp(deps, { tokens, corsOrigins: options.corsOrigins, rateLimit: options.rateLimit });
   let bus: EventBusConsumer | undefined;
   if (options.consumeEvents !== false) {
     bus = await startEventBus({

@@ -4,6 +4,7 @@ export { followEvents } from './event-follower.ts';
 export { type Admission, GroupStore } from './group-store.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
+export { RateLimitStore, type RateLimitTake } from './rate-limit-store.ts';
 export { type DeleteOutcome, type ExpiredRun, RunRetention } from './run-retention.ts';
 export { type RunIndexEntry, RunStore } from './run-store.ts';
 export {

@@ -56,6 +56,8 @@ export function keys(prefix: string) {
     cancelChannel: () => `${base}:cancel`,
     /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */
     endedChannel: () => `${base}:ended`,
+    /** String: a client's rate-limit bucket (its next theoretical arrival time, ms). */
+    rateLimit: (client: string) => `${base}:rl:${client}`,
   };
 }
 

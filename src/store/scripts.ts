@@ -13,6 +13,7 @@ const SCRIPTS = {
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
   concurrencyGroup: { file: 'concurrency-group.lua', keys: 1 },
+  rateLimit: { file: 'rate-limit.lua', keys: 1 },
 } as const;
 
 type Name = keyof typeof SCRIPTS;

@@ -39,6 +39,10 @@ export function createRunFinalizer(deps: StepProcessorDeps) {
     await store.finish(runId, status, failed.length ? { failedSteps: failed } : {});
     // Concurrency groups: the next waiting run of the group starts now.
     await releaseGroup(deps, job.data);
+    deps.logger.info(
+      { runId, workflow: run.workflow.name, status, durationMs: Date.now() - Date.parse(run.createdAt) },
+      'run finished',
+    );
     plans.drop(runId);
     await store.announceRunEnded(runId);
     return { status };

@@ -40,6 +40,7 @@ export function requireTokens(
         },
       );
     }
+    c.set('role', role); // for the request log line and the rate limit: this token was checked
     return next();
   };
 }
