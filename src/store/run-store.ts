@@ -261,13 +261,20 @@ export class RunStore {
     await this.redis.publish(this.keys.endedChannel(), runId);
   }
 
-  /** For each run id, true when the run has ended or no longer exists. */
-  async runsOver(runIds: string[]): Promise<boolean[]> {
+  /**
+   * For each run id: `ended`, `active`, or `unknown` (no record under this prefix: expired,
+   * deleted, or another prefix's run sharing the machine).
+   */
+  async runStates(runIds: string[]): Promise<Array<'ended' | 'active' | 'unknown'>> {
     const multi = this.redis.multi();
     for (const id of runIds) multi.hget(this.keys.run(id), 'status');
     const replies = (await multi.exec()) ?? [];
-    return replies.map(
-      ([, status]) => status === null || ['succeeded', 'failed', 'cancelled'].includes(status as string),
+    return replies.map(([, status]) =>
+      status === null
+        ? 'unknown'
+        : ['succeeded', 'failed', 'cancelled'].includes(status as string)
+          ? 'ended'
+          : 'active',
     );
   }
 

@@ -75,5 +75,5 @@ export interface Executor {
   /** What the worker logs about this executor at start, and a warning when it runs weakened. */
   describe?(): Promise<{ details: Record<string, unknown>; warning?: string }>;
   /** At start: drop what is kept for runs that ended while the worker was away. */
-  sweep?(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<void>;
+  sweep?(states: (runIds: string[]) => Promise<Array<'ended' | 'active' | 'unknown'>>): Promise<void>;
 }

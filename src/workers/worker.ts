@@ -175,7 +175,9 @@ export async function startWorker(
     const about = await executor.describe?.();
     if (about) logger.info({ executor: executor.name, ...about.details }, 'executor ready');
     if (about?.warning) logger.warn({ executor: executor.name }, about.warning);
-    await executor.sweep?.((ids) => store.runsOver(ids)).catch((err) => logger.warn({ err }, 'sweep failed'));
+    await executor
+      .sweep?.((ids) => store.runStates(ids))
+      .catch((err) => logger.warn({ err }, 'sweep failed'));
   }
   logger.info({ executors: [...executors.keys()], concurrency: opts.concurrency }, 'worker ready');
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,7 +174,7 @@ describe('a workspace per run', () => {
     expect(existsSync(ws)).toBe(false);
   });
 
-  it('keeps the workspace when asked to, and a sweep removes the workspaces of ended runs', async () => {
+  it("keeps the workspace when asked to; a sweep removes ended runs' workspaces, not unknown live ones", async () => {
     const kept = new Workspaces({ baseDir: join(dir, 'kept'), keep: true });
     const keptDir = await kept.forRun('run_keepme');
     await kept.remove('run_keepme');
@@ -185,11 +185,15 @@ describe('a workspace per run', () => {
     const running = await engine.submit({ name: 'still', steps: { s: { run: 'sleep 30' } } });
     await engine.waitForEvent(running.id, (e) => e.type === 'step.started');
     const swept = new Workspaces({ baseDir: join(dir, 'swept') });
-    const ids = [finished.id, running.id, 'run_unknown'];
+    const ids = [finished.id, running.id, 'run_otherprefix', 'run_longgone'];
     for (const id of ids) await swept.forRun(id);
-    const removed = await swept.sweep((runIds) => engine.api.deps.store.runsOver(runIds));
-    expect(removed.sort()).toEqual([finished.id, 'run_unknown'].sort());
+    // Unknown to this Redis: another prefix's live run (new), or one long expired (old).
+    const weekAgo = new Date(Date.now() - 8 * 24 * 3600_000);
+    utimesSync(join(dir, 'swept', 'run_longgone'), weekAgo, weekAgo);
+    const removed = await swept.sweep((runIds) => engine.api.deps.store.runStates(runIds));
+    expect(removed.sort()).toEqual([finished.id, 'run_longgone'].sort());
     expect(existsSync(join(dir, 'swept', running.id))).toBe(true);
+    expect(existsSync(join(dir, 'swept', 'run_otherprefix'))).toBe(true);
     await engine.request('POST', `/v1/runs/${running.id}/cancel`);
     await engine.waitForRun(running.id);
   });

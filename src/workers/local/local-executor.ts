@@ -14,7 +14,7 @@ import type { Executor, ExecutorContext, StepExecution, StepResult } from '../ex
 import { parseEvents, parseOutputs } from '../outputs.ts';
 import { readPrivateFile } from '../private-file.ts';
 import { type ContainmentMode, containedArgv, probeContainment, type RunAs } from './containment.ts';
-import { Workspaces } from './workspace.ts';
+import { type RunStates, Workspaces } from './workspace.ts';
 
 /** Options of the local executor. */
 export interface LocalExecutorOptions {
@@ -204,8 +204,8 @@ export class LocalExecutor implements Executor {
   }
 
   /** Removes the workspaces of runs that ended while this worker was not listening. */
-  async sweep(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<void> {
-    await this.options.workspaces.sweep(isOver);
+  async sweep(states: RunStates): Promise<void> {
+    await this.options.workspaces.sweep(states);
   }
 
   async close(): Promise<void> {}

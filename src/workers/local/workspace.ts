@@ -21,6 +21,12 @@ export interface WorkspaceOptions {
   runAs?: RunAs;
 }
 
+/** What the worker's Redis says of runs: ended, still active, or unknown to it. */
+export type RunStates = (runIds: string[]) => Promise<Array<'ended' | 'active' | 'unknown'>>;
+
+/** How old the workspace of a run unknown to this worker's Redis must be before a sweep takes it. */
+const UNKNOWN_RUN_MAX_AGE_MS = 7 * 24 * 3600_000;
+
 /** Run ids are `run_` plus URL-safe characters; anything else in the base dir is not ours. */
 const RUN_DIR = /^run_[A-Za-z0-9_-]{1,100}$/;
 
@@ -79,14 +85,26 @@ export class Workspaces {
     await rm(join(this.options.baseDir, runId), { recursive: true, force: true });
   }
 
-  /** Removes every workspace whose run `isOver` says has ended (or no longer exists). */
-  async sweep(isOver: (runIds: string[]) => Promise<boolean[]>): Promise<string[]> {
+  /**
+   * Removes the workspaces of ended runs, and of runs this worker's Redis does not know once
+   * they are a week old: workers of other prefixes may share the directory, so an unknown run
+   * may be someone else's live one.
+   */
+  async sweep(states: RunStates): Promise<string[]> {
     if (this.options.keep) return [];
     const names = await readdir(this.options.baseDir).catch(() => [] as string[]);
     const runIds = names.filter((n) => RUN_DIR.test(n));
     if (runIds.length === 0) return [];
-    const over = await isOver(runIds);
-    const removed = runIds.filter((_, i) => over[i]);
+    const known = await states(runIds);
+    const old = Date.now() - UNKNOWN_RUN_MAX_AGE_MS;
+    const removed: string[] = [];
+    for (const [i, id] of runIds.entries()) {
+      const state = known[i];
+      const stale =
+        state === 'unknown' &&
+        ((await stat(join(this.options.baseDir, id)).catch(() => undefined))?.mtimeMs ?? 0) < old;
+      if (state === 'ended' || stale) removed.push(id);
+    }
     await Promise.all(removed.map((id) => this.remove(id)));
     return removed;
   }
