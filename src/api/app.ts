@@ -6,6 +6,7 @@ import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
+import { workerRoutes } from './workers.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** Options of the app. */
@@ -40,6 +41,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/secrets', secretRoutes(deps));
+  app.route('/v1/workers', workerRoutes(deps));
 
   app.notFound((c) => {
     // A known path with another method is 405 with the methods it has, as HTTP asks.

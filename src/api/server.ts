@@ -1,6 +1,7 @@
 /** Builds the API's dependencies on one Redis connection and serves the app over HTTP. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { type ServerType, serve } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -15,9 +16,11 @@ import {
   InventoryStore,
   RunStore,
   SecretStore,
+  WorkerRegistry,
   WorkflowStore,
 } from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
+import { WaitingCheck } from '../workers/waiting-check.ts';
 import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
@@ -77,27 +80,39 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const flows = new FlowProducer({ connection: redis, prefix });
   const runs = new Queue(QUEUES.run, { connection: redis, prefix });
   const stepQueues = new Map<string, Queue>();
-  const step = (executor: string) => {
-    let queue = stepQueues.get(executor);
+  const step = (queueName: string) => {
+    let queue = stepQueues.get(queueName);
     if (!queue) {
-      queue = new Queue(QUEUES.step(executor), { connection: redis, prefix });
-      stepQueues.set(executor, queue);
+      queue = new Queue(queueName, { connection: redis, prefix });
+      stepQueues.set(queueName, queue);
     }
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const workers = new WorkerRegistry(redis, options.prefix);
+  // APIs run the waiting check too: with every worker gone, nobody else would.
+  const waiting = new WaitingCheck({
+    redis,
+    prefix: options.prefix,
+    store,
+    registry: workers,
+    holder: `api-${hostname()}-${process.pid}`,
+    logger: options.logger,
+  });
   const deps: ApiDeps = {
     redis,
     store,
     events: new EventFeed(redis, store.keys),
     workflows: new WorkflowStore(redis, options.prefix),
-    launcher: new RunLauncher(redis, store, flows, { runs, step }),
+    launcher: new RunLauncher(redis, store, flows, { runs, step }, workers),
+    workers,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
   const closeAll = async () => {
+    await waiting.close();
     await deps.events.close();
     await Promise.all([
       deps.launcher.close(),
@@ -108,6 +123,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     redis.disconnect();
   };
   const app = createApp(deps, { tokens });
+  waiting.start();
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
   let url: string | undefined;

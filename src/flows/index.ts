@@ -27,6 +27,17 @@ export {
 export { ancestors, findCycles, topologicalOrder } from './graph.ts';
 export { resolveInputs } from './inputs.ts';
 export { parseBody } from './parse.ts';
+export {
+  type Capabilities,
+  canonicalTags,
+  classifyQueues,
+  MAX_TAGS,
+  parseStepQueue,
+  serves,
+  stepQueueName,
+  TAG,
+  waitingReason,
+} from './routing.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, STEP_ID, validateDefinition, WORKFLOW_NAME } from './validate.ts';
 export { type ExecutorName, exprVar, type Step, type Workflow } from './workflow.ts';

@@ -18,4 +18,5 @@ export {
   type StepView,
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
+export { type WorkerHeartbeat, WorkerRegistry } from './worker-registry.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

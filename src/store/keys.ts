@@ -35,6 +35,18 @@ export function keys(prefix: string) {
     cancelChannel: () => `${base}:cancel`,
     /** Pub/sub channel on which workers learn that a run ended (to drop its workspace). */
     endedChannel: () => `${base}:ended`,
+    /** Sorted set: worker id → last heartbeat (ms); the heartbeats themselves are `worker(id)`. */
+    workers: () => `${base}:workers`,
+    /** String: one worker's last heartbeat JSON, expiring after about three heartbeat intervals. */
+    worker: (id: string) => `${base}:worker:${id}`,
+    /** Set: every step queue a run was launched on (workers subscribe to the ones they serve). */
+    stepQueues: () => `${base}:step-queues`,
+    /** Hash: step queue → why no live worker serves it (the waiting check keeps it current). */
+    unserved: () => `${base}:unserved`,
+    /** Sorted set: runs not final yet → creation time (ms), for the periodic reconciliation. */
+    activeRuns: () => `${base}:runs:active`,
+    /** String: a short lease so one process of many does a periodic job. */
+    lease: (name: string) => `${base}:lease:${name}`,
   };
 }
 

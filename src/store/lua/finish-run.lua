@@ -3,16 +3,22 @@
 
   KEYS[1] run hash
   KEYS[2] run event stream
+  KEYS[3] active runs (zset): the run leaves it
 
   ARGV[1] final status (succeeded | failed | cancelled)
   ARGV[2] now (ISO)
   ARGV[3] terminal event JSON
+  ARGV[4] run id
 
   Returns 1 when applied, 0 when the run was already final, -1 when it does not exist.
 ]]
 local final = { succeeded = true, failed = true, cancelled = true }
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if final[redis.call('HGET', KEYS[1], 'status') or ''] then return 0 end
+if final[redis.call('HGET', KEYS[1], 'status') or ''] then
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  return 0
+end
+redis.call('ZREM', KEYS[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finishedAt', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', 'run.' .. ARGV[1], 'data', ARGV[3])
 return 1
