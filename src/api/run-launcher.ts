@@ -93,7 +93,9 @@ export class RunLauncher {
     await this.registry.registerQueues(queueNames);
     await this.submissions.add(meta);
     await this.store.announce(meta);
-    const unserved = await this.flagUnserved(meta, queueNames);
+    // The run exists now: a failed check must not turn its 202 into an error, and the periodic
+    // waiting check (every 2 s, any API or worker) flags its steps anyway.
+    const unserved = await this.flagUnserved(meta, queueNames).catch(() => ({}));
     return { run: RunStore.initialDocument(meta, unserved), created: true };
   }
 

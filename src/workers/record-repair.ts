@@ -10,13 +10,13 @@
  * - A run not final whose root job failed or is missing, or with a step whose job is missing:
  *   BullMQ can no longer finish it, so its open steps are settled, the run is marked cancelled
  *   (its leftover jobs skip) and failed with the reason.
- * - A step `pending`, `queued` or `running` whose job ended: recorded failed with the reason
+ * - A step `queued` or `running` whose job ended: recorded failed with the reason
  *   (reconciler.ts `settleNeeds`), its gates promoted and dependents made ready. A `running` step
  *   whose job is back in `wait` needs nothing: the next attempt counts the interruption.
  * - A final step's gates are promoted again (a lost promote would leave a dependent asleep).
  */
 import { Job, type Queue } from 'bullmq';
-import { QUEUES, stepJobId } from '../flows/index.ts';
+import { gateJobId, QUEUES, stepJobId } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type WorkerRegistry } from '../store/index.ts';
 import { promoteGates } from './gates.ts';
 import { settleNeeds } from './reconciler.ts';
@@ -121,9 +121,17 @@ export class RecordRepair {
       const sp = plan.steps.get(id);
       if (!sp) continue;
       if (FINAL_STEP_STATUSES.has(view.status)) {
-        await promoteGates(this.deps.gateQueue, sp.gates);
+        // Only gates whose dependent still waits: the rest did their work.
+        const waiting = sp.dependents.filter((d) => run.steps[d.id]?.status === 'pending');
+        const gates = new Set(waiting.map((d) => gateJobId(runId, id, d.id)));
+        await promoteGates(
+          this.deps.gateQueue,
+          sp.gates.filter((g) => gates.has(g)),
+        );
         continue;
       }
+      // A pending step's job waits for its children; only queued and running ones can disagree.
+      if (view.status === 'pending') continue;
       const queue = this.options.queue(QUEUES.step(sp.step.executor, sp.step.runsOn));
       const job = await Job.fromId(queue, stepJobId(runId, id));
       if (!job)

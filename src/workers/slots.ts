@@ -6,13 +6,20 @@
  */
 import { DelayedError, type Job, type Processor, type Worker } from 'bullmq';
 
-/** Why a job waiting for a slot gave up. */
-type GiveUp = 'shutdown' | 'aborted';
+/** Why a job waiting for a slot gave up: the worker is stopping, or the job's signal fired. */
+export class SlotRefusedError extends Error {
+  override readonly name = 'SlotRefusedError';
+  constructor(readonly reason: 'shutdown' | 'aborted') {
+    super(
+      reason === 'shutdown' ? 'the worker is stopping' : 'the job was stopped while it waited for a slot',
+    );
+  }
+}
 
 /** A counting semaphore of `size` slots, first come first served. */
 export class Slots {
   private running = 0;
-  private readonly waiters: Array<{ grant: () => void; refuse: (why: GiveUp) => void }> = [];
+  private readonly waiters: Array<{ grant: () => void; refuse: (why: SlotRefusedError) => void }> = [];
   private closed = false;
   /** Steps started since the worker started. */
   started = 0;
@@ -32,9 +39,9 @@ export class Slots {
     return this.waiters.length;
   }
 
-  /** Waits for a slot; rejects with `'shutdown'` after `close()`, `'aborted'` when `signal` fires. */
+  /** Waits for a slot; rejects with a `SlotRefusedError` after `close()` or when `signal` fires. */
   acquire(signal?: AbortSignal): Promise<void> {
-    if (this.closed) return Promise.reject<void>('shutdown');
+    if (this.closed) return Promise.reject(new SlotRefusedError('shutdown'));
     if (this.running < this.size && this.waiters.length === 0) {
       this.take();
       return Promise.resolve();
@@ -46,7 +53,7 @@ export class Slots {
           this.take();
           resolve();
         },
-        refuse: (why: GiveUp) => {
+        refuse: (why: SlotRefusedError) => {
           signal?.removeEventListener('abort', onAbort);
           reject(why);
         },
@@ -54,7 +61,7 @@ export class Slots {
       const onAbort = () => {
         const at = this.waiters.indexOf(waiter);
         if (at >= 0) this.waiters.splice(at, 1);
-        waiter.refuse(signal?.reason === 'shutdown' ? 'shutdown' : 'aborted');
+        waiter.refuse(new SlotRefusedError(signal?.reason === 'shutdown' ? 'shutdown' : 'aborted'));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
@@ -71,7 +78,7 @@ export class Slots {
   /** Refuses every waiter and every later `acquire` (the worker is stopping). */
   close(): void {
     this.closed = true;
-    for (const waiter of this.waiters.splice(0)) waiter.refuse('shutdown');
+    for (const waiter of this.waiters.splice(0)) waiter.refuse(new SlotRefusedError('shutdown'));
   }
 
   private take(): void {
@@ -90,12 +97,12 @@ export function withSlot<D, R>(slots: Slots, processor: Processor<D, R>): Proces
   return async (job: Job<D, R>, token?: string, signal?: AbortSignal) => {
     try {
       await slots.acquire(signal);
-    } catch (why) {
-      if (why === 'shutdown' && token) {
+    } catch (err) {
+      if (err instanceof SlotRefusedError && err.reason === 'shutdown' && token) {
         await job.moveToWait(token);
         throw new DelayedError();
       }
-      throw new Error(`stopped while waiting for a slot: ${String(signal?.reason ?? why)}`);
+      throw new Error(`stopped while waiting for a slot: ${String(signal?.reason ?? err)}`, { cause: err });
     }
     try {
       return await processor(job, token, signal);

@@ -46,7 +46,8 @@ export class StepConsumers {
     await this.refresh();
     this.timer = setInterval(() => {
       this.refreshing ??= this.refresh()
-        .catch((err) => this.options.logger.warn({ err }, 'could not read the step queues'))
+        // While Redis is away the heartbeat already says so; once a second would be noise.
+        .catch((err) => this.options.logger.debug({ err }, 'could not read the step queues'))
         .finally(() => {
           this.refreshing = undefined;
         });
