@@ -2,8 +2,18 @@
  * The worker's heartbeat: what it serves and how busy it is, written every `intervalMs` to the
  * worker registry (live for about three intervals), and removed when the worker stops cleanly.
  */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { WorkerHeartbeat, WorkerRegistry } from '../store/index.ts';
+
+/** Conveyor's version, as heartbeats report it. */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** What the worker says of itself in each beat (the rest is this process's own). */
+export type Beat = Omit<WorkerHeartbeat, 'lastSeen' | 'host' | 'pid' | 'version' | 'startedAt'>;
 
 /** A running heartbeat. */
 export interface Heartbeat {
@@ -14,14 +24,15 @@ export interface Heartbeat {
 /** Writes `beat()` now and every `intervalMs`; a failed write is logged and retried next time. */
 export async function startHeartbeat(
   registry: WorkerRegistry,
-  beat: () => Omit<WorkerHeartbeat, 'lastSeen'>,
+  beat: () => Beat,
   intervalMs: number,
   logger: Logger,
 ): Promise<Heartbeat> {
+  const own = { host: hostname(), pid: process.pid, version: VERSION, startedAt: new Date().toISOString() };
   let writing: Promise<void> | undefined;
   const write = () => {
     writing ??= registry
-      .record(beat())
+      .record({ ...beat(), ...own })
       .catch((err) => logger.warn({ err }, 'could not write the heartbeat'))
       .finally(() => {
         writing = undefined;

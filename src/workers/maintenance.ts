@@ -5,9 +5,9 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RunStore, WorkerHeartbeat, WorkerRegistry } from '../store/index.ts';
+import type { RunStore, WorkerRegistry } from '../store/index.ts';
 import { startHealthServer } from './health-server.ts';
-import { startHeartbeat } from './heartbeat.ts';
+import { type Beat, startHeartbeat } from './heartbeat.ts';
 import { RecordRepair } from './record-repair.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import { WaitingCheck } from './waiting-check.ts';
@@ -23,7 +23,7 @@ export interface MaintenanceOptions {
   deps: StepProcessorDeps;
   runsQueue: Queue;
   stepQueue(name: string): Queue;
-  beat(): Omit<WorkerHeartbeat, 'lastSeen'>;
+  beat(): Beat;
   heartbeatMs: number;
   waitingCheckMs: number;
   reconcileIntervalMs: number;

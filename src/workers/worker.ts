@@ -7,7 +7,6 @@
  * another worker runs them as a new attempt.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { FlowProducer, Job, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -28,11 +27,6 @@ import { Slots } from './slots.ts';
 import { StepConsumers } from './step-consumers.ts';
 import type { JobLookup, SecretSource, StepProcessorDeps } from './step-deps.ts';
 import { createStepProcessor } from './step-processor.ts';
-
-/** Conveyor's version, as heartbeats report it. */
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 /** What executors may use: the worker's inventory and secrets (the SSH executor resolves hosts). */
 export interface WorkerServices {
@@ -230,7 +224,6 @@ export async function startWorker(
     if (about?.warning) logger.warn({ executor: executor.name }, about.warning);
     await executor.sweep?.((ids) => store.runsOver(ids)).catch((err) => logger.warn({ err }, 'sweep failed'));
   }
-  const startedAt = new Date().toISOString();
   const maintenance = await startMaintenance({
     ...opts,
     id,
@@ -242,16 +235,12 @@ export async function startWorker(
     stepQueue,
     beat: () => ({
       id,
-      host: hostname(),
-      pid: process.pid,
       executors: [...executors.keys()],
       tags: opts.tags,
       tagsOnly: opts.tagsOnly,
       concurrency: opts.concurrency,
       busy: slots.busy,
       started: slots.started,
-      version: VERSION,
-      startedAt,
     }),
   });
   logger.info(
