@@ -42,7 +42,11 @@ export class WaitingCheck {
     const ms = this.options.intervalMs ?? 2000;
     this.timer = setInterval(() => {
       this.running ??= this.tick(ms)
-        .catch((err) => this.options.logger.warn({ err }, 'waiting check failed'))
+        .catch((err) => {
+          // While Redis is away its connection's own errors say so already.
+          const level = this.options.redis.status === 'ready' ? 'warn' : 'debug';
+          this.options.logger[level]({ err }, 'waiting check failed');
+        })
         .finally(() => {
           this.running = undefined;
         });
