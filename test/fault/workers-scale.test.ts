@@ -84,14 +84,15 @@ describe('three worker processes', () => {
     const steps: Record<string, unknown> = {};
     for (let i = 0; i < 30; i++) steps[`s${i}`] = { run: 'sleep 1.5' };
     const run = await engine.submit({ name: 'kill-one', steps });
-    // Kill it once it has finished one step and is running others.
+    // Kill it as it starts a step after finishing one: that step has 1.5 s left to run.
     const seen: RunEvent[] = [];
     await engine.waitForEvent(run.id, (e) => {
       seen.push(e);
       const mine = new Set(
         seen.filter((s) => s.type === 'step.started' && s.data.worker === victim.id).map((s) => s.data.step),
       );
-      return e.type === 'step.succeeded' && mine.has(e.data.step);
+      const finished = seen.some((s) => s.type === 'step.succeeded' && mine.has(s.data.step));
+      return finished && e.type === 'step.started' && e.data.worker === victim.id;
     });
     victim.p.child.kill('SIGKILL');
     await victim.p.exited;
