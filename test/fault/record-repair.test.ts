@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '../../src/store/index.ts';
+import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { spawnConveyor } from '../support/process.ts';
@@ -19,12 +20,15 @@ let redis: Redis;
 let dir: string;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'conveyor-repair-'));
+  // Workspaces of this file's own: a worker's start-up sweep would remove other files' live ones.
+  const workspaces = new Workspaces({ baseDir: join(dir, 'workspaces') });
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
+    executors: [new LocalExecutor({ killGraceMs: 1000, workspaces })],
     reconcileIntervalMs: 300,
     reconcileGraceMs: 200,
   });
   redis = new Redis(redisUrl());
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-repair-'));
 });
 afterAll(async () => {
   redis.disconnect();
@@ -114,6 +118,7 @@ describe('a real Redis restart (AOF everysec) mid-run', () => {
       WORKER_LOCK_MS: '2000',
       WORKER_STALLED_INTERVAL_MS: '1000',
       WORKER_RECONCILE_INTERVAL_MS: '1000',
+      WORKER_WORKSPACE_DIR: join(dir, 'workspaces'),
     });
     try {
       await worker.line(/worker ready/);

@@ -1,4 +1,7 @@
 /** A real worker process's health port, with a Redis this file stops and starts. */
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type ConveyorProcess, spawnConveyor } from '../support/process.ts';
 import { freePort, spawnRedis } from '../support/redis-server.ts';
@@ -6,6 +9,7 @@ import { freePort, spawnRedis } from '../support/redis-server.ts';
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
+  rmSync(join(tmpdir(), `conveyor-health-${process.pid}`), { recursive: true, force: true });
 });
 
 /** Polls `url` until it answers `status`; returns the last body. */
@@ -31,6 +35,8 @@ describe('the worker health port', () => {
       CONVEYOR_PREFIX: `t-worker-health-${process.pid}`,
       WORKER_EXECUTORS: 'local',
       WORKER_HEALTH_PORT: String(healthPort),
+      // A dir of its own: the start-up sweep would remove other test files' live workspaces.
+      WORKER_WORKSPACE_DIR: join(tmpdir(), `conveyor-health-${process.pid}`),
     });
     cleanups.push(() => worker.stop());
     await worker.line(/worker ready/);

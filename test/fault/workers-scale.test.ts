@@ -3,6 +3,9 @@
  * tags, flagging steps nobody serves, and recovering a SIGKILLed worker's steps with the default
  * lock settings.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
@@ -10,6 +13,9 @@ import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { type ConveyorProcess, spawnConveyor } from '../support/process.ts';
 
 let engine: TestEngine;
+// A workspace dir of this file's own: a worker's start-up sweep removes the workspaces of runs
+// it does not know, which in a shared dir would be other test files' live runs.
+let workspaces: string;
 const workers = new Set<ConveyorProcess>();
 
 /** A real worker process; resolves with its heartbeat id once it is ready. */
@@ -19,6 +25,7 @@ async function startWorker(env: Record<string, string> = {}): Promise<{ p: Conve
     CONVEYOR_PREFIX: engine.prefix,
     WORKER_EXECUTORS: 'local',
     WORKER_CONCURRENCY: '4',
+    WORKER_WORKSPACE_DIR: workspaces,
     ...env,
   });
   workers.add(p);
@@ -38,12 +45,14 @@ const startedBy = (events: RunEvent[]) => {
 
 beforeAll(async () => {
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { worker: false });
+  workspaces = mkdtempSync(join(tmpdir(), 'conveyor-scale-'));
 });
 afterEach(async () => {
   await Promise.all([...workers].map((p) => p.stop()));
 });
 afterAll(async () => {
   await engine.close();
+  rmSync(workspaces, { recursive: true, force: true });
 });
 
 describe('three worker processes', () => {

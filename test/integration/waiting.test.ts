@@ -3,20 +3,31 @@
  * given a `step.waiting` event by the periodic check when they become queued later; they run as
  * soon as a worker serving them starts.
  */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor } from '../../src/workers/local/index.ts';
+import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
 import { startWorker } from '../../src/workers/worker.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
 let engine: TestEngine;
+// Workspaces of this file's own: a worker's start-up sweep would remove other files' live ones.
+const dir = mkdtempSync(join(tmpdir(), 'conveyor-waiting-'));
+const local = () => new LocalExecutor({ killGraceMs: 1000, workspaces: new Workspaces({ baseDir: dir }) });
 
 beforeAll(async () => {
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { waitingCheckMs: 300 });
+  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
+    executors: [local()],
+    waitingCheckMs: 300,
+  });
 });
 afterAll(async () => {
   await engine.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const reason = 'no live worker serves executor local with tags [nobody]';
@@ -49,7 +60,7 @@ describe('steps no live worker serves', () => {
     const served = await startWorker({
       redisUrl: engine.redisUrl,
       prefix: engine.prefix,
-      executors: [new LocalExecutor({ killGraceMs: 1000 })],
+      executors: [local()],
       tags: ['nobody'],
       tagsOnly: true,
       logger: pino({ level: 'silent' }),

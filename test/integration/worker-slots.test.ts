@@ -2,16 +2,24 @@
  * `WORKER_CONCURRENCY` is per process: a worker serving an untagged and a tagged queue never runs
  * more steps at once than its slots, and a job waiting for a slot keeps its lock.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/store/index.ts';
+import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 
 let engine: TestEngine;
+// Workspaces of this file's own: a worker's start-up sweep would remove other files' live ones.
+const dir = mkdtempSync(join(tmpdir(), 'conveyor-slots-'));
+const local = () => new LocalExecutor({ killGraceMs: 1000, workspaces: new Workspaces({ baseDir: dir }) });
 
 beforeAll(async () => {
   // A lock shorter than a step: a job that waited for a slot without renewals would stall.
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
+    executors: [local()],
     concurrency: 2,
     tags: ['gpu'],
     lockMs: 1000,
@@ -20,6 +28,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await engine.close();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** The most steps the record ever had running at once, in stream order. */
