@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { classifyQueues, parseStepQueue, serves, stepQueueName } from '../../src/flows/index.ts';
 import { SlotRefusedError, Slots } from '../../src/workers/slots.ts';
 
@@ -34,6 +35,20 @@ describe('step queues per executor and tag set', () => {
         'steps-ssh': 'no live worker serves executor ssh',
       },
     });
+  });
+});
+
+describe('worker configuration', () => {
+  it('reads WORKER_TAGS sorted and once, refuses malformed or too many tags, and defaults to fast recovery', () => {
+    const config = loadConfig({ WORKER_TAGS: 'gpu, eu,gpu', WORKER_HEALTH_PORT: '' });
+    expect(config.WORKER_TAGS).toEqual(['eu', 'gpu']);
+    expect(config.WORKER_TAGS_ONLY).toBe(false);
+    expect(config.WORKER_HEALTH_PORT).toBeUndefined();
+    expect([config.WORKER_LOCK_MS, config.WORKER_STALLED_INTERVAL_MS]).toEqual([8000, 4000]);
+    expect(() => loadConfig({ WORKER_TAGS: 'GPU' })).toThrow(
+      'WORKER_TAGS: each tag must match [a-z0-9][a-z0-9_.-]{0,31}',
+    );
+    expect(() => loadConfig({ WORKER_TAGS: 'a,b,c,d,e,f,g,h,i' })).toThrow('WORKER_TAGS: at most 8 tags');
   });
 });
 
