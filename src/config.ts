@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parseCorsOrigins, parseRateLimit } from './api/middleware/index.ts';
 import { FILE_VARIABLES, readCredentialFiles, withRedisPassword } from './config-credentials.ts';
 import { ValidationError } from './errors.ts';
+import { MAX_TAGS, TAG } from './flows/routing.ts';
 
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -63,7 +64,19 @@ const schema = z.object({
   SSH_AUTH_SOCK: z.string().optional(),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   WORKER_EXECUTORS: z.string().default('local,ssh,vm').transform(list),
-  WORKER_TAGS: z.string().default('').transform(list),
+  /** Tags this worker serves (`runsOn`), comma-separated. */
+  WORKER_TAGS: z
+    .string()
+    .default('')
+    .transform(list)
+    .refine((tags) => tags.every((t) => TAG.test(t)), 'each tag must match [a-z0-9][a-z0-9_.-]{0,31}')
+    .refine((tags) => tags.length <= MAX_TAGS, `at most ${MAX_TAGS} tags`)
+    .transform((tags) => [...new Set(tags)].sort()),
+  /** Serve tagged steps only: no untagged step runs on this worker. */
+  WORKER_TAGS_ONLY: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /** Where each run's workspace lives (default: `conveyor-workspaces` under the system temp dir). */
   WORKER_WORKSPACE_DIR: z.string().min(1).optional(),
   /** Keep runs' workspaces after they end (for debugging). */
@@ -80,9 +93,21 @@ const schema = z.object({
     .transform((v) => v === 'true'),
   /** Pre-spawned function VMs per worker. */
   WORKER_VM_POOL: z.coerce.number().int().min(0).max(64).default(2),
-  /** How long a job lock lives; a crashed worker's step is retried after about this long. */
-  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(30_000),
-  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
+  /** How long a job lock lives (renewed at half); a killed worker's step comes back after it expires. */
+  WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(8000),
+  /** How often expired locks are looked for: recovery takes at most lock + interval. */
+  WORKER_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).default(4000),
+  /** How often a worker writes its heartbeat (live for three intervals). */
+  WORKER_HEARTBEAT_MS: z.coerce.number().int().min(200).max(60_000).default(2000),
+  /** Port of the worker's `/healthz` and `/readyz` (0: any free port); unset: no health port. */
+  WORKER_HEALTH_PORT: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.coerce.number().int().min(0).max(65535).optional(),
+  ),
+  /** Address of the worker's health port (`0.0.0.0` in containers, for probes). */
+  WORKER_HEALTH_HOST: z.string().trim().min(1).default('127.0.0.1'),
+  /** How often one worker of many reconciles run records with their queues. */
+  WORKER_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).default(15_000),
   /** Seconds a stopping worker waits for running steps before abandoning them to recovery. */
   WORKER_SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
   /** A `.env` file to read instead of `./.env` (read by main.ts before this schema; see env-file.ts). */

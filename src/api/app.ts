@@ -19,6 +19,7 @@ import {
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { triggerRoutes } from './triggers.ts';
+import { workerRoutes } from './workers.ts';
 import { workflowRoutes } from './workflows.ts';
 
 /** Options of the app. */
@@ -68,6 +69,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/v1/hooks', hookRoutes(deps));
   app.route('/v1/events', eventRoutes(deps));
   app.route('/v1/triggers', triggerRoutes(deps));
+  app.route('/v1/workers', workerRoutes(deps));
 
   app.notFound((c) => {
     // A known path with another method is 405 with the methods it has, as HTTP asks.

@@ -1,7 +1,14 @@
 /** What the API's route modules share, built once by `createApp`'s caller. */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
+import type {
+  EventFeed,
+  InventoryStore,
+  RunStore,
+  SecretStore,
+  WorkerRegistry,
+  WorkflowStore,
+} from '../store/index.ts';
 import type { EventTriggers, Schedules, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
 import type { RunLauncher } from './run-launcher.ts';
@@ -22,6 +29,8 @@ export interface ApiDeps {
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
   inventory: InventoryStore;
   secrets: SecretStore;
+  /** Worker heartbeats (`GET /v1/workers`, dry runs' `waiting`). */
+  workers: WorkerRegistry;
   /** Entries of `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
   logger: Logger;

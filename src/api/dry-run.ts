@@ -4,7 +4,15 @@
  * written to Redis.
  */
 import { ValidationError } from '../errors.ts';
-import { type HostCatalog, primaryParents, resolveInputs, type Workflow } from '../flows/index.ts';
+import {
+  type Capabilities,
+  classifyQueues,
+  type HostCatalog,
+  primaryParents,
+  QUEUES,
+  resolveInputs,
+  type Workflow,
+} from '../flows/index.ts';
 
 /**
  * The `dryRun` query parameter: absent → false; exactly `true` or `false` once; anything else
@@ -18,12 +26,16 @@ export function dryRunFlag(values: string[] | undefined): boolean {
   ]);
 }
 
-/** What a run would be: its resolved inputs and each step's stage, executor, hosts and BullMQ parent. */
+/**
+ * What a run would be: its resolved inputs and each step's stage, executor, tags, queue, hosts
+ * and BullMQ parent, and `waiting` where none of the live `workers` would take it.
+ */
 export function runPlan(
   workflow: Workflow,
   version: number | null,
   givenInputs: unknown,
   hosts: HostCatalog,
+  workers: readonly Capabilities[],
 ) {
   const inputs = resolveInputs(workflow, givenInputs);
   const level = new Map<string, number>();
@@ -31,6 +43,8 @@ export function runPlan(
     level.set(id, Math.max(0, ...workflow.steps[id]!.needs.map((n) => level.get(n)! + 1)));
   }
   const parents = primaryParents(workflow);
+  const queueOf = (id: string) => QUEUES.step(workflow.steps[id]!.executor, workflow.steps[id]!.runsOn);
+  const { unserved } = classifyQueues(workflow.order.map(queueOf), workers);
   return {
     dryRun: true,
     workflow: workflow.name,
@@ -44,6 +58,9 @@ export function runPlan(
         /** Steps with the same stage can run at the same time. */
         stage: level.get(id),
         executor: step.executor,
+        runsOn: step.runsOn,
+        queue: queueOf(id),
+        waiting: unserved[queueOf(id)],
         if: step.if,
         hosts: step.hosts ? (hosts.resolve(step.hosts) ?? []) : undefined,
         maxParallel: step.hosts ? step.strategy.maxParallel : undefined,

@@ -8,8 +8,16 @@ import { type FlowProducer, Job, type Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConflictError, NotFoundError } from '../errors.ts';
-import { digestOf, type RunMeta, resolveInputs, stepJobId, type Workflow } from '../flows/index.ts';
-import { type RunDocument, RunStore } from '../store/index.ts';
+import {
+  classifyQueues,
+  digestOf,
+  QUEUES,
+  type RunMeta,
+  resolveInputs,
+  stepJobId,
+  type Workflow,
+} from '../flows/index.ts';
+import { type RunDocument, RunStore, type WorkerHeartbeat, type WorkerRegistry } from '../store/index.ts';
 import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 import { requestLogger } from './middleware/index.ts';
 import { SubmissionThread } from './submissions.ts';
@@ -18,6 +26,9 @@ import { SubmissionThread } from './submissions.ts';
 export function newRunId(): string {
   return `run_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }
+
+/** How long the list of live workers is reused between launches. */
+const WORKERS_CACHE_MS = 1000;
 
 /** How long an idempotency key names its run (7 days, as the README says). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
@@ -44,13 +55,15 @@ export interface LaunchRequest {
 export class RunLauncher {
   /** Parses, validates, compiles and adds off the event loop (see submissions.ts). */
   readonly submissions: SubmissionThread;
+  private workers?: { at: number; list: Promise<WorkerHeartbeat[]> };
 
   constructor(
     private readonly redis: Redis,
     private readonly store: RunStore,
     /** Adds grouped runs' flows when their group admits them (others go through the thread). */
     private readonly flows: FlowProducer,
-    private readonly queues: { runs: Queue; step: (executor: string) => Queue },
+    private readonly queues: { runs: Queue; step: (queueName: string) => Queue },
+    private readonly registry: WorkerRegistry,
     /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
     private readonly retentionSeconds?: number,
     private readonly logger?: Logger,
@@ -87,6 +100,10 @@ export class RunLauncher {
       ...(request.idempotencyKey !== undefined && { idempotencyKey: request.idempotencyKey }),
       ...(concurrency && { concurrency }),
     };
+    const steps = request.workflow.order.map((id) => request.workflow.steps[id]!);
+    const queueNames = [...new Set(steps.map((s) => QUEUES.step(s.executor, s.runsOn)))];
+    // Before the jobs exist, so workers serving a new tag set start consuming its queue.
+    await this.registry.registerQueues(queueNames);
     if (meta.concurrency) {
       // Recorded first: a run waiting for its group exists only as its record until admitted.
       await this.store.announce(meta);
@@ -98,16 +115,36 @@ export class RunLauncher {
       await this.submissions.add(meta);
       await this.store.announce(meta);
     }
+    // The run exists now: a failed check must not turn its 202 into an error, and the periodic
+    // waiting check (every 2 s, any API or worker) flags its steps anyway.
+    const unserved = await this.flagUnserved(meta, queueNames).catch(() => ({}));
     if (this.logger) {
       const { name, version } = meta.workflow;
       const trigger = request.trigger.type;
-      const steps = Object.keys(request.workflow.steps).length;
       requestLogger(this.logger).info(
-        { runId, workflow: name, version, trigger, steps, status: 'queued' },
+        { runId, workflow: name, version, trigger, steps: steps.length, status: 'queued' },
         'run started',
       );
     }
-    return { run: RunStore.initialDocument(meta), created: true };
+    return { run: RunStore.initialDocument(meta, unserved), created: true };
+  }
+
+  /**
+   * Says at once which of the run's queues no live worker serves (the run document's `waiting`)
+   * and gives its queued steps in them a `step.waiting` event; the periodic waiting check keeps
+   * this current afterwards.
+   */
+  private async flagUnserved(meta: RunMeta, queueNames: string[]): Promise<Record<string, string>> {
+    if (!this.workers || Date.now() - this.workers.at > WORKERS_CACHE_MS)
+      this.workers = { at: Date.now(), list: this.registry.list() };
+    const { unserved, served } = classifyQueues(queueNames, await this.workers.list);
+    await this.registry.markUnserved(unserved, served);
+    for (const id of meta.definition.order) {
+      const step = meta.definition.steps[id]!;
+      const reason = unserved[QUEUES.step(step.executor, step.runsOn)];
+      if (reason && step.needs.length === 0) await this.store.flagWaiting(meta.id, id, reason);
+    }
+    return unserved;
   }
 
   /**
@@ -174,17 +211,18 @@ export class RunLauncher {
     if (outcome === 'finished') throw new ConflictError(`run "${runId}" has already finished`);
     const run = (await this.store.getRun(runId))!;
     // Steps (and fan-out instances) waiting out a retry backoff are in `queued` with a delayed job.
-    const waiting: Array<[executor: string, jobId: string]> = [];
+    const waiting: Array<[queueName: string, jobId: string]> = [];
     for (const [stepId, view] of Object.entries(run.steps)) {
       const jobId = stepJobId(runId, stepId);
-      if (view.status === 'queued') waiting.push([view.executor!, jobId]);
+      const queueName = QUEUES.step(view.executor!, view.runsOn);
+      if (view.status === 'queued') waiting.push([queueName, jobId]);
       for (const [host, instance] of Object.entries(view.instances ?? {})) {
-        if (instance.status === 'queued') waiting.push([view.executor!, `${jobId}@${host}`]);
+        if (instance.status === 'queued') waiting.push([queueName, `${jobId}@${host}`]);
       }
     }
     await Promise.all(
-      waiting.map(async ([executor, jobId]) => {
-        const queue = this.queues.step(executor);
+      waiting.map(async ([queueName, jobId]) => {
+        const queue = this.queues.step(queueName);
         if ((await queue.getJobState(jobId)) !== 'delayed') return;
         // A job that left `delayed` meanwhile is already on its way: nothing to wake.
         await queue

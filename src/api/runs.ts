@@ -63,7 +63,10 @@ export function runRoutes(deps: ApiDeps): Hono {
       throw new Kind(err?.message ?? 'workflow definition is invalid', issues, { cause: err });
     }
     const workflow = checked.workflow;
-    if (dryRun) return c.json(runPlan(workflow, null, body.inputs, await deps.inventory.catalog()));
+    if (dryRun)
+      return c.json(
+        runPlan(workflow, null, body.inputs, await deps.inventory.catalog(), await deps.workers.list()),
+      );
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
@@ -185,7 +188,9 @@ export function runRoutes(deps: ApiDeps): Hono {
     const meta = (await deps.store.snapshot(runId, [], true)).meta!;
     if (dryRun) {
       const hosts = await deps.inventory.catalog();
-      return c.json(runPlan(meta.definition, meta.workflow.version, meta.inputs, hosts));
+      return c.json(
+        runPlan(meta.definition, meta.workflow.version, meta.inputs, hosts, await deps.workers.list()),
+      );
     }
     const { run } = await deps.launcher.launch({
       workflow: meta.definition,

@@ -1,6 +1,7 @@
 /** Builds the API's dependencies on one Redis connection and serves the app over HTTP. */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { type ServerType, serve } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -18,6 +19,7 @@ import {
   RunStore,
   SecretStore,
   TriggerStore,
+  WorkerRegistry,
   WorkflowStore,
 } from '../store/index.ts';
 import {
@@ -31,6 +33,7 @@ import {
   TriggerLauncher,
 } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
+import { WaitingCheck } from '../workers/waiting-check.ts';
 import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
@@ -118,19 +121,37 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   const runs = new Queue(QUEUES.run, { connection: redis, prefix });
   const gates = new Queue(QUEUES.gate, { connection: redis, prefix });
   const stepQueues = new Map<string, Queue>();
-  const step = (executor: string) => {
-    let queue = stepQueues.get(executor);
+  const step = (queueName: string) => {
+    let queue = stepQueues.get(queueName);
     if (!queue) {
-      queue = new Queue(QUEUES.step(executor), { connection: redis, prefix });
-      stepQueues.set(executor, queue);
+      queue = new Queue(queueName, { connection: redis, prefix });
+      stepQueues.set(queueName, queue);
     }
     return queue;
   };
   const store = new RunStore(redis, options.prefix);
+  const workers = new WorkerRegistry(redis, options.prefix);
+  // APIs run the waiting check too: with every worker gone, nobody else would.
+  const waiting = new WaitingCheck({
+    redis,
+    prefix: options.prefix,
+    store,
+    registry: workers,
+    holder: `api-${hostname()}-${process.pid}`,
+    logger: options.logger,
+  });
   const retentionStore = new RunRetention(redis, options.prefix);
   const removal = new RunRemoval(store, retentionStore, { runs, gates, step });
   const workflows = new WorkflowStore(redis, options.prefix);
-  const launcher = new RunLauncher(redis, store, flows, { runs, step }, retentionSeconds, options.logger);
+  const launcher = new RunLauncher(
+    redis,
+    store,
+    flows,
+    { runs, step },
+    workers,
+    retentionSeconds,
+    options.logger,
+  );
   const triggers = new TriggerLauncher(
     workflows,
     launcher,
@@ -153,6 +174,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     eventTriggers,
     schedules,
     webhookSecrets: options.webhookSecrets ?? [],
+    workers,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
     knownHosts: options.knownHosts,
@@ -161,6 +183,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let ticks: ScheduleProcessor | undefined;
   const closeAll = async () => {
     await ticks?.close();
+    await waiting.close();
     await deps.events.close();
     await Promise.all([
       deps.launcher.close(),
@@ -195,6 +218,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     });
   }
   const retention = startRetentionPass(retentionStore, removal, options.logger, options.retentionPass);
+  waiting.start();
   let server: ServerType | undefined;
   let bound: AddressInfo | undefined;
   let url: string | undefined;

@@ -65,7 +65,7 @@ export function workflowRoutes(deps: ApiDeps): Hono {
     if (!found) throw new NotFoundError(`no workflow "${name}"`);
     if (dryRun) {
       const hosts = await deps.inventory.catalog();
-      return c.json(runPlan(found.workflow, found.version, body.inputs, hosts));
+      return c.json(runPlan(found.workflow, found.version, body.inputs, hosts, await deps.workers.list()));
     }
     const { run, created } = await deps.launcher.launch({
       workflow: found.workflow,

@@ -9,15 +9,19 @@
  * child (primary child or gate) is done. See docs/architecture.md for the picture and why.
  */
 import type { FlowJob, JobsOptions } from 'bullmq';
+import { stepQueueName } from './routing.ts';
 import type { Step, Workflow } from './workflow.ts';
 
-/** Queue names under the prefix. Step queues are per executor so workers choose what they serve. */
+/**
+ * Queue names under the prefix. Step queues are per executor and `runsOn` tag set (routing.ts),
+ * so each worker consumes only what it can run.
+ */
 export const QUEUES = {
   run: 'runs',
   gate: 'gates',
   /** BullMQ job schedulers of `on.schedule`: one delayed job per tick. */
   schedule: 'schedules',
-  step: (executor: string) => `steps-${executor}`,
+  step: stepQueueName,
 } as const;
 
 /** How long a gate stays parked if nothing promotes it: a year; the gate worker re-parks early ones. */
@@ -144,7 +148,7 @@ export function compileRun(meta: RunMeta): FlowJob {
     const data: StepJobData = { runId, workflow: workflow.name, stepId: id, gates: gatesOf.get(id) ?? [] };
     nodes.set(id, {
       name: id,
-      queueName: QUEUES.step(step.executor),
+      queueName: QUEUES.step(step.executor, step.runsOn),
       data,
       opts: { ...stepJobOptions(runId, step), ...keep },
       children: children.length ? children : undefined,

@@ -30,6 +30,17 @@ export { globProblem, matchesGlobList } from './globs.ts';
 export { ancestors, findCycles, topologicalOrder } from './graph.ts';
 export { resolveInputs } from './inputs.ts';
 export { parseBody } from './parse.ts';
+export {
+  type Capabilities,
+  canonicalTags,
+  classifyQueues,
+  MAX_TAGS,
+  parseStepQueue,
+  serves,
+  stepQueueName,
+  TAG,
+  waitingReason,
+} from './routing.ts';
 export type { Definition } from './schema.ts';
 export { type HostCatalog, STEP_ID, validateDefinition, WORKFLOW_NAME } from './validate.ts';
 export { EVENT_TYPE, eventTypeProblem } from './validate-push-event.ts';

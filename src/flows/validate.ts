@@ -10,6 +10,7 @@ import { conditionSource, emptyReferences, type References } from './expressions
 import { acyclicPart, ancestry, findCycles, type NeedsGraph } from './graph.ts';
 import { checkDefinitionLimits } from './limits.ts';
 import { formatPath } from './path.ts';
+import { canonicalTags, MAX_TAGS, TAG } from './routing.ts';
 import { type Definition, definitionSchema, type StepDefinition } from './schema.ts';
 import { shellTemplate } from './shell-template.ts';
 import { type Check, checkExpression, checkTemplate } from './validate-expressions.ts';
@@ -224,8 +225,7 @@ function normaliseStep(
     executor = 'vm';
   }
   if (def.strategy && executor !== 'ssh') add(`${path}.strategy`, '"strategy" applies to steps with "hosts"');
-  // Accepting runsOn without routing would run a step on any worker: refuse it until routing exists.
-  if (def.runsOn?.length) add(`${path}.runsOn`, 'routing steps to tagged workers is not available yet');
+  checkTags(def.runsOn ?? [], `${path}.runsOn`, add);
   if (def.sudo && executor !== 'ssh') add(`${path}.sudo`, '"sudo" applies to steps with "hosts"');
 
   let command: Step['command'];
@@ -275,6 +275,17 @@ function normaliseStep(
     timeoutMs: vmTimeout !== undefined ? Math.min(vmTimeout, timeoutMs) : timeoutMs,
     retries,
     continueOnError: def.continueOnError ?? false,
-    runsOn: def.runsOn ?? [],
+    runsOn: canonicalTags(def.runsOn ?? []),
   };
+}
+
+/** `runsOn`: each tag well-formed and listed once, at most MAX_TAGS (what one worker may serve). */
+function checkTags(tags: string[], path: string, add: (path: string, message: string) => void): void {
+  if (tags.length > MAX_TAGS) add(path, `at most ${MAX_TAGS} tags (a worker serves at most ${MAX_TAGS})`);
+  const seen = new Set<string>();
+  tags.forEach((tag, i) => {
+    if (!TAG.test(tag)) add(`${path}[${i}]`, 'a tag must match [a-z0-9][a-z0-9_.-]{0,31}');
+    else if (seen.has(tag)) add(`${path}[${i}]`, `"${tag}" is listed twice`);
+    seen.add(tag);
+  });
 }

@@ -22,4 +22,5 @@ export {
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
 export { type BusEntry, TriggerStore } from './trigger-store.ts';
+export { type WorkerHeartbeat, WorkerRegistry } from './worker-registry.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

@@ -58,6 +58,18 @@ export function keys(prefix: string) {
     endedChannel: () => `${base}:ended`,
     /** String: a client's rate-limit bucket (its next theoretical arrival time, ms). */
     rateLimit: (client: string) => `${base}:rl:${client}`,
+    /** Sorted set: worker id → last heartbeat (ms); the heartbeats themselves are `worker(id)`. */
+    workers: () => `${base}:workers`,
+    /** String: one worker's last heartbeat JSON, expiring after about three heartbeat intervals. */
+    worker: (id: string) => `${base}:worker:${id}`,
+    /** Set: every step queue a run was launched on (workers subscribe to the ones they serve). */
+    stepQueues: () => `${base}:step-queues`,
+    /** Hash: step queue → why no live worker serves it (the waiting check keeps it current). */
+    unserved: () => `${base}:unserved`,
+    /** Sorted set: runs not final yet → creation time (ms), for the periodic reconciliation. */
+    activeRuns: () => `${base}:runs:active`,
+    /** String: a short lease so one process of many does a periodic job. */
+    lease: (name: string) => `${base}:lease:${name}`,
   };
 }
 

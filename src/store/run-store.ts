@@ -4,7 +4,7 @@
  * written by one Lua script, so a reader never sees one without the other.
  */
 import type { Redis } from 'ioredis';
-import type { RunMeta } from '../flows/index.ts';
+import { type RunMeta, stepQueueName } from '../flows/index.ts';
 import { type Keys, keys } from './keys.ts';
 import {
   type EventInput,
@@ -44,7 +44,12 @@ export class RunStore {
   readonly keys: Keys;
   private readonly redis: ScriptedRedis;
 
-  constructor(redis: Redis, prefix: string) {
+  /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
+  constructor(
+    redis: Redis,
+    prefix: string,
+    private readonly workerId = '',
+  ) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
   }
@@ -55,12 +60,12 @@ export class RunStore {
   }
 
   /** The document of a run just announced, derived from its meta (no read-back). */
-  static initialDocument(meta: RunMeta): RunDocument {
+  static initialDocument(meta: RunMeta, unserved: Record<string, string> = {}): RunDocument {
     const fields: Record<string, string> = {};
     for (const id of meta.definition.order) {
       fields[`st:${id}`] = meta.definition.steps[id]!.needs.length === 0 ? 'queued' : 'pending';
     }
-    return runDocument(meta, fields);
+    return runDocument(meta, fields, unserved);
   }
 
   /** Creates the run record (idempotent). */
@@ -73,6 +78,7 @@ export class RunStore {
       this.keys.events(meta.id),
       this.keys.runs(),
       this.keys.workflowRuns(meta.workflow.name),
+      this.keys.activeRuns(),
       JSON.stringify(meta),
       Date.parse(meta.createdAt),
       meta.createdAt,
@@ -247,11 +253,13 @@ export class RunStore {
       this.keys.run(runId),
       this.keys.events(runId),
       this.keys.expiries(),
+      this.keys.activeRuns(),
       status,
       at,
       JSON.stringify({ runId, type, at, ...extra }),
       Date.parse(at),
       this.keys.records(),
+      runId,
     );
     return result === 1;
   }
@@ -316,6 +324,7 @@ export class RunStore {
       options.continueOnError ? '1' : '0',
       options.maxInterruptions,
       options.needs,
+      this.workerId,
       ...reads,
     )) as [number, string, string, number, number, ...string[]];
     const [code, current, cancel, attempt, interruptions] = reply;
@@ -335,6 +344,27 @@ export class RunStore {
       startedAt: at,
       snapshot,
     };
+  }
+
+  /**
+   * Announces that a queued or pending step waits for a worker nobody live provides (`reason`):
+   * a `step.waiting` event, once per reason; `undefined` forgets the last one. True when written.
+   */
+  async flagWaiting(runId: string, stepId: string, reason: string | undefined): Promise<boolean> {
+    const result = await this.redis.flagWaiting(
+      this.keys.run(runId),
+      this.keys.events(runId),
+      stepId,
+      reason ?? '',
+      new Date().toISOString(),
+      runId,
+    );
+    return result === 1;
+  }
+
+  /** Runs not final yet, oldest first, created before `before` (ms), at most `limit`. */
+  async activeRuns(before: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.activeRuns(), '-inf', before, 'LIMIT', 0, limit);
   }
 
   /** Reads what a step needs to decide and run: meta, cancel flag, and some steps' states. */
@@ -370,9 +400,13 @@ export class RunStore {
 
   /** The run document, or undefined when there is no such run. */
   async getRun(runId: string): Promise<RunDocument | undefined> {
-    const all = await this.redis.hgetall(this.keys.run(runId));
+    const [[, all], [, unserved]] = (await this.redis
+      .multi()
+      .hgetall(this.keys.run(runId))
+      .hgetall(this.keys.unserved())
+      .exec()) as [[unknown, Record<string, string>], [unknown, Record<string, string>]];
     if (!all.meta) return undefined;
-    return runDocument(JSON.parse(all.meta) as RunMeta, all);
+    return runDocument(JSON.parse(all.meta) as RunMeta, all, unserved);
   }
 
   /** Events after `afterId` (exclusive; from the start when omitted), at most `count`. */
@@ -416,14 +450,24 @@ export class RunStore {
 }
 
 /** Assembles a run document from its meta and the fields of its record hash. */
-function runDocument(meta: RunMeta, all: Record<string, string>): RunDocument {
+function runDocument(
+  meta: RunMeta,
+  all: Record<string, string>,
+  unserved: Record<string, string> = {},
+): RunDocument {
   const steps: Record<string, StepView> = {};
   for (const id of meta.definition.order) {
     const details = all[`s:${id}`] ? (JSON.parse(all[`s:${id}`]!) as StepDetails) : undefined;
+    const step = meta.definition.steps[id]!;
+    const status = (all[`st:${id}`] ?? 'pending') as StepStatus;
+    const waiting = unserved[stepQueueName(step.executor, step.runsOn ?? [])];
     steps[id] = {
-      status: (all[`st:${id}`] ?? 'pending') as StepStatus,
-      executor: meta.definition.steps[id]!.executor,
+      status,
+      executor: step.executor,
+      ...(step.runsOn?.length && { runsOn: step.runsOn }),
       ...details,
+      // Only while it waits: once a worker takes it the flag is history.
+      ...(waiting && (status === 'queued' || status === 'pending') && { waiting }),
     };
     if (details?.hosts) {
       const instances: Record<string, InstanceView> = {};

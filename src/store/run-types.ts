@@ -30,6 +30,8 @@ export interface StepDetails {
   hosts?: string[];
   /** Types of the events the step published when it succeeded. */
   emitted?: string[];
+  /** The worker that started the latest attempt (its heartbeat id). */
+  worker?: string;
 }
 
 /** One host instance of a fan-out step: its status and the attempt-level details of a step. */
@@ -41,6 +43,10 @@ export type InstanceView = { status: StepStatus } & Partial<
 export type StepView = {
   status: StepStatus;
   instances?: Record<string, InstanceView>;
+  /** The step's `runsOn` tags, when it has any. */
+  runsOn?: string[];
+  /** Why a queued or pending step is not picked up: no live worker serves its executor and tags. */
+  waiting?: string;
 } & Partial<StepDetails>;
 
 /** `GET /v1/runs/:id`. */

@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 const SCRIPTS = {
-  announceRun: { file: 'announce-run.lua', keys: 4 },
+  announceRun: { file: 'announce-run.lua', keys: 5 },
   transitionStep: { file: 'transition-step.lua', keys: 2 },
   startStep: { file: 'start-step.lua', keys: 2 },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
-  finishRun: { file: 'finish-run.lua', keys: 3 },
+  finishRun: { file: 'finish-run.lua', keys: 4 },
   deleteRun: { file: 'delete-run.lua', keys: 4 },
   lock: { file: 'lock.lua', keys: 1 },
+  flagWaiting: { file: 'flag-waiting.lua', keys: 2 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
   concurrencyGroup: { file: 'concurrency-group.lua', keys: 1 },

@@ -8,7 +8,7 @@
  * its dependents made ready, so they wake and skip (or run, for `always()`) and the run ends.
  */
 import type { Job } from 'bullmq';
-import { type StepJobData, stepJobId } from '../flows/index.ts';
+import { QUEUES, type StepJobData, stepJobId } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES } from '../store/index.ts';
 import { promoteGates } from './gates.ts';
 import { planFor, type StepProcessorDeps } from './step-deps.ts';
@@ -45,7 +45,7 @@ export async function settleNeeds(
   for (const id of stepIds) {
     const sp = plan.steps.get(id);
     if (!sp || FINAL_STEP_STATUSES.has(snapshot.status[id] ?? '')) continue;
-    const found = await deps.lookupJob(sp.step.executor, stepJobId(runId, id));
+    const found = await deps.lookupJob(QUEUES.step(sp.step.executor, sp.step.runsOn), stepJobId(runId, id));
     const ended = found === undefined || found.state === 'failed' || found.state === 'completed';
     if (!ended || (found?.state !== 'failed' && !force)) continue;
     const error = reasonOf(found);
@@ -88,10 +88,11 @@ export async function settleInstances(
   hosts: string[],
 ): Promise<string[]> {
   const instances = await deps.store.instances(runId, stepId, hosts);
+  const queue = QUEUES.step('ssh', (await planFor(deps, runId)).steps.get(stepId)?.step.runsOn);
   const settled: string[] = [];
   for (const host of hosts) {
     if (FINAL_STEP_STATUSES.has(instances[host]?.status ?? '')) continue;
-    const found = await deps.lookupJob('ssh', `${stepJobId(runId, stepId)}@${host}`);
+    const found = await deps.lookupJob(queue, `${stepJobId(runId, stepId)}@${host}`);
     if (found && found.state !== 'failed' && found.state !== 'completed') continue;
     const error = reasonOf(found);
     const written = await deps.store.transitionInstance(

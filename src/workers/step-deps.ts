@@ -16,9 +16,9 @@ export interface SecretSource {
   get(names: string[]): Promise<Record<string, string>>;
 }
 
-/** Reads a step job's BullMQ state, whatever executor queue it is in (for the reconciler). */
+/** Reads a step job's BullMQ state in the step queue `queueName` (for the reconciler). */
 export type JobLookup = (
-  executor: string,
+  queueName: string,
   jobId: string,
 ) => Promise<{ state: string; failedReason?: string; stalls: number } | undefined>;
 

@@ -132,10 +132,28 @@ describe('validateDefinition', () => {
     expect(wf.steps.a!.executor).toBe('ssh');
   });
 
-  it('refuses runsOn rather than run the step on any worker', () => {
-    expect(issuesOf({ name: 'x', steps: { a: { run: 'x', runsOn: ['gpu'] } } })).toContainEqual({
-      path: 'steps.a.runsOn',
-      message: 'routing steps to tagged workers is not available yet',
+  it('accepts runsOn tags (sorted, so one tag set is one queue) and refuses malformed ones', () => {
+    const wf = validateDefinition({ name: 'x', steps: { a: { run: 'x', runsOn: ['gpu', 'eu'] } } });
+    expect(wf.steps.a!.runsOn).toEqual(['eu', 'gpu']);
+    const issues = issuesOf({
+      name: 'x',
+      steps: {
+        a: { run: 'x', runsOn: ['GPU', 'a:b', 'ok', 'ok'] },
+        b: { run: 'x', runsOn: ['t1', 't2', 't3', 't4', 't5', 't6', 't7', 't8', 't9'] },
+      },
+    });
+    expect(issues).toContainEqual({
+      path: 'steps.a.runsOn[0]',
+      message: 'a tag must match [a-z0-9][a-z0-9_.-]{0,31}',
+    });
+    expect(issues).toContainEqual({
+      path: 'steps.a.runsOn[1]',
+      message: 'a tag must match [a-z0-9][a-z0-9_.-]{0,31}',
+    });
+    expect(issues).toContainEqual({ path: 'steps.a.runsOn[3]', message: '"ok" is listed twice' });
+    expect(issues).toContainEqual({
+      path: 'steps.b.runsOn',
+      message: 'at most 8 tags (a worker serves at most 8)',
     });
   });
 

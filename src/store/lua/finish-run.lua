@@ -6,12 +6,14 @@
   KEYS[1] run hash            {p}:rec:run:<id>
   KEYS[2] run event stream    {p}:rec:run:<id>:events
   KEYS[3] expiry index (zset) {p}:rec:runs:expiry
+  KEYS[4] active runs (zset)  {p}:rec:runs:active — the run leaves it
 
   ARGV[1] final status (succeeded | failed | cancelled)
   ARGV[2] now (ISO)
   ARGV[3] terminal event JSON
   ARGV[4] now (ms)
   ARGV[5] records prefix      {p}:rec:
+  ARGV[6] run id
 
   Keys derived here (same hash tag, so the same Redis Cluster slot): the log of every attempt,
   `<run hash>:log:<step>#<n>` for n = 1..`a:<step>` and `<run hash>:log:<step>@<host>#<n>` for
@@ -23,6 +25,7 @@
 local final = { succeeded = true, failed = true, cancelled = true }
 local run = KEYS[1]
 if redis.call('EXISTS', run) == 0 then return -1 end
+redis.call('ZREM', KEYS[4], ARGV[6])
 if final[redis.call('HGET', run, 'status') or ''] then return 0 end
 redis.call('HSET', run, 'status', ARGV[1], 'finishedAt', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', 'run.' .. ARGV[1], 'data', ARGV[3])

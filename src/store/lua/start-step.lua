@@ -22,7 +22,8 @@
   ARGV[6] '1' when the step has continueOnError
   ARGV[7] interruptions allowed before the step fails
   ARGV[8] number of direct needs (the first ids below)
-  ARGV[9…] ids of the steps whose state is read (needs first)
+  ARGV[9] id of the worker starting it ('' when unknown): in the running details and event
+  ARGV[10…] ids of the steps whose state is read (needs first)
 
   Returns { outcome, current status, cancel flag, attempt, interruptions, st1, s1, st2, s2, … }
   where outcome is -1 no run record, 0 the step is already final, 1 started here (attempt is the
@@ -43,14 +44,14 @@ local reply = { 2, current, cancel, attempt, interruptions }
 local needs = tonumber(ARGV[8])
 local ok = cancel ~= '1'
 local early = false
-for i = 9, #ARGV do
+for i = 10, #ARGV do
   local id = ARGV[i]
   local st = redis.call('HGET', run, 'st:' .. id) or ''
   local s = redis.call('HGET', run, 's:' .. id) or ''
   reply[#reply + 1] = st
   reply[#reply + 1] = s
-  if i - 8 <= needs and not final[st] then early = true end
-  if i - 8 <= needs and st ~= 'succeeded' then
+  if i - 9 <= needs and not final[st] then early = true end
+  if i - 9 <= needs and st ~= 'succeeded' then
     if not (st == 'failed' and s ~= '' and cjson.decode(s)['continueOnError'] == true) then ok = false end
   end
 end
@@ -92,8 +93,11 @@ if redis.call('HGET', run, 'status') == 'queued' then
 end
 local details = { executor = ARGV[5], attempts = attempt, startedAt = at }
 if ARGV[6] == '1' then details.continueOnError = true end
+local worker = ARGV[9] ~= '' and ARGV[9] or nil
+details.worker = worker
 redis.call('HSET', run, 'st:' .. stepId, 'running', 's:' .. stepId, cjson.encode(details))
 redis.call('XADD', stream, '*', 'type', 'step.started', 'data', cjson.encode({
-  runId = runId, type = 'step.started', at = at, step = stepId, attempt = attempt, executor = ARGV[5] }))
+  runId = runId, type = 'step.started', at = at, step = stepId, attempt = attempt, executor = ARGV[5],
+  worker = worker }))
 reply[1] = 1
 return reply
