@@ -1,0 +1,53 @@
+/**
+ * Review of issue 7 (workspaces, `WORKER_RUN_AS`): `cwd` is checked lexically, then the worker
+ * (root) runs `mkdir -p` and `chown` on it. A step running as the unprivileged user can put a
+ * symbolic link in the run's workspace; a later step whose `cwd` names that link makes the
+ * root worker follow it and hand the link's target to the step user: any directory on the
+ * machine (`/etc`, the worker's credentials folder) becomes the step user's, a way to root.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalExecutor, resolveRunAs, Workspaces } from '../../src/workers/local/index.ts';
+import { startEngine, type TestEngine } from '../support/engine.ts';
+import { redisUrl, testPrefix } from '../support/prefix.ts';
+
+let engine: TestEngine;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-runas-'));
+  chmodSync(dir, 0o755);
+  const runAs = resolveRunAs('nobody');
+  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
+    executors: [
+      new LocalExecutor({
+        killGraceMs: 1000,
+        runAs,
+        workspaces: new Workspaces({ baseDir: join(dir, 'ws'), runAs }),
+      }),
+    ],
+  });
+});
+afterAll(async () => {
+  await engine.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('cwd through a link a step left in the workspace', () => {
+  it("never gives the link's target to the step user", async () => {
+    const victim = join(dir, 'root-owned');
+    mkdirSync(victim, { mode: 0o755 });
+    const run = await engine.submit({
+      name: 'chown-escape',
+      steps: {
+        plant: { run: `ln -s ${victim} up` },
+        use: { needs: ['plant'], cwd: 'up', run: 'touch i-own-this && echo wrote' },
+      },
+    });
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(statSync(victim).uid).toBe(0);
+    expect(done.steps.use).toMatchObject({ status: 'failed', error: { code: 'bad_cwd' } });
+  });
+});
