@@ -83,4 +83,22 @@ describe('masking edges (review 8)', () => {
     expect(log).not.toContain(TOKEN);
     expect(log).toContain('value: ***');
   });
+
+  it('a secret one step used is masked when another step of the run prints it', async () => {
+    // The contract masks secret values "wherever they would appear in logs"; each step's masker
+    // knows only the secrets that step names, so a value left in the run's shared workspace by
+    // one step (a token in a config file) is printed in clear by the next.
+    const run = await engine.submit({
+      name: 'cross-step',
+      steps: {
+        login: { env: { T: '${{ secrets.TOKEN }}' }, run: 'printf "token=%s\\n" "$T" > .tokenrc' },
+        debug: { needs: ['login'], run: 'cat .tokenrc' },
+      },
+    });
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('succeeded');
+    const log = await logOf(run.id, 'debug');
+    expect(log).toContain('token=');
+    expect(log).not.toContain(TOKEN);
+  });
 });
