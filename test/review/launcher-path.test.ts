@@ -57,6 +57,6 @@ describe.skipIf(process.getuid?.() !== 0)("a step's PATH and the launcher", () =
     expect(ranAs).toBeNull();
     expect(done.steps.plant).toMatchObject({ status: 'succeeded' });
     const log = (await engine.request('GET', `/v1/runs/${run.id}/steps/use/logs`)).body as string;
-    expect(log.trim()).toBe(String(resolveRunAs('nobody').uid));
+    expect(String(log).trim()).toBe(String(resolveRunAs('nobody').uid));
   });
 });

@@ -17,6 +17,9 @@
  * logs which form it uses at start.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
 
 /** How steps are contained on this machine. */
 export type ContainmentMode = 'pid-namespace' | 'user-namespace' | 'process-group';
@@ -30,42 +33,59 @@ export interface RunAs {
 }
 
 /**
- * The namespace's init: runs "$@", turns TERM/INT/HUP into TERM for every process of the
- * namespace, and returns the command's exit status (`wait` returns early when a trap fires).
+ * Variables the dynamic loader (and glibc) honours: were they in the launcher's environment, a
+ * step could run code in `setpriv` or `unshare` as the worker's user, outside its namespace and
+ * before the switch to `WORKER_RUN_AS`. They travel renamed (`CONVEYOR_RESTORE_<name>`) and the
+ * step's init restores them just before the step's own command.
  */
-const INIT =
-  '"$@" & c=$!; trap "kill -TERM -1 2>/dev/null" TERM INT HUP; ' +
-  'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || exit $s; done';
+const LOADER_VARIABLES =
+  /^(LD_[A-Z_]+|MALLOC_[A-Z_]+|GLIBC_TUNABLES|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
 
-const PREFIX: Record<ContainmentMode, string[]> = {
-  'pid-namespace': [
-    'setpriv',
-    '--pdeathsig',
-    'KILL',
-    '--',
-    'unshare',
-    '--pid',
-    '--fork',
-    '--mount-proc',
-    '--kill-child=KILL',
-    '--',
-  ],
-  'user-namespace': [
-    'setpriv',
-    '--pdeathsig',
-    'KILL',
-    '--',
-    'unshare',
-    '--user',
-    '--map-current-user',
-    '--pid',
-    '--fork',
-    '--mount-proc',
-    '--kill-child=KILL',
-    '--',
-  ],
-  'process-group': ['setpriv', '--pdeathsig', 'KILL', '--'],
-};
+/** Restores the renamed loader variables (names checked in `launchEnv`). */
+const RESTORE = String.raw`for v in $CONVEYOR_RESTORE; do eval "export $v=\"\$CONVEYOR_RESTORE_$v\""; unset "CONVEYOR_RESTORE_$v"; done; unset CONVEYOR_RESTORE; `;
+
+/** The launcher's environment for a step's `env`: loader variables renamed for the init to restore. */
+export function launchEnv(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const carried: string[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    if (LOADER_VARIABLES.test(name)) {
+      out[`CONVEYOR_RESTORE_${name}`] = value;
+      carried.push(name);
+    } else out[name] = value;
+  }
+  if (carried.length) out.CONVEYOR_RESTORE = carried.join(' ');
+  return out;
+}
+
+/** Absolute paths of the tools that launch a step: never looked up on the step's own `PATH`. */
+export interface LaunchTools {
+  setpriv: string;
+  unshare: string;
+  env: string;
+  sh: string;
+}
+
+/**
+ * The namespace's init: restores the loader variables, runs "$@" with SIGINT and SIGQUIT back to
+ * their defaults (a shell starts a background job with them ignored), turns TERM/INT/HUP into
+ * TERM for every process of the namespace, and returns the command's exit status (`wait` returns
+ * early when a trap fires).
+ */
+function init(tools: LaunchTools): string {
+  return (
+    `${RESTORE}${tools.env} --default-signal=INT,QUIT "$@" & c=$!; ` +
+    'trap "kill -TERM -1 2>/dev/null" TERM INT HUP; ' +
+    'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || exit $s; done'
+  );
+}
+
+function prefix(mode: ContainmentMode, t: LaunchTools): string[] {
+  const death = [t.setpriv, '--pdeathsig', 'KILL', '--'];
+  if (mode === 'process-group') return death;
+  const user = mode === 'user-namespace' ? ['--user', '--map-current-user'] : [];
+  return [...death, t.unshare, ...user, '--pid', '--fork', '--mount-proc', '--kill-child=KILL', '--'];
+}
 
 /**
  * The argv that runs `shell -c command` contained by `mode`, as `runAs` when given (the user
@@ -74,13 +94,14 @@ const PREFIX: Record<ContainmentMode, string[]> = {
  */
 export function containedArgv(
   mode: ContainmentMode,
+  tools: LaunchTools,
   shell: string,
   command: string,
   runAs?: RunAs,
 ): string[] {
   const user = runAs
     ? [
-        'setpriv',
+        tools.setpriv,
         '--reuid',
         String(runAs.uid),
         '--regid',
@@ -91,23 +112,72 @@ export function containedArgv(
         '--',
       ]
     : [];
-  if (mode === 'process-group') return [...PREFIX[mode], ...user, shell, '-c', command];
-  return [...PREFIX[mode], ...user, '/bin/sh', '-c', INIT, 'conveyor-step', shell, '-c', command];
+  if (mode === 'process-group') {
+    return [
+      ...prefix(mode, tools),
+      ...user,
+      tools.sh,
+      '-c',
+      `${RESTORE}exec "$@"`,
+      'conveyor-step',
+      shell,
+      '-c',
+      command,
+    ];
+  }
+  return [
+    ...prefix(mode, tools),
+    ...user,
+    tools.sh,
+    '-c',
+    init(tools),
+    'conveyor-step',
+    shell,
+    '-c',
+    command,
+  ];
+}
+
+/** Finds each launch tool on the worker's own PATH (never a step's). */
+export async function findLaunchTools(
+  path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+): Promise<LaunchTools> {
+  const find = async (name: string) => {
+    for (const dir of path.split(':').filter((d) => isAbsolute(d))) {
+      const candidate = join(dir, name);
+      if (
+        await access(candidate, constants.X_OK).then(
+          () => true,
+          () => false,
+        )
+      )
+        return candidate;
+    }
+    throw new Error(`local steps need ${name} on the worker's PATH (util-linux, coreutils)`);
+  };
+  const [setpriv, unshare, env, sh] = await Promise.all([
+    find('setpriv'),
+    find('unshare'),
+    find('env'),
+    find('sh'),
+  ]);
+  return { setpriv, unshare, env, sh };
 }
 
 function succeeds(argv: string[]): Promise<boolean> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
     child.once('error', () => resolve(false));
     child.once('exit', (code) => resolve(code === 0));
   });
 }
 
 /** The strongest containment this machine allows, found by trying each form once. */
-export async function probeContainment(): Promise<ContainmentMode> {
-  for (const mode of ['pid-namespace', 'user-namespace'] as const) {
-    if (await succeeds(containedArgv(mode, '/bin/sh', 'exit 0'))) return mode;
+export async function probeContainment(tools: LaunchTools): Promise<ContainmentMode> {
+  for (const mode of ['pid-namespace', 'user-namespace', 'process-group'] as const) {
+    if (await succeeds(containedArgv(mode, tools, tools.sh, 'exit 0'))) return mode;
   }
-  if (await succeeds(containedArgv('process-group', '/bin/sh', 'exit 0'))) return 'process-group';
-  throw new Error('local steps need setpriv from util-linux (apt-get install util-linux)');
+  throw new Error(
+    'local steps could not be started: setpriv (util-linux) and env --default-signal (coreutils ≥ 8.31) are needed',
+  );
 }

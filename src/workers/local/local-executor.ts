@@ -13,7 +13,15 @@ import { StepError, StepInterruptedError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
 import { readPrivateFile } from '../private-file.ts';
-import { type ContainmentMode, containedArgv, probeContainment, type RunAs } from './containment.ts';
+import {
+  type ContainmentMode,
+  containedArgv,
+  findLaunchTools,
+  type LaunchTools,
+  launchEnv,
+  probeContainment,
+  type RunAs,
+} from './containment.ts';
 import { type RunStates, Workspaces } from './workspace.ts';
 
 /** Options of the local executor. */
@@ -49,7 +57,7 @@ export function scrubbedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 export class LocalExecutor implements Executor {
   readonly name = 'local';
   private readonly options: LocalExecutorOptions;
-  private mode: Promise<ContainmentMode> | undefined;
+  private launch: Promise<{ mode: ContainmentMode; tools: LaunchTools }> | undefined;
 
   constructor(options: Partial<LocalExecutorOptions> = {}) {
     this.options = {
@@ -64,17 +72,25 @@ export class LocalExecutor implements Executor {
       throw new RangeError('WORKER_RUN_AS needs a worker running as root');
   }
 
+  /** How this executor contains steps, and the tools it launches them with (found once). */
+  private launcher(): Promise<{ mode: ContainmentMode; tools: LaunchTools }> {
+    this.launch ??= (async () => {
+      const tools = await findLaunchTools();
+      return { tools, mode: this.options.containment ?? (await probeContainment(tools)) };
+    })();
+    return this.launch;
+  }
+
   /** How this executor contains steps (probed once). */
-  containment(): Promise<ContainmentMode> {
-    this.mode ??= this.options.containment ? Promise.resolve(this.options.containment) : probeContainment();
-    return this.mode;
+  async containment(): Promise<ContainmentMode> {
+    return (await this.launcher()).mode;
   }
 
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
-    const [mode, cwd] = await Promise.all([
-      this.containment(),
+    const [launch, cwd] = await Promise.all([
+      this.launcher(),
       this.options.workspaces.cwdFor(step.runId, step.cwd),
     ]);
     // The step's files live apart from the workspace: `rm -rf *` there cannot remove them.
@@ -87,7 +103,7 @@ export class LocalExecutor implements Executor {
       await Promise.all([dir, outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
     }
     try {
-      const { exitCode, signal } = await this.spawn(mode, step, ctx, cwd, {
+      const { exitCode, signal } = await this.spawn(launch, step, ctx, cwd, {
         ...this.options.baseEnv,
         ...(owner && { HOME: cwd, USER: owner.user, LOGNAME: owner.user }),
         ...step.env,
@@ -114,17 +130,23 @@ export class LocalExecutor implements Executor {
   }
 
   private spawn(
-    mode: ContainmentMode,
+    launch: { mode: ContainmentMode; tools: LaunchTools },
     step: StepExecution,
     ctx: ExecutorContext,
     cwd: string,
     env: Record<string, string>,
   ): Promise<{ exitCode: number | null; signal: string | null }> {
     return new Promise((resolve, reject) => {
-      const [file, ...args] = containedArgv(mode, this.options.shell, step.command!, this.options.runAs);
-      const child = spawn(file!, args, {
+      const argv = containedArgv(
+        launch.mode,
+        launch.tools,
+        this.options.shell,
+        step.command!,
+        this.options.runAs,
+      );
+      const child = spawn(argv[0]!, argv.slice(1), {
         cwd,
-        env,
+        env: launchEnv(env),
         detached: true, // its own process group: one kill reaches the launcher and the whole tree
         stdio: ['ignore', 'pipe', 'pipe'],
       });
