@@ -26,7 +26,10 @@ describe('the workspace base folder', () => {
     const shared = join(dir, 'shared-tmp');
     mkdirSync(shared);
     chmodSync(shared, 0o1777);
-    await new Workspaces({ baseDir: shared }).forRun('run_abc123');
+    // Refused: a directory anybody may write to is no place for workspaces, and its mode stays.
+    await expect(new Workspaces({ baseDir: shared }).forRun('run_abc123')).rejects.toMatchObject({
+      code: 'bad_workspace_dir',
+    });
     expect((statSync(shared).mode & 0o7777).toString(8)).toBe('1777');
   });
 

@@ -44,6 +44,12 @@ const LOADER_VARIABLES =
 /** Restores the renamed loader variables (names checked in `launchEnv`). */
 const RESTORE = String.raw`for v in $CONVEYOR_RESTORE; do eval "export $v=\"\$CONVEYOR_RESTORE_$v\""; unset "CONVEYOR_RESTORE_$v"; done; unset CONVEYOR_RESTORE; `;
 
+/**
+ * Creates and enters a relative `cwd` (`CONVEYOR_CREATE_CWD`) as the step's user, after the user
+ * switch: links a step planted in its workspace are followed with the step's rights.
+ */
+const ENTER = String.raw`if [ -n "$CONVEYOR_CREATE_CWD" ]; then mkdir -p -- "$CONVEYOR_CREATE_CWD" && cd -- "$CONVEYOR_CREATE_CWD" || exit 125; fi; unset CONVEYOR_CREATE_CWD; `;
+
 /** The launcher's environment for a step's `env`: loader variables renamed for the init to restore. */
 export function launchEnv(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
@@ -74,7 +80,7 @@ export interface LaunchTools {
  */
 function init(tools: LaunchTools): string {
   return (
-    `${RESTORE}${tools.env} --default-signal=INT,QUIT "$@" & c=$!; ` +
+    `${RESTORE}${ENTER}${tools.env} --default-signal=INT,QUIT "$@" & c=$!; ` +
     'trap "kill -TERM -1 2>/dev/null" TERM INT HUP; ' +
     'while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || exit $s; done'
   );

@@ -89,7 +89,7 @@ export class LocalExecutor implements Executor {
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
-    const [launch, cwd] = await Promise.all([
+    const [launch, where] = await Promise.all([
       this.launcher(),
       this.options.workspaces.cwdFor(step.runId, step.cwd),
     ]);
@@ -103,14 +103,16 @@ export class LocalExecutor implements Executor {
       await Promise.all([dir, outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
     }
     try {
-      const { exitCode, signal } = await this.spawn(launch, step, ctx, cwd, {
+      const workspace = await this.options.workspaces.forRun(step.runId);
+      const { exitCode, signal } = await this.spawn(launch, step, ctx, where.create ? workspace : where.dir, {
         ...this.options.baseEnv,
-        ...(owner && { HOME: cwd, USER: owner.user, LOGNAME: owner.user }),
+        ...(owner && { HOME: workspace, USER: owner.user, LOGNAME: owner.user }),
         ...step.env,
+        ...(where.create && { CONVEYOR_CREATE_CWD: where.dir }),
         CONVEYOR_OUTPUT: outputFile,
         CONVEYOR_EVENTS: eventsFile,
         CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey,
-        CONVEYOR_WORKSPACE: await this.options.workspaces.forRun(step.runId),
+        CONVEYOR_WORKSPACE: workspace,
       });
       if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
       const cap = step.limits.maxOutputBytes;

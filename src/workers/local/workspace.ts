@@ -36,16 +36,30 @@ export class Workspaces {
   #base: Promise<void> | undefined;
 
   constructor(options: Partial<WorkspaceOptions> = {}) {
-    this.options = { baseDir: join(tmpdir(), 'conveyor-workspaces'), keep: false, ...options };
+    const merged = { baseDir: join(tmpdir(), 'conveyor-workspaces'), keep: false, ...options };
+    // A relative setting would put workspaces under the engine's own directory.
+    this.options = { ...merged, baseDir: resolve(merged.baseDir) };
   }
 
   /** The run's workspace, created on first use. */
   async forRun(runId: string): Promise<string> {
     if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
     this.#base ??= (async () => {
-      await mkdir(this.options.baseDir, { recursive: true });
-      // Steps may pass through to their own run's directory but not list the others.
-      await chmod(this.options.baseDir, 0o711);
+      const base = this.options.baseDir;
+      const created = await mkdir(base, { recursive: true });
+      if (created === undefined) {
+        // An existing directory is not ours to re-mode: refuse one anybody may write to (`/tmp`).
+        const found = await stat(base);
+        if (found.mode & 0o002)
+          throw new StepError(
+            'bad_workspace_dir',
+            `WORKER_WORKSPACE_DIR "${base}" is writable by everyone: give Conveyor a directory of its own`,
+            false,
+          );
+      } else {
+        // Steps may pass through to their own run's directory but not list the others.
+        await chmod(base, 0o711);
+      }
     })();
     await this.#base;
     const dir = join(this.options.baseDir, runId);
@@ -56,27 +70,26 @@ export class Workspaces {
   }
 
   /**
-   * Where a step with `cwd` runs: a relative `cwd` inside the workspace (created when missing),
-   * never above it; an absolute one as given (it must exist).
+   * Where a step with `cwd` runs: a relative `cwd` inside the workspace, never above it; an
+   * absolute one as given (it must exist). The worker only checks the path as text: the step's
+   * own init creates a relative one and enters it as the step's user (see containment.ts), so a
+   * link a step planted in its workspace is followed with the step's rights, never the worker's.
    */
-  async cwdFor(runId: string, cwd: string | undefined): Promise<string> {
+  async cwdFor(runId: string, cwd: string | undefined): Promise<{ dir: string; create: boolean }> {
     const workspace = await this.forRun(runId);
-    if (cwd === undefined || cwd === '') return workspace;
+    if (cwd === undefined || cwd === '') return { dir: workspace, create: false };
     if (isAbsolute(cwd)) {
       const found = await stat(cwd).catch(() => undefined);
       if (!found?.isDirectory())
         throw new StepError('bad_cwd', `cwd "${cwd}" is not a directory on this worker`, false);
-      return cwd;
+      return { dir: cwd, create: false };
     }
     const dir = resolve(workspace, cwd);
     const rel = relative(workspace, dir);
     if (rel.startsWith('..') || isAbsolute(rel)) {
       throw new StepError('bad_cwd', `cwd "${cwd}" leaves the run's workspace`, false);
     }
-    await mkdir(dir, { recursive: true });
-    const owner = this.options.runAs;
-    if (owner && rel !== '') await chown(dir, owner.uid, owner.gid);
-    return dir;
+    return { dir, create: rel !== '' };
   }
 
   /** Removes a run's workspace (when the run ended), unless workspaces are kept. */
