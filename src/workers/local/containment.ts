@@ -48,7 +48,7 @@ const RESTORE = String.raw`for v in $CONVEYOR_RESTORE; do eval "export $v=\"\$CO
  * Creates and enters a relative `cwd` (`CONVEYOR_CREATE_CWD`) as the step's user, after the user
  * switch: links a step planted in its workspace are followed with the step's rights.
  */
-const ENTER = String.raw`if [ -n "$CONVEYOR_CREATE_CWD" ]; then mkdir -p -- "$CONVEYOR_CREATE_CWD" && cd -- "$CONVEYOR_CREATE_CWD" || exit 125; fi; unset CONVEYOR_CREATE_CWD; `;
+const ENTER = `if [ -n "$CONVEYOR_CREATE_CWD" ]; then mkdir -p -- "$CONVEYOR_CREATE_CWD" && cd -- "$CONVEYOR_CREATE_CWD" || exit 125; fi; unset CONVEYOR_CREATE_CWD; `;
 
 /** The launcher's environment for a step's `env`: loader variables renamed for the init to restore. */
 export function launchEnv(env: Record<string, string>): Record<string, string> {

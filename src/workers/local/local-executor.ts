@@ -6,8 +6,7 @@
  * never stretches a step.
  */
 import { spawn } from 'node:child_process';
-import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chown, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepError, StepInterruptedError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
@@ -93,15 +92,12 @@ export class LocalExecutor implements Executor {
       this.launcher(),
       this.options.workspaces.cwdFor(step.runId, step.cwd),
     ]);
-    // The step's files live apart from the workspace: `rm -rf *` there cannot remove them.
-    const dir = await mkdtemp(join(tmpdir(), 'conveyor-step-'));
+    const dir = await this.options.workspaces.attemptDir(step.runId);
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
     await Promise.all([writeFile(outputFile, ''), writeFile(eventsFile, '')]);
     const owner = this.options.runAs;
-    if (owner) {
-      await Promise.all([dir, outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
-    }
+    if (owner) await Promise.all([outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
     try {
       const workspace = await this.options.workspaces.forRun(step.runId);
       const { exitCode, signal } = await this.spawn(launch, step, ctx, where.create ? workspace : where.dir, {

@@ -5,6 +5,8 @@
  * (unless kept for debugging); a sweep at start removes those whose run ended while this worker
  * was down.
  */
+
+import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
@@ -26,6 +28,9 @@ export type RunStates = (runIds: string[]) => Promise<Array<'ended' | 'active' |
 
 /** How old the workspace of a run unknown to this worker's Redis must be before a sweep takes it. */
 const UNKNOWN_RUN_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+/** Where attempts' private files live, under the base directory. */
+const ATTEMPTS = '.attempts';
 
 /** Run ids are `run_` plus URL-safe characters; anything else in the base dir is not ours. */
 const RUN_DIR = /^run_[A-Za-z0-9_-]{1,100}$/;
@@ -92,9 +97,30 @@ export class Workspaces {
     return { dir, create: rel !== '' };
   }
 
-  /** Removes a run's workspace (when the run ended), unless workspaces are kept. */
+  /**
+   * A fresh directory for one attempt's `$CONVEYOR_OUTPUT` and `$CONVEYOR_EVENTS`, apart from the
+   * workspace (`rm -rf *` there cannot touch it) and out of other runs' reach: under
+   * `<base>/.attempts/<run>/`, neither of which anyone but root may list, with a random name.
+   */
+  async attemptDir(runId: string): Promise<string> {
+    await this.forRun(runId);
+    const parent = join(this.options.baseDir, ATTEMPTS, runId);
+    await mkdir(parent, { recursive: true, mode: 0o711 });
+    const dir = join(parent, randomBytes(16).toString('hex'));
+    await mkdir(dir, { mode: 0o700 });
+    const owner = this.options.runAs;
+    if (owner) await chown(dir, owner.uid, owner.gid);
+    return dir;
+  }
+
+  /**
+   * Removes a run's workspace (when the run ended), unless workspaces are kept, and always what
+   * its attempts left behind (a worker killed mid-attempt leaves its outputs there).
+   */
   async remove(runId: string): Promise<void> {
-    if (this.options.keep || !RUN_DIR.test(runId)) return;
+    if (!RUN_DIR.test(runId)) return;
+    await rm(join(this.options.baseDir, ATTEMPTS, runId), { recursive: true, force: true });
+    if (this.options.keep) return;
     await rm(join(this.options.baseDir, runId), { recursive: true, force: true });
   }
 
@@ -104,8 +130,12 @@ export class Workspaces {
    * may be someone else's live one.
    */
   async sweep(states: RunStates): Promise<string[]> {
-    if (this.options.keep) return [];
-    const names = await readdir(this.options.baseDir).catch(() => [] as string[]);
+    const names = [
+      ...new Set([
+        ...(await readdir(this.options.baseDir).catch(() => [] as string[])),
+        ...(await readdir(join(this.options.baseDir, ATTEMPTS)).catch(() => [] as string[])),
+      ]),
+    ];
     const runIds = names.filter((n) => RUN_DIR.test(n));
     if (runIds.length === 0) return [];
     const known = await states(runIds);
