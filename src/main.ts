@@ -17,6 +17,7 @@ import { startPrivateRedis } from './standalone-redis.ts';
 import { parseSecretList } from './triggers/index.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
+import { setLongTimeout } from './workers/long-timer.ts';
 import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
 import { VmExecutor } from './workers/vm/index.ts';
 import { startWorker, type WorkerServices } from './workers/worker.ts';
@@ -110,6 +111,12 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // Closing waits on Redis; with Redis gone it would wait for ever. Past the grace and the
+    // hand-back, exit anyway: steps die with the worker (parent-death signal), jobs are recovered.
+    setLongTimeout(() => {
+      logger.error('shutdown did not finish in time (Redis unreachable?): exiting');
+      process.exit(1);
+    }, config.WORKER_SHUTDOWN_GRACE_MS + 10_000);
     for (const close of closers.reverse())
       await close().catch((err) => logger.error({ err }, 'close failed'));
     redisProcess?.kill('SIGTERM');

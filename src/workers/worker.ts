@@ -20,6 +20,7 @@ import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
 import { createInstanceProcessor } from './instance-processor.ts';
+import { setLongTimeout } from './long-timer.ts';
 import { startMaintenance } from './maintenance.ts';
 import { onJobFailed } from './reconciler.ts';
 import { createRunFinalizer } from './run-finalizer.ts';
@@ -296,16 +297,16 @@ export async function startWorker(
 
 /** Resolves true when `promise` settles within `ms`, false when the time runs out first. */
 async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
+  let cancel: (() => void) | undefined;
   const done = await Promise.race([
     promise.then(
       () => true,
       () => true,
     ),
     new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
+      cancel = setLongTimeout(() => resolve(false), ms);
     }),
   ]);
-  clearTimeout(timer);
+  cancel?.();
   return done;
 }
