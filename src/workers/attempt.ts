@@ -178,13 +178,18 @@ export async function runAttempt(p: AttemptParams): Promise<AttemptOutcome> {
   const reason = controller.signal.aborted ? (controller.signal.reason as StepError) : undefined;
   const exitCode = result?.exitCode ?? null;
   if (!reason && !thrown && !result?.error && exitCode === 0) {
-    return {
-      kind: 'succeeded',
-      exitCode,
-      outputs: maskDeep(result!.outputs, mask),
-      events: maskDeep(result!.events, mask),
-      finishedAt,
-    };
+    try {
+      return {
+        kind: 'succeeded',
+        exitCode,
+        outputs: maskDeep(result!.outputs, mask),
+        events: maskDeep(result!.events, mask),
+        finishedAt,
+      };
+    } catch (err) {
+      // Too deep to mask: the step's outputs cannot be kept; it failed, with its attempt known.
+      thrown = err;
+    }
   }
   const error: SerializedError & { retriable?: boolean } = reason
     ? { ...serializeError(reason), retriable: reason.retriable }

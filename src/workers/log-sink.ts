@@ -17,6 +17,9 @@ export type ProgressReporter = (percent: number, message?: string) => Promise<vo
 
 const PROGRESS = /^::progress::(\d{1,3}(?:\.\d+)?)(?:[ \t]+(.*))?$/gm;
 
+/** At most one `step.progress` event this often; the newest report wins. */
+const PROGRESS_EVERY_MS = 250;
+
 /** Options of a sink. */
 export interface LogSinkOptions {
   /** Bytes of output a step may produce before it is failed. @defaultValue 10 MiB */
@@ -40,6 +43,9 @@ export class LogSink {
   private readonly pending = { stdout: '', stderr: '' };
   private readonly maskers: Record<'stdout' | 'stderr', MaskStream>;
   private bytes = 0;
+  private latestProgress: { percent: number; message?: string } | undefined;
+  private progressAt = 0;
+  private progressTimer: NodeJS.Timeout | undefined;
   private over = false;
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -100,6 +106,7 @@ export class LogSink {
   async close(): Promise<void> {
     this.endMasking();
     this.flush(true);
+    this.reportProgress(true);
     await this.chain;
     if (this.failure) throw this.failure;
   }
@@ -114,17 +121,37 @@ export class LogSink {
       this.append(stream, text);
       return;
     }
-    // Text before a command line, the report, text after: in that order, in the same chain.
+    // Command lines leave the log; the text around them stays, in order. Of the reports, only the
+    // newest counts, at most one per PROGRESS_EVERY_MS: a flood of them costs one event a tick,
+    // not one each (each is a Redis write that would outlast the step's timeout).
     let from = 0;
     for (const match of text.matchAll(PROGRESS)) {
       if (match.index > from) this.append(stream, text.slice(from, match.index));
       const [line, percent, message] = match as unknown as [string, string, string | undefined];
-      this.chain = this.chain.then(() =>
-        this.onProgress!(Math.min(100, Number(percent)), message?.replace(/\r$/, '')),
-      );
+      this.latestProgress = { percent: Math.min(100, Number(percent)), message: message?.replace(/\r$/, '') };
       from = match.index + line.length + (text[match.index + line.length] === '\n' ? 1 : 0);
     }
     if (from < text.length) this.append(stream, text.slice(from));
+    this.reportProgress(false);
+  }
+
+  /** Sends the newest progress report when the last one is old enough (or at the end). */
+  private reportProgress(final: boolean): void {
+    const report = this.latestProgress;
+    if (!report) return;
+    const now = Date.now();
+    if (!final && now - this.progressAt < PROGRESS_EVERY_MS) {
+      this.progressTimer ??= setTimeout(() => {
+        this.progressTimer = undefined;
+        this.reportProgress(false);
+      }, PROGRESS_EVERY_MS);
+      return;
+    }
+    clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    this.latestProgress = undefined;
+    this.progressAt = now;
+    this.chain = this.chain.then(() => this.onProgress!(report.percent, report.message));
   }
 
   private append(stream: 'stdout' | 'stderr', text: string): void {

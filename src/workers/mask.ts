@@ -1,4 +1,5 @@
 /** Replaces secret values with `***` wherever text leaves a step (logs, errors, outputs, events). */
+import { StepError } from '../errors.ts';
 import { MaskStream, SecretAutomaton } from './mask-stream.ts';
 
 export { MASK, MaskStream } from './mask-stream.ts';
@@ -48,12 +49,21 @@ export function createMasker(secrets: Iterable<string>): Masker {
   return Object.assign(mask, { stream: () => new MaskStream(automaton) });
 }
 
-/** Masks every string inside a JSON-like value. */
-export function maskDeep<T>(value: T, mask: Masker): T {
+/** How deep an emitted event or an output may nest (JSON.parse takes any depth; we do not). */
+export const MAX_VALUE_DEPTH = 64;
+
+/**
+ * Masks every string inside a JSON-like value, object keys included (a secret can be a key as
+ * well as a value). Throws a `StepError` past `MAX_VALUE_DEPTH` levels rather than recurse
+ * without bound.
+ */
+export function maskDeep<T>(value: T, mask: Masker, depth = 0): T {
   if (typeof value === 'string') return mask(value) as T;
-  if (Array.isArray(value)) return value.map((v) => maskDeep(v, mask)) as T;
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, maskDeep(v, mask)])) as T;
-  }
-  return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_VALUE_DEPTH)
+    throw new StepError('too_deep', `an output or event nests deeper than ${MAX_VALUE_DEPTH} levels`, false);
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, mask, depth + 1)) as T;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [mask(k), maskDeep(v, mask, depth + 1)]),
+  ) as T;
 }

@@ -128,16 +128,31 @@ describe('execution', () => {
     const run = await engine.submit({
       name: 'progress',
       steps: {
-        work: { run: 'echo before; echo "::progress::50 half way"; echo "::progress::100"; echo after' },
+        work: {
+          run: 'echo before; echo "::progress::50 half way"; sleep 0.4; echo "::progress::100"; echo after',
+        },
       },
     });
     const { events } = await engine.waitForRun(run.id);
-    const mine = events.filter((e) => e.type === 'step.log' || e.type === 'step.progress');
-    const sequence = mine.map((e) =>
-      e.type === 'step.log' ? e.data.text : `${e.data.percent}:${e.data.message ?? ''}`,
-    );
-    expect(sequence.join('|')).toBe('before\n|50:half way|100:|after\n');
+    const progress = events.filter((e) => e.type === 'step.progress');
+    expect(progress.map((e) => `${e.data.percent}:${e.data.message ?? ''}`)).toEqual(['50:half way', '100:']);
+    const logs = events.filter((e) => e.type === 'step.log').map((e) => e.data.text);
+    expect(logs.join('')).toBe('before\nafter\n');
     expect((await engine.request('GET', `/v1/runs/${run.id}/steps/work/logs`)).body).toBe('before\nafter\n');
+  });
+
+  it('coalesces a flood of progress reports: the newest wins, a few events in all', async () => {
+    const run = await engine.submit({
+      name: 'progress-flood',
+      steps: {
+        work: { run: 'i=0; while [ $i -le 2000 ]; do echo "::progress::$((i / 20))"; i=$((i + 1)); done' },
+      },
+    });
+    const { events, run: done } = await engine.waitForRun(run.id);
+    expect(done.steps.work!.status).toBe('succeeded');
+    const progress = events.filter((e) => e.type === 'step.progress');
+    expect(progress.length).toBeLessThan(50);
+    expect(progress.at(-1)!.data.percent).toBe(100);
   });
 
   it('publishes the events a step emits when it succeeds, and only then', async () => {
