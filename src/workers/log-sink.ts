@@ -41,7 +41,7 @@ export class LogSink {
   private readonly options: LogSinkOptions;
   /** Masked text waiting for its line to end. */
   private readonly pending = { stdout: '', stderr: '' };
-  private readonly maskers: Record<'stdout' | 'stderr', MaskStream>;
+  private readonly masker: MaskStream;
   private bytes = 0;
   private latestProgress: { percent: number; message?: string } | undefined;
   private progressAt = 0;
@@ -59,7 +59,9 @@ export class LogSink {
     private readonly onProgress?: ProgressReporter,
   ) {
     this.options = { ...DEFAULTS, ...options };
-    this.maskers = { stdout: mask.stream(), stderr: mask.stream() };
+    // One masker for both streams, in arrival order: the stored log interleaves them, so a secret
+    // split between stdout and stderr is one secret there.
+    this.masker = mask.stream();
   }
 
   /** Accepts a chunk from the executor. */
@@ -79,7 +81,7 @@ export class LogSink {
       this.onLimit(err);
       return;
     }
-    this.pending[stream] += this.maskers[stream].write(chunk);
+    this.pending[stream] += this.masker.write(chunk);
     if (this.pending[stream].length > this.options.maxLine * 4) this.flush(false);
     else if (this.pending[stream]) this.timer ??= setTimeout(() => this.flush(false), this.options.flushMs);
   }
@@ -111,9 +113,9 @@ export class LogSink {
     if (this.failure) throw this.failure;
   }
 
-  /** The attempt is over: what the maskers held back cannot become a secret any more. */
+  /** The attempt is over: what the masker held back cannot become a secret any more. */
   private endMasking(): void {
-    for (const stream of ['stdout', 'stderr'] as const) this.pending[stream] += this.maskers[stream].end();
+    this.pending.stdout += this.masker.end();
   }
 
   private enqueue(stream: 'stdout' | 'stderr', text: string): void {

@@ -40,6 +40,11 @@ export interface RunPlan {
   /** Workflow-level env as template pieces. */
   env: Array<[string, Array<string | Expr>]>;
   steps: Map<string, StepPlan>;
+  /**
+   * Every secret any step of the run reads: each step masks them all, since a value one step
+   * used can reach another's output through the shared workspace.
+   */
+  secrets: string[];
 }
 
 function template(text: string, refs: References): Array<string | Expr> {
@@ -130,7 +135,7 @@ export function buildPlan(meta: RunMeta): RunPlan {
         .map((d) => gateJobId(meta.id, id, d.id)),
     });
   }
-  return { meta, env, steps };
+  return { meta, env, steps, secrets: [...new Set([...steps.values()].flatMap((sp) => sp.secrets))] };
 }
 
 /**

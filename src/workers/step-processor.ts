@@ -216,19 +216,21 @@ export async function prepare(
   snapshot: Begun['snapshot'],
   attempt: number,
 ): Promise<Prepared> {
-  let secrets: Record<string, string> = {};
+  let known: Record<string, string> = {};
   try {
-    secrets = sp.secrets.length && deps.secrets ? await deps.secrets.get(sp.secrets) : {};
-    const missing = sp.secrets.filter((name) => secrets[name] === undefined);
+    // The values of every secret of the run, for masking; the step's own, for its expressions.
+    known = plan.secrets.length && deps.secrets ? await deps.secrets.get(plan.secrets) : {};
+    const missing = sp.secrets.filter((name) => known[name] === undefined);
     if (missing.length) throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
+    const secrets = Object.fromEntries(sp.secrets.map((name) => [name, known[name]!]));
     const scope = buildScope(plan, sp, snapshot, attempt, secrets);
-    return { scope, secrets, mask: createMasker(Object.values(secrets)) };
+    return { scope, secrets, mask: createMasker(Object.values(known)) };
   } catch (err) {
     const error =
       err instanceof ConveyorError
         ? serializeError(err)
         : { code: 'expression_error', message: (err as Error).message };
-    return { error: { ...error, message: createMasker(Object.values(secrets))(error.message) } };
+    return { error: { ...error, message: createMasker(Object.values(known))(error.message) } };
   }
 }
 

@@ -170,6 +170,8 @@ describe('LogSink', () => {
     sink.push('stderr', 'ends with s3cr3t');
     sink.push('stdout', 'out');
     await sink.close();
-    expect(written.sort()).toEqual(['stderr:ends with s3cr3t', 'stdout:out']);
+    // One masker serves both streams (a secret split between them is one secret in the stored
+    // log), so held-back text goes out with the chunk that released it.
+    expect(written.map((w) => w.slice(w.indexOf(':') + 1)).join('')).toBe('ends with s3cr3tout');
   });
 });
