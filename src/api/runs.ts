@@ -21,7 +21,13 @@ const adHocSchema = z.strictObject({
   idempotencyKey: z.string().min(1).max(200).optional(),
 });
 
-const EVENT_ID = /^\d+-\d+$/;
+const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
+const MAX_STREAM_PART = 2n ** 64n - 1n;
+
+/** A Redis stream id whose two parts fit in 64 bits, as Redis requires. */
+function isEventId(id: string): boolean {
+  return EVENT_ID.test(id) && id.split('-').every((part) => BigInt(part) <= MAX_STREAM_PART);
+}
 const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 /** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
@@ -110,7 +116,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
-    if (after !== undefined && !EVENT_ID.test(after)) {
+    if (after !== undefined && !isEventId(after)) {
       throw new ValidationError('bad Last-Event-ID', [
         { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
       ]);

@@ -30,11 +30,11 @@ interface Follower {
 
 const FINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
-/** Orders stream ids (`<ms>-<seq>`). */
+/** Orders stream ids (`<ms>-<seq>`); BigInt, since a part may reach 2^64 - 1. */
 export function compareIds(a: string, b: string): number {
-  const [am = 0, as = 0] = a.split('-').map(Number);
-  const [bm = 0, bs = 0] = b.split('-').map(Number);
-  return am - bm || as - bs;
+  const [am = 0n, as = 0n] = a.split('-').map(BigInt);
+  const [bm = 0n, bs = 0n] = b.split('-').map(BigInt);
+  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,6 +103,11 @@ export class EventFeed {
       if (entries.length < this.options.batch) break;
     }
     if (ended || signal.aborted) return;
+    // A resume id past the newest event (a client's clock, a made-up id) would hide every event
+    // to come, the terminal one included: follow from the newest event instead.
+    const [newest] = await this.redis.xrevrange(this.keys.events(runId), '+', '-', 'COUNT', 1);
+    const newestId = newest?.[0] ?? '0-0';
+    if (compareIds(last, newestId) > 0) last = newestId;
 
     const follower: Follower = { last, queue: [] };
     this.add(runId, follower);
@@ -281,3 +286,4 @@ export class EventFeed {
     }
   }
 }
+

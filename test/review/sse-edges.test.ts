@@ -38,9 +38,11 @@ describe('SSE edges (review 8)', () => {
     expect(res.status).toBe(200);
     const { run: done } = await engine.waitForRun(run.id);
     expect(done.status).toBe('succeeded');
-    // The run is over: the stream must end (it stays open with keep-alives forever instead).
+    // The run is over: the stream must end (it stayed open with keep-alives forever). A resume id
+    // past every event is taken as "seen all so far": what comes after it is sent, the end included.
     const text = await readToEnd(res);
-    expect(text).not.toContain('event: step');
+    expect(text).not.toContain('event: step.started');
+    expect(text).toContain('event: run.succeeded');
   }, 15_000);
 
   it('an event id Redis cannot parse is a 400 naming Last-Event-ID', async () => {
