@@ -52,6 +52,8 @@ export function validateDefinition(input: unknown, options: { hosts?: HostCatalo
   const add = (path: string, message: string) => issues.push({ path, message });
 
   if (!WORKFLOW_NAME.test(def.name)) add('name', NAME_MESSAGE);
+  else if (def.name === 'constructor' || def.name === 'prototype')
+    add('name', `"${def.name}" is a reserved name`);
   // GitHub's contexts are case-insensitive (`inputs.REF` reads input `ref`), so the check is too.
   const check: Check = { add, inputs: new Set(Object.keys(def.inputs ?? {}).map((n) => n.toLowerCase())) };
   checkEnvNames(def.env, 'env', add);

@@ -7,12 +7,19 @@
 import { z } from 'zod';
 
 /** Host and group names: what `hosts:` in a step refers to. */
+/** Names that JavaScript objects already answer to: never a host, secret or workflow name. */
+export const RESERVED_NAMES: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+const notReserved = (name: string) => !RESERVED_NAMES.has(name);
+const RESERVED_MESSAGE = '"__proto__", "constructor" and "prototype" are reserved names';
+
 export const hostNameSchema = z
   .string()
   .regex(
     /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
     'use letters, digits, ".", "_" and "-" (at most 64, starting with a letter or digit)',
-  );
+  )
+  .refine(notReserved, RESERVED_MESSAGE);
 
 /** Names of secrets, as in `${{ secrets.NAME }}`. */
 export const secretNameSchema = z
@@ -20,7 +27,8 @@ export const secretNameSchema = z
   .regex(
     /^[A-Za-z_][A-Za-z0-9_]{0,127}$/,
     'a secret name is letters, digits and "_", not starting with a digit',
-  );
+  )
+  .refine(notReserved, RESERVED_MESSAGE);
 
 const KEY_LINE =
   /^(ssh-ed25519|ssh-rsa|ssh-dss|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,2}( .*)?$/;
