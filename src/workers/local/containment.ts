@@ -17,9 +17,7 @@
  * logs which form it uses at start.
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { findExecutable, LOADER_VARIABLES } from '../executables.ts';
 
 /** How steps are contained on this machine. */
 export type ContainmentMode = 'pid-namespace' | 'user-namespace' | 'process-group';
@@ -31,15 +29,6 @@ export interface RunAs {
   uid: number;
   gid: number;
 }
-
-/**
- * Variables the dynamic loader (and glibc) honours: were they in the launcher's environment, a
- * step could run code in `setpriv` or `unshare` as the worker's user, outside its namespace and
- * before the switch to `WORKER_RUN_AS`. They travel renamed (`CONVEYOR_RESTORE_<name>`) and the
- * step's init restores them just before the step's own command.
- */
-const LOADER_VARIABLES =
-  /^(LD_[A-Z_]+|MALLOC_[A-Z_]+|GLIBC_TUNABLES|GCONV_PATH|GETCONF_DIR|HOSTALIASES|LOCALDOMAIN|LOCPATH|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TMPDIR|TZDIR)$/;
 
 /** Restores the renamed loader variables (names checked in `launchEnv`). */
 const RESTORE = String.raw`for v in $CONVEYOR_RESTORE; do eval "export $v=\"\$CONVEYOR_RESTORE_$v\""; unset "CONVEYOR_RESTORE_$v"; done; unset CONVEYOR_RESTORE; `;
@@ -144,30 +133,16 @@ export function containedArgv(
   ];
 }
 
-/** Finds each launch tool on the worker's own PATH (never a step's). */
-export async function findLaunchTools(
-  path = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-): Promise<LaunchTools> {
-  const find = async (name: string) => {
-    for (const dir of path.split(':').filter((d) => isAbsolute(d))) {
-      const candidate = join(dir, name);
-      if (
-        await access(candidate, constants.X_OK).then(
-          () => true,
-          () => false,
-        )
-      )
-        return candidate;
-    }
-    throw new Error(`local steps need ${name} on the worker's PATH (util-linux, coreutils)`);
-  };
-  const [setpriv, unshare, env, sh] = await Promise.all([
-    find('setpriv'),
-    find('unshare'),
-    find('env'),
-    find('sh'),
-  ]);
-  return { setpriv, unshare, env, sh };
+/** Finds each launch tool on the worker's own PATH. */
+export async function findLaunchTools(path?: string): Promise<LaunchTools> {
+  const [setpriv, unshare, env, sh] = await Promise.all(
+    ['setpriv', 'unshare', 'env', 'sh'].map((name) =>
+      findExecutable(name, path).catch(() => {
+        throw new Error(`local steps need ${name} on the worker's PATH (util-linux, coreutils)`);
+      }),
+    ),
+  );
+  return { setpriv: setpriv!, unshare: unshare!, env: env!, sh: sh! };
 }
 
 function succeeds(argv: string[]): Promise<boolean> {

@@ -9,9 +9,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
+import { isAbsolute } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { StepError } from '../../errors.ts';
+import { findExecutable, LOADER_VARIABLES } from '../executables.ts';
 import type { VmCgroup } from './cgroup.ts';
 import { GuestChannel } from './channel.ts';
 import { type DriverCapabilities, GUEST_PATH, type Vm, type VmDriver, type VmSpec } from './driver.ts';
@@ -34,6 +36,7 @@ const NO_MODULES: ResolvedModules = { links: [], readable: [] };
 export class ProcessVmDriver implements VmDriver {
   readonly name = 'process';
   readonly #options: ProcessDriverOptions;
+  #toolPaths: Promise<{ setpriv: string; unshare: string; prlimit: string; bwrap: string }> | undefined;
   readonly #dirs: PrivateDirs;
   readonly #modules: ModuleResolver;
   readonly #runner = fileURLToPath(new URL('./guest-runner.mjs', import.meta.url));
@@ -51,6 +54,22 @@ export class ProcessVmDriver implements VmDriver {
   async capabilities(): Promise<DriverCapabilities> {
     const facts = await this.#probe();
     return { sandboxUnavailable: facts.sandboxUnavailable };
+  }
+
+  /**
+   * The launch tools' absolute paths, found on the worker's own PATH: a guest's PATH (its env)
+   * must never pick the `prlimit` or `bwrap` that fences it.
+   */
+  #tools(): Promise<{ setpriv: string; unshare: string; prlimit: string; bwrap: string }> {
+    const absolute = (path: string) =>
+      isAbsolute(path) ? Promise.resolve(path) : findExecutable(path).catch(() => path);
+    this.#toolPaths ??= Promise.all([
+      findExecutable('setpriv'),
+      findExecutable('unshare'),
+      absolute(this.#options.prlimitPath),
+      absolute(this.#options.bwrapPath),
+    ]).then(([setpriv, unshare, prlimit, bwrap]) => ({ setpriv, unshare, prlimit, bwrap }));
+    return this.#toolPaths;
   }
 
   #probe(): Promise<HostFacts> {
@@ -117,11 +136,37 @@ export class ProcessVmDriver implements VmDriver {
         const mounts = { dir, readOnly, network: options.network, tmpBytes: memoryBytes(options) };
         argv = [this.#options.bwrapPath, ...bwrapArgs(facts.system, mounts), ...argv];
       }
-      argv = [this.#options.prlimitPath, ...rlimitArgs(options, limits), '--', ...argv];
+      const tools = await this.#tools();
+      if (options.sandbox) argv[0] = tools.bwrap;
+      argv = [tools.prlimit, ...rlimitArgs(options, limits), '--', ...argv];
+      // Unsandboxed and root: a PID namespace of its own, made before the switch to the VM's uid,
+      // so the whole tree dies with its worker (bubblewrap gives a sandboxed VM its own, and
+      // --die-with-parent). Otherwise at least the parent-death signal.
+      const contained = !options.sandbox && uid !== null;
+      const death = [tools.setpriv, '--pdeathsig', 'KILL', '--'];
+      argv = contained
+        ? [
+            ...death,
+            tools.unshare,
+            '--pid',
+            '--fork',
+            '--mount-proc',
+            '--kill-child=KILL',
+            '--',
+            tools.setpriv,
+            '--reuid',
+            String(uid),
+            '--regid',
+            String(uid),
+            '--clear-groups',
+            ...death.slice(1),
+            ...argv,
+          ]
+        : [...death, ...argv];
       if (cgroup) argv = ['/bin/sh', '-c', GATE, 'conveyor-vm-gate', ...argv];
       child = spawn(argv[0]!, argv.slice(1), {
         cwd: dir,
-        env: { PATH: GUEST_PATH, ...spec.env, ...guestEnv },
+        env: { PATH: GUEST_PATH, ...withoutLoaderVariables(spec.env), ...guestEnv },
         // Its own process group (and session): the whole group can be killed at once.
         detached: true,
         stdio: [
@@ -130,7 +175,7 @@ export class ProcessVmDriver implements VmDriver {
           'pipe',
           ...(spec.kind === 'function' ? ['pipe' as const] : []),
         ],
-        ...(uid === null ? {} : { uid, gid: uid }),
+        ...(uid === null || contained ? {} : { uid, gid: uid }),
       });
       await spawned(child);
       if (cgroup) {
@@ -271,4 +316,9 @@ function killAllOfUid(uid: number): Promise<void> {
     child.on('error', () => resolve());
     child.on('close', () => resolve());
   });
+}
+
+/** A guest's env without the loader's variables: they would reach the launchers (`prlimit`, `bwrap`). */
+function withoutLoaderVariables(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !LOADER_VARIABLES.test(name)));
 }
