@@ -5,6 +5,7 @@
  */
 import { data, Evaluator, type Expr, ExpressionError, Lexer, Parser } from '@actions/expressions';
 import { ContextAccess, type FunctionCall, IndexAccess, Literal } from '@actions/expressions/ast';
+import { wellKnownFunctions } from '@actions/expressions/funcs';
 import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 
 /** The contexts an expression may read (contract section 2). */
@@ -87,6 +88,29 @@ export interface StatusView {
   cancelled: boolean;
 }
 
+/** The longest string one `format()` may build: a 4 KiB expression must not ask for gigabytes. */
+export const MAX_FORMAT_BYTES = 1024 * 1024;
+
+/**
+ * GitHub's `format`, refusing before it builds a result over `MAX_FORMAT_BYTES`: each `{n}` may
+ * repeat an argument, so `format('{0}{0}…', inputs.big)` multiplies a value by the placeholders.
+ */
+const builtinFormat = wellKnownFunctions.format!;
+const boundedFormat: FunctionDefinition = {
+  name: 'format',
+  minArgs: builtinFormat.minArgs ?? 1,
+  maxArgs: builtinFormat.maxArgs ?? 255,
+  call: (...args) => {
+    const template = args[0]!.coerceString();
+    const sizes = args.slice(1).map((a) => a.coerceString().length);
+    let size = template.length;
+    for (const match of template.matchAll(/\{(\d+)/g)) size += sizes[Number(match[1])] ?? 0;
+    if (size > MAX_FORMAT_BYTES)
+      throw new Error(`format() would build about ${size} characters, over the limit of ${MAX_FORMAT_BYTES}`);
+    return builtinFormat.call(...args);
+  },
+};
+
 /** Evaluates a parsed expression against plain JSON contexts; returns plain JSON. */
 export function evaluate(expr: Expr, contexts: Record<string, unknown>, status?: StatusView): unknown {
   const dictionary = JSON.parse(JSON.stringify(contexts), data.reviver) as data.Dictionary;
@@ -97,6 +121,7 @@ export function evaluate(expr: Expr, contexts: Record<string, unknown>, status?:
   flag('failure', () => status?.failure ?? false);
   flag('always', () => true);
   flag('cancelled', () => status?.cancelled ?? false);
+  fns.set('format', boundedFormat);
   const result = new Evaluator(expr, dictionary, fns).evaluate();
   return JSON.parse(JSON.stringify(result, data.replacer) ?? 'null');
 }
