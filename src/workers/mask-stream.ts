@@ -13,25 +13,41 @@ export const MASK = '***';
 
 /** The matching automaton of a set of secrets (built once per step, shared by its streams). */
 export class SecretAutomaton {
-  /** Transitions of each state by code unit; state 0 is the root. */
-  private readonly next: Array<Map<number, number>> = [new Map()];
-  private readonly fail: number[] = [0];
+  /**
+   * Transitions of each state by code unit; state 0 is the root. Most states of a long secret
+   * have one child: that one lives in two plain arrays, a Map only holds the rest (a Map per
+   * state cost hundreds of bytes per secret character).
+   */
+  private readonly code1: Int32Array;
+  private readonly to1: Int32Array;
+  private readonly more: Map<number, Map<number, number>> = new Map();
+  private readonly fail: Int32Array;
   /** Length of the state's string. */
-  private readonly depth: number[] = [0];
+  private readonly depth: Int32Array;
   /**
    * How much text a stream in this state holds back: the longest suffix of what it read that
    * is a proper prefix of a secret (a complete secret that nothing extends needs no holding).
    */
-  readonly hold: number[] = [0];
+  readonly hold: Int32Array;
   /** Length of the longest secret ending at this state (0: none). */
-  readonly longest: number[] = [0];
+  readonly longest: Int32Array;
+  /** States in use (state 0, the root, is always there). */
+  private size = 1;
   /** Matches any code unit a secret starts with: text before it can be released at once. */
   readonly starts: RegExp;
 
   constructor(secrets: readonly string[]) {
+    // At most one state per code unit of every secret, plus the root: allocated once.
+    const capacity = 1 + secrets.reduce((n, secret) => n + secret.length, 0);
+    this.code1 = new Int32Array(capacity).fill(-1);
+    this.to1 = new Int32Array(capacity);
+    this.fail = new Int32Array(capacity);
+    this.depth = new Int32Array(capacity);
+    this.hold = new Int32Array(capacity);
+    this.longest = new Int32Array(capacity);
     for (const secret of secrets) this.add(secret);
     this.link();
-    const firsts = [...this.next[0]!.keys()].map((c) => `\\u${c.toString(16).padStart(4, '0')}`);
+    const firsts = [...this.children(0)].map(([c]) => `\\u${c.toString(16).padStart(4, '0')}`);
     this.starts = new RegExp(`[${firsts.join('')}]`, 'g');
   }
 
@@ -39,7 +55,7 @@ export class SecretAutomaton {
   step(state: number, code: number): number {
     let s = state;
     for (;;) {
-      const to = this.next[s]!.get(code);
+      const to = this.child(s, code);
       if (to !== undefined) return to;
       if (s === 0) return 0;
       s = this.fail[s]!;
@@ -50,33 +66,52 @@ export class SecretAutomaton {
     let state = 0;
     for (let i = 0; i < secret.length; i++) {
       const code = secret.charCodeAt(i);
-      let to = this.next[state]!.get(code);
+      let to = this.child(state, code);
       if (to === undefined) {
-        to = this.next.length;
-        this.next.push(new Map());
-        this.fail.push(0);
-        this.depth.push(i + 1);
-        this.hold.push(0);
-        this.longest.push(0);
-        this.next[state]!.set(code, to);
+        to = this.size++;
+        this.depth[to] = i + 1;
+        if (this.code1[state] === -1) {
+          this.code1[state] = code;
+          this.to1[state] = to;
+        } else {
+          let others = this.more.get(state);
+          if (!others) this.more.set(state, (others = new Map()));
+          others.set(code, to);
+        }
       }
       state = to;
     }
     this.longest[state] = secret.length;
   }
 
+  private child(state: number, code: number): number | undefined {
+    if (this.code1[state] === code) return this.to1[state];
+    return this.more.get(state)?.get(code);
+  }
+
+  private linkChild(state: number, code: number, to: number, queue: number[]): void {
+    this.fail[to] = this.step(this.fail[state]!, code);
+    if (this.longest[to] === 0) this.longest[to] = this.longest[this.fail[to]!]!;
+    this.hold[to] = this.code1[to] !== -1 ? this.depth[to]! : this.hold[this.fail[to]!]!;
+    queue.push(to);
+  }
+
+  private *children(state: number): Generator<[number, number]> {
+    if (this.code1[state] === -1) return;
+    yield [this.code1[state]!, this.to1[state]!];
+    const others = this.more.get(state);
+    if (others) yield* others;
+  }
+
   /** Failure links breadth first; a state's longest match is its own or its failure state's. */
   private link(): void {
-    const queue = [...this.next[0]!.values()];
-    for (const first of queue) this.hold[first] = this.next[first]!.size > 0 ? 1 : 0;
+    const queue = [...this.children(0)].map(([, to]) => to);
+    for (const first of queue) this.hold[first] = this.code1[first] !== -1 ? 1 : 0;
     for (let head = 0; head < queue.length; head++) {
       const state = queue[head]!;
-      for (const [code, to] of this.next[state]!) {
-        this.fail[to] = this.step(this.fail[state]!, code);
-        if (this.longest[to] === 0) this.longest[to] = this.longest[this.fail[to]!]!;
-        this.hold[to] = this.next[to]!.size > 0 ? this.depth[to]! : this.hold[this.fail[to]!]!;
-        queue.push(to);
-      }
+      if (this.code1[state] === -1) continue;
+      this.linkChild(state, this.code1[state]!, this.to1[state]!, queue);
+      for (const [code, to] of this.more.get(state) ?? []) this.linkChild(state, code, to, queue);
     }
   }
 }
