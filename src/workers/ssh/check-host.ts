@@ -48,8 +48,6 @@ export interface HostCheck {
   errors: Array<{ code: string; message: string }>;
 }
 
-const UNREACHABLE = new Set(['connection_refused', 'dns_failure', 'connect_timeout', 'host_unreachable']);
-
 /** Checks `target`; resolves with a report even when every step fails. */
 export async function checkHost(target: HostTarget, options: CheckHostOptions = {}): Promise<HostCheck> {
   const report: HostCheck = {
@@ -80,7 +78,9 @@ export async function checkHost(target: HostTarget, options: CheckHostOptions = 
   } catch (err) {
     const e = err as StepError;
     report.errors.push({ code: e.code ?? 'internal', message: e.message });
-    report.reachable = !UNREACHABLE.has(e.code) || seen !== undefined;
+    // Reachable means an SSH server answered: it presented its host key. A key that cannot be
+    // used fails before any connection, and says nothing of the host.
+    report.reachable = seen !== undefined;
     report.hostKey = describeKey(seen);
     if (e.code === 'auth_failed') report.auth = { ok: false, method: target.auth.type };
     return report;
