@@ -3,11 +3,13 @@
 export { canonicalJson, digestOf } from './canonical.ts';
 export {
   compileRun,
+  EXECUTOR_NAMES,
   GATE_PARK_MS,
   type GateJobData,
   gateJobId,
   primaryParents,
   QUEUES,
+  queueNames,
   type RunMeta,
   type StepJobData,
   stepJobId,
