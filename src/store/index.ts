@@ -18,4 +18,5 @@ export {
   type StepView,
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
+export { DURATION_BUCKETS_MS, type DurationHistogram, parseStats, readStats, type Stats } from './stats.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

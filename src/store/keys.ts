@@ -29,6 +29,8 @@ export function keys(prefix: string) {
     secrets: () => `${base}:secrets`,
     instanceLog: (runId: string, stepId: string, host: string, attempt: number) =>
       `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
+    /** Hash of metrics counters (`src/store/stats.ts`), kept by the step and run scripts. */
+    stats: () => `${base}:stats`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
     bus: () => `${base}:bus`,
     /** Pub/sub channel on which cancel requests reach workers at once. */

@@ -8,6 +8,7 @@ import type { RunMeta } from '../flows/index.ts';
 import { type Keys, keys } from './keys.ts';
 import {
   type EventInput,
+  FINAL_STEP_STATUSES,
   type InstanceView,
   type RunDocument,
   type RunEvent,
@@ -19,6 +20,7 @@ import {
   toEvent,
 } from './run-types.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
+import { stepFinishedCounters } from './stats.ts';
 
 /** What `startStep` found and did. */
 export interface StartReply {
@@ -68,6 +70,7 @@ export class RunStore {
       this.keys.events(meta.id),
       this.keys.runs(),
       this.keys.workflowRuns(meta.workflow.name),
+      this.keys.stats(),
       JSON.stringify(meta),
       Date.parse(meta.createdAt),
       meta.createdAt,
@@ -98,6 +101,7 @@ export class RunStore {
     const result = await this.redis.transitionStep(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.stats(),
       stepId,
       status,
       details ? JSON.stringify(details) : '',
@@ -107,6 +111,7 @@ export class RunStore {
       runId,
       dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
       attempt === undefined ? '' : String(attempt),
+      FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
     );
     if (result === -1) throw new Error(`run ${runId} has no record`);
     return result === 1;
@@ -238,6 +243,7 @@ export class RunStore {
     const result = await this.redis.finishRun(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.stats(),
       status,
       at,
       JSON.stringify({ runId, type, at, ...extra }),
@@ -290,6 +296,7 @@ export class RunStore {
     const reply = (await this.redis.startStep(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.stats(),
       stepId,
       runId,
       at,

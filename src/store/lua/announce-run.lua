@@ -7,6 +7,7 @@
   KEYS[2] run event stream    {p}:rec:run:<id>:events
   KEYS[3] runs index (zset)   {p}:rec:runs
   KEYS[4] workflow runs index {p}:rec:runs:wf:<name>
+  KEYS[5] metrics counters    {p}:rec:stats (src/store/stats.ts)
 
   ARGV[1] meta JSON
   ARGV[2] createdAt (ms)
@@ -32,4 +33,5 @@ for id in string.gmatch(ARGV[6], '[^,]+') do
 end
 redis.call('ZADD', KEYS[3], ARGV[2], runId)
 redis.call('ZADD', KEYS[4], ARGV[2], runId)
+redis.call('HINCRBY', KEYS[5], 'runs:created', 1)
 return 1
