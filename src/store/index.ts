@@ -19,4 +19,5 @@ export {
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
 export { DURATION_BUCKETS_MS, type DurationHistogram, parseStats, readStats, type Stats } from './stats.ts';
+export { type WorkerHeartbeat, WorkerRegistry } from './worker-registry.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

@@ -29,6 +29,10 @@ export function keys(prefix: string) {
     secrets: () => `${base}:secrets`,
     instanceLog: (runId: string, stepId: string, host: string, attempt: number) =>
       `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
+    /** A worker's heartbeat JSON, expiring (`src/store/worker-registry.ts`). */
+    worker: (id: string) => `${base}:worker:${id}`,
+    /** Sorted set: worker id → when its heartbeat expires (ms). */
+    workers: () => `${base}:workers`,
     /** Hash of metrics counters (`src/store/stats.ts`), kept by the step and run scripts. */
     stats: () => `${base}:stats`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
