@@ -139,6 +139,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
       inventoryFile: resources.inventoryFile,
       secretKey: resources.secretKey,
       concurrency: config.WORKER_CONCURRENCY,
+      tags: config.WORKER_TAGS,
       lockMs: config.WORKER_LOCK_MS,
       stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
       shutdownGraceMs: config.WORKER_SHUTDOWN_GRACE_MS,

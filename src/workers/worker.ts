@@ -10,10 +10,11 @@ import pino, { type Logger } from 'pino';
 import { QUEUES, type RunMeta, type StepJobData } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
 import type { SecretKey } from '../secrets/index.ts';
-import { bullPrefix, InventoryStore, RunStore, SecretStore } from '../store/index.ts';
+import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkerRegistry } from '../store/index.ts';
 import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
+import { startHeartbeat } from './heartbeat.ts';
 import { createInstanceProcessor } from './instance-processor.ts';
 import { onJobFailed } from './reconciler.ts';
 import { createRunFinalizer } from './run-finalizer.ts';
@@ -53,6 +54,10 @@ export interface WorkerOptions {
   maxOutputBytes: number;
   /** Another source of secret values (default: the secrets store). */
   secrets?: SecretSource;
+  /** `WORKER_TAGS`, said in the heartbeat. */
+  tags?: string[];
+  /** How often the worker's heartbeat is written (it expires after three). @defaultValue 5000 */
+  heartbeatMs?: number;
   logger: Logger;
 }
 
@@ -143,8 +148,19 @@ export async function startWorker(
     // reason; BullMQ's own limit is only a backstop for a worker that dies before the count.
     maxStalledCount: opts.maxInterruptions + 2,
   };
+  const heartbeat = await startHeartbeat(new WorkerRegistry(connection, store.keys), {
+    executors: [...executors.keys()],
+    tags: opts.tags ?? [],
+    concurrency: opts.concurrency,
+    intervalMs: opts.heartbeatMs,
+    logger,
+  });
   const stepWorkers = [...executors.keys()].map(
-    (name) => new Worker(QUEUES.step(name), processStep, { ...common, concurrency: opts.concurrency }),
+    (name) =>
+      new Worker(QUEUES.step(name), heartbeat.track(name, processStep), {
+        ...common,
+        concurrency: opts.concurrency,
+      }),
   );
   const workers = [
     ...stepWorkers,
@@ -191,6 +207,7 @@ export async function startWorker(
         // The attempts stop within a second or so; past a further grace, give up on them.
         if (!(await settledWithin(graceful, 5000))) await Promise.all(workers.map((w) => w.close(true)));
       }
+      await heartbeat.stop();
       await cancels.close();
       await Promise.all(list.map((e) => e.close()));
       await Promise.all([
