@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { EventFeed, InventoryStore, RunStore, SecretStore, WorkflowStore } from '../store/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
+import type { QueueSet } from './queues.ts';
 import type { RunLauncher } from './run-launcher.ts';
 
 /** The API's dependencies. */
@@ -16,6 +17,8 @@ export interface ApiDeps {
   /** The SSH inventory (file + API-managed hosts); validates `hosts:` at submission. */
   inventory: InventoryStore;
   secrets: SecretStore;
+  /** Every Conveyor queue, for the dashboard and `/metrics`. */
+  queues: QueueSet;
   /** Entries of `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
   logger: Logger;

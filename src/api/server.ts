@@ -22,6 +22,7 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import { QueueSet } from './queues.ts';
 import { RunLauncher } from './run-launcher.ts';
 
 /** A started API (or just its app and deps, when `port` is omitted: tests use `app.request`). */
@@ -94,6 +95,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     launcher: new RunLauncher(redis, store, flows, { runs, step }),
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
+    queues: new QueueSet(redis, prefix),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
@@ -103,6 +105,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       deps.launcher.close(),
       flows.close(),
       runs.close(),
+      deps.queues.close(),
       ...[...stepQueues.values()].map((q) => q.close()),
     ]);
     redis.disconnect();
