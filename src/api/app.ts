@@ -1,6 +1,9 @@
 /** The Hono app: routes per resource, one error handler producing the contract's error shape. */
 import { Hono } from 'hono';
-import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
+import { AdminSessions } from '../store/index.ts';
+import { BOARD_PATH, boardRoutes } from './admin/board.ts';
+import { loginRoutes, sessionRole } from './admin/login.ts';
+import { ACCESS_RULES, type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
@@ -24,7 +27,9 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
     return Response.json(body, { status, headers });
   };
 
-  app.use('*', requireTokens(options.tokens ?? []));
+  const tokens = options.tokens ?? [];
+  const sessions = new AdminSessions(deps.redis, deps.store.keys);
+  app.use('*', requireTokens(tokens, ACCESS_RULES, { adminSession: (c) => sessionRole(c, sessions) }));
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {
@@ -38,6 +43,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
     }
   });
   app.route('/metrics', metricsRoutes(deps));
+  app.route('/admin', loginRoutes(tokens, sessions));
+  app.route(BOARD_PATH, boardRoutes(deps.queues));
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));

@@ -1,4 +1,5 @@
 /** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
+export { AdminSessions } from './admin-sessions.ts';
 export { compareIds, EventFeed, type EventFeedOptions } from './event-feed.ts';
 export { followEvents } from './event-follower.ts';
 export { InventoryStore } from './inventory-store.ts';

@@ -33,6 +33,8 @@ export function keys(prefix: string) {
     worker: (id: string) => `${base}:worker:${id}`,
     /** Sorted set: worker id → when its heartbeat expires (ms). */
     workers: () => `${base}:workers`,
+    /** A dashboard session (its role), by the SHA-256 of its cookie value; expires. */
+    adminSession: (digest: string) => `${base}:admin-session:${digest}`,
     /** Hash of metrics counters (`src/store/stats.ts`), kept by the step and run scripts. */
     stats: () => `${base}:stats`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
