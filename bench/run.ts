@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { spawnRedis } from '../test/support/redis-server.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
-const SUITES = ['core', 'ssh', 'vm', 'limits'];
+const SUITES = ['core', 'ssh', 'vm', 'limits', 'metrics'];
 
 async function loadSuites(only: string[]): Promise<BenchSuite[]> {
   const out: BenchSuite[] = [];
