@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import type { WorkerHeartbeat, WorkerRegistry } from '../store/index.ts';
 import { conveyorVersion } from '../version.ts';
@@ -20,11 +19,18 @@ export interface HeartbeatOptions {
   logger: Logger;
 }
 
+/** A BullMQ processor: job, lock token, abort signal. */
+type StepProcessorFn<J, R> = (job: J, token?: string, signal?: AbortSignal) => Promise<R>;
+
 /** A running heartbeat. */
 export interface Heartbeat {
   id: string;
-  /** Wraps a step processor of `executor` so its running jobs count as busy slots. */
-  track<T extends (job: Job, token?: string) => Promise<unknown>>(executor: string, processor: T): T;
+  /**
+   * Wraps a step processor of `executor` so its running jobs count as busy slots. The wrapper
+   * declares all three parameters: BullMQ passes the abort signal of `cancelJob` (shutdown, lost
+   * lock) only to a processor whose `length` is at least 3.
+   */
+  track<J, R>(executor: string, processor: StepProcessorFn<J, R>): StepProcessorFn<J, R>;
   /** Writes one heartbeat now. */
   beat(): Promise<void>;
   /** Stops beating and removes the entry. */
@@ -66,15 +72,14 @@ export async function startHeartbeat(
     id,
     beat,
     track(executor, processor) {
-      const tracked = async (job: Job, token?: string) => {
+      return async (job, token, signal) => {
         busy[executor] = (busy[executor] ?? 0) + 1;
         try {
-          return await processor(job, token);
+          return await processor(job, token, signal);
         } finally {
           busy[executor] = (busy[executor] ?? 1) - 1;
         }
       };
-      return tracked as typeof processor;
     },
     async stop() {
       clearInterval(timer);
