@@ -1,12 +1,15 @@
 /** The Hono app: routes per resource, one error handler producing the contract's error shape. */
 import { Hono } from 'hono';
-import { RateLimitStore } from '../store/index.ts';
-import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
+import { AdminSessions, RateLimitStore } from '../store/index.ts';
+import { BOARD_PATH, boardRoutes } from './admin/board.ts';
+import { loginRoutes, sessionRole } from './admin/login.ts';
+import { ACCESS_RULES, type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { eventRoutes } from './events.ts';
 import { hookRoutes } from './hooks.ts';
 import { hostRoutes } from './hosts.ts';
+import { metricsRoutes } from './metrics/index.ts';
 import {
   type CorsOrigins,
   cors,
@@ -45,7 +48,9 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.use('*', requestLog(deps.logger));
   // Before the token check: a browser's preflight carries no token.
   if (options.corsOrigins) app.use('*', cors(options.corsOrigins));
-  app.use('*', requireTokens(options.tokens ?? []));
+  const tokens = options.tokens ?? [];
+  const sessions = new AdminSessions(deps.redis, deps.store.keys);
+  app.use('*', requireTokens(tokens, ACCESS_RULES, { adminSession: (c) => sessionRole(c, sessions) }));
   if (options.rateLimit) {
     const buckets = new RateLimitStore(deps.redis, deps.store.keys);
     app.use('*', rateLimit(buckets, options.rateLimit));
@@ -62,6 +67,9 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
       );
     }
   });
+  app.route('/metrics', metricsRoutes(deps));
+  app.route('/admin', loginRoutes(tokens, sessions));
+  app.route(BOARD_PATH, boardRoutes(deps.queues));
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));

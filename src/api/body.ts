@@ -57,7 +57,7 @@ function emptyBody(): HttpError {
  * reading, a chunked body as soon as it passes the limit, so at most the limit is ever held. The
  * rest is left unread; the HTTP server drains or closes the connection after the answer.
  */
-async function readText(c: Context): Promise<string> {
+export async function readText(c: Context): Promise<string> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > MAX_BODY_BYTES)
     throw tooLarge(`declares ${declared} bytes`);

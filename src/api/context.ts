@@ -11,6 +11,7 @@ import type {
 } from '../store/index.ts';
 import type { EventTriggers, Schedules, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
+import type { QueueSet } from './queues.ts';
 import type { RunLauncher } from './run-launcher.ts';
 import type { RunRemoval } from './run-removal.ts';
 
@@ -31,6 +32,8 @@ export interface ApiDeps {
   secrets: SecretStore;
   /** Worker heartbeats (`GET /v1/workers`, dry runs' `waiting`). */
   workers: WorkerRegistry;
+  /** Every Conveyor queue, for the dashboard and `/metrics`. */
+  queues: QueueSet;
   /** Entries of `CONVEYOR_KNOWN_HOSTS`, for preflight checks. */
   knownHosts?: KnownHosts;
   logger: Logger;

@@ -39,6 +39,7 @@ import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
 import type { CorsOrigins, RateLimitOptions } from './middleware/index.ts';
+import { QueueSet } from './queues.ts';
 import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
 import { RunLauncher } from './run-launcher.ts';
 import { RunRemoval } from './run-removal.ts';
@@ -177,6 +178,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     workers,
     inventory: new InventoryStore(redis, options.prefix, options.inventoryFile),
     secrets: new SecretStore(redis, options.prefix, options.secretKey),
+    queues: new QueueSet(redis, prefix),
     knownHosts: options.knownHosts,
     logger: options.logger,
   };
@@ -191,6 +193,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       runs.close(),
       gates.close(),
       scheduleQueue.close(),
+      deps.queues.close(),
       ...[...stepQueues.values()].map((q) => q.close()),
     ]);
     redis.disconnect();

@@ -10,7 +10,7 @@
  */
 import type { FlowJob, JobsOptions } from 'bullmq';
 import { stepQueueName } from './routing.ts';
-import type { Step, Workflow } from './workflow.ts';
+import type { ExecutorName, Step, Workflow } from './workflow.ts';
 
 /**
  * Queue names under the prefix. Step queues are per executor and `runsOn` tag set (routing.ts),
@@ -23,6 +23,17 @@ export const QUEUES = {
   schedule: 'schedules',
   step: stepQueueName,
 } as const;
+
+/** Every executor a step can name: the `ExecutorName` union as a list. */
+export const EXECUTOR_NAMES: readonly ExecutorName[] = ['local', 'ssh', 'vm'];
+
+/**
+ * Every Conveyor queue, in display order: what bull-board shows and `/metrics` reports. A new
+ * queue (triggers' schedules, …) is added here and appears in both.
+ */
+export function queueNames(): string[] {
+  return [QUEUES.run, ...EXECUTOR_NAMES.map((executor) => QUEUES.step(executor)), QUEUES.gate];
+}
 
 /** How long a gate stays parked if nothing promotes it: a year; the gate worker re-parks early ones. */
 export const GATE_PARK_MS = 365 * 24 * 3600_000;
@@ -134,7 +145,7 @@ export function compileRun(meta: RunMeta): FlowJob {
       if (parents.get(need) === id) continue;
       const data: GateJobData = { runId, stepId: need, dependent: id };
       children.push({
-        name: `${need} → ${id}`,
+        name: `${workflow.name}/${need} → ${id}`,
         queueName: QUEUES.gate,
         data,
         opts: {
@@ -147,7 +158,7 @@ export function compileRun(meta: RunMeta): FlowJob {
     }
     const data: StepJobData = { runId, workflow: workflow.name, stepId: id, gates: gatesOf.get(id) ?? [] };
     nodes.set(id, {
-      name: id,
+      name: `${workflow.name}/${id}`,
       queueName: QUEUES.step(step.executor, step.runsOn),
       data,
       opts: { ...stepJobOptions(runId, step), ...keep },

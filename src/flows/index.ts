@@ -3,6 +3,7 @@
 export { canonicalJson, digestOf } from './canonical.ts';
 export {
   compileRun,
+  EXECUTOR_NAMES,
   GATE_PARK_MS,
   type GateJobData,
   gateJobId,
@@ -10,6 +11,7 @@ export {
   keepJobsLike,
   primaryParents,
   QUEUES,
+  queueNames,
   type RunMeta,
   type StepJobData,
   stepJobId,

@@ -37,6 +37,16 @@ export function compareIds(a: string, b: string): number {
   return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
 }
 
+/** Age of the oldest entry of an XREAD reply, by its stream id's time (Redis's clock at XADD). */
+function oldestAge(reply: Array<[string, Array<[string, string[]]>]> | null): number {
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const [, entries] of reply ?? []) {
+    const first = entries[0]?.[0];
+    if (first) oldest = Math.min(oldest, Number(first.split('-')[0]));
+  }
+  return Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** One process's shared reader of run event streams. */
@@ -52,6 +62,8 @@ export class EventFeed {
   /** The read an unblock is under way for (one at a time per read). */
   private unblocking?: Map<string, string>;
   private closed = false;
+  /** How long the entries of the last read had waited in Redis (ms); 0 after an empty read. */
+  private lagMs = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -226,6 +238,13 @@ export class EventFeed {
     }
   }
 
+  /** What `/metrics` shows of the feed: open followers, followed runs and the last read's lag. */
+  stats(): { followers: number; runs: number; lagMs: number } {
+    let followers = 0;
+    for (const set of this.runs.values()) followers += set.size;
+    return { followers, runs: this.runs.size, lagMs: this.lagMs };
+  }
+
   private async run(): Promise<void> {
     let backoff = 100;
     while (!this.closed && this.runs.size > 0) {
@@ -267,6 +286,7 @@ export class EventFeed {
         continue;
       }
       this.reading = undefined;
+      this.lagMs = oldestAge(reply);
       for (const [key, entries] of reply ?? []) {
         const runId = keyToRun.get(key)!;
         const start = from.get(runId)!;

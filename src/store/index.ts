@@ -1,4 +1,5 @@
 /** Conveyor's own Redis records: runs, events, logs, workflows. BullMQ's keys are BullMQ's. */
+export { AdminSessions } from './admin-sessions.ts';
 export { compareIds, EventFeed, type EventFeedOptions } from './event-feed.ts';
 export { followEvents } from './event-follower.ts';
 export { type Admission, GroupStore } from './group-store.ts';
@@ -21,6 +22,7 @@ export {
   type StepView,
 } from './run-types.ts';
 export { SecretStore, SecretsDisabledError } from './secret-store.ts';
+export { DURATION_BUCKETS_MS, type DurationHistogram, parseStats, readStats, type Stats } from './stats.ts';
 export { type BusEntry, TriggerStore } from './trigger-store.ts';
 export { type WorkerHeartbeat, WorkerRegistry } from './worker-registry.ts';
 export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';

@@ -38,6 +38,10 @@ export function keys(prefix: string) {
     secrets: () => `${base}:secrets`,
     instanceLog: (runId: string, stepId: string, host: string, attempt: number) =>
       `${base}:run:${runId}:log:${stepId}@${host}#${attempt}`,
+    /** A dashboard session (its role), by the SHA-256 of its cookie value; expires. */
+    adminSession: (digest: string) => `${base}:admin-session:${digest}`,
+    /** Hash of metrics counters (`src/store/stats.ts`), kept by the step and run scripts. */
+    stats: () => `${base}:stats`,
     /** Stream of events published by steps (`$CONVEYOR_EVENTS`, `ctx.emit`), for event triggers. */
     bus: () => `${base}:bus`,
     /** Consumer group of the API processes that start `on.event` workflows from the bus. */

@@ -8,6 +8,7 @@ import { type RunMeta, stepQueueName } from '../flows/index.ts';
 import { type Keys, keys } from './keys.ts';
 import {
   type EventInput,
+  FINAL_STEP_STATUSES,
   type InstanceView,
   type RunDocument,
   type RunEvent,
@@ -19,6 +20,7 @@ import {
   toEvent,
 } from './run-types.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
+import { stepFinishedCounters } from './stats.ts';
 
 /** What `startStep` found and did. */
 export interface StartReply {
@@ -79,6 +81,7 @@ export class RunStore {
       this.keys.runs(),
       this.keys.workflowRuns(meta.workflow.name),
       this.keys.activeRuns(),
+      this.keys.stats(),
       JSON.stringify(meta),
       Date.parse(meta.createdAt),
       meta.createdAt,
@@ -109,6 +112,7 @@ export class RunStore {
     const result = await this.redis.transitionStep(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.stats(),
       stepId,
       status,
       details ? JSON.stringify(details) : '',
@@ -118,6 +122,7 @@ export class RunStore {
       runId,
       dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
       attempt === undefined ? '' : String(attempt),
+      FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
     );
     if (result === -1) throw new Error(`run ${runId} has no record`);
     return result === 1;
@@ -254,6 +259,7 @@ export class RunStore {
       this.keys.events(runId),
       this.keys.expiries(),
       this.keys.activeRuns(),
+      this.keys.stats(),
       status,
       at,
       JSON.stringify({ runId, type, at, ...extra }),
@@ -316,6 +322,7 @@ export class RunStore {
     const reply = (await this.redis.startStep(
       this.keys.run(runId),
       this.keys.events(runId),
+      this.keys.stats(),
       stepId,
       runId,
       at,

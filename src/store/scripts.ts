@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
 const SCRIPTS = {
-  announceRun: { file: 'announce-run.lua', keys: 5 },
-  transitionStep: { file: 'transition-step.lua', keys: 2 },
-  startStep: { file: 'start-step.lua', keys: 2 },
+  announceRun: { file: 'announce-run.lua', keys: 6 },
+  transitionStep: { file: 'transition-step.lua', keys: 3 },
+  startStep: { file: 'start-step.lua', keys: 3 },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
-  finishRun: { file: 'finish-run.lua', keys: 4 },
+  finishRun: { file: 'finish-run.lua', keys: 5 },
   deleteRun: { file: 'delete-run.lua', keys: 4 },
   lock: { file: 'lock.lua', keys: 1 },
   flagWaiting: { file: 'flag-waiting.lua', keys: 2 },

@@ -40,7 +40,7 @@ export async function fanOut(
       const host = hosts[i]!;
       const data: StepJobData = { ...job.data, gates: [], host };
       node = {
-        name: `${stepId}@${host}`,
+        name: `${job.data.workflow}/${stepId}@${host}`,
         queueName: job.queueName,
         data,
         opts: {

@@ -74,9 +74,9 @@ export class SecretAutomaton {
           this.code1[state] = code;
           this.to1[state] = to;
         } else {
-          let others = this.more.get(state);
-          if (!others) this.more.set(state, (others = new Map()));
+          const others = this.more.get(state) ?? new Map<number, number>();
           others.set(code, to);
+          this.more.set(state, others);
         }
       }
       state = to;

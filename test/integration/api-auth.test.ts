@@ -42,6 +42,7 @@ const ROUTES: Array<{ method: string; path: string; needs: Role; body?: unknown 
   { method: 'GET', path: '/v1/hosts', needs: 'read' },
   { method: 'GET', path: '/v1/hosts/web-1', needs: 'read' },
   { method: 'GET', path: '/v1/secrets', needs: 'read' },
+  { method: 'GET', path: '/metrics', needs: 'read' },
   { method: 'POST', path: '/v1/runs', needs: 'run', body: {} },
   { method: 'POST', path: '/v1/workflows/nope/runs', needs: 'run', body: {} },
   { method: 'POST', path: '/v1/runs/run_nope/cancel', needs: 'run' },
@@ -65,7 +66,12 @@ async function call(method: string, path: string, authorization?: string, body?:
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  const json = res.headers.get('content-type')?.includes('json');
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: text && json ? JSON.parse(text) : text || undefined,
+  };
 }
 
 describe('access control', () => {

@@ -8,6 +8,7 @@
   KEYS[3] runs index (zset)   {p}:rec:runs
   KEYS[4] workflow runs index {p}:rec:runs:wf:<name>
   KEYS[5] active runs (zset)  {p}:rec:runs:active (finish-run.lua removes the run)
+  KEYS[6] metrics counters    {p}:rec:stats (src/store/stats.ts)
 
   ARGV[1] meta JSON
   ARGV[2] createdAt (ms)
@@ -34,4 +35,5 @@ end
 redis.call('ZADD', KEYS[3], ARGV[2], runId)
 redis.call('ZADD', KEYS[4], ARGV[2], runId)
 redis.call('ZADD', KEYS[5], ARGV[2], runId)
+redis.call('HINCRBY', KEYS[6], 'runs:created', 1)
 return 1

@@ -7,6 +7,7 @@
   KEYS[2] run event stream    {p}:rec:run:<id>:events
   KEYS[3] expiry index (zset) {p}:rec:runs:expiry
   KEYS[4] active runs (zset)  {p}:rec:runs:active — the run leaves it
+  KEYS[5] metrics counters    {p}:rec:stats (src/store/stats.ts)
 
   ARGV[1] final status (succeeded | failed | cancelled)
   ARGV[2] now (ISO)
@@ -29,6 +30,7 @@ redis.call('ZREM', KEYS[4], ARGV[6])
 if final[redis.call('HGET', run, 'status') or ''] then return 0 end
 redis.call('HSET', run, 'status', ARGV[1], 'finishedAt', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', 'run.' .. ARGV[1], 'data', ARGV[3])
+redis.call('HINCRBY', KEYS[5], 'runs:' .. ARGV[1], 1)
 
 local meta = cjson.decode(redis.call('HGET', run, 'meta'))
 local ttl = tonumber(meta['retentionSeconds'])

@@ -11,6 +11,7 @@
 
   KEYS[1] run hash
   KEYS[2] run event stream
+  KEYS[3] metrics counters hash (src/store/stats.ts)
 
   ARGV[1] step id
   ARGV[2] run id
@@ -99,5 +100,6 @@ redis.call('HSET', run, 'st:' .. stepId, 'running', 's:' .. stepId, cjson.encode
 redis.call('XADD', stream, '*', 'type', 'step.started', 'data', cjson.encode({
   runId = runId, type = 'step.started', at = at, step = stepId, attempt = attempt, executor = ARGV[5],
   worker = worker }))
+redis.call('HINCRBY', KEYS[3], 'started:' .. ARGV[5], 1)
 reply[1] = 1
 return reply

@@ -6,6 +6,7 @@
 
   KEYS[1] run hash
   KEYS[2] run event stream
+  KEYS[3] metrics counters hash (src/store/stats.ts)
 
   ARGV[1] step id
   ARGV[2] new status
@@ -18,6 +19,7 @@
   ARGV[9] the attempt the writer ran, or '' when the write ends no attempt (a skip, a cancel
           before start, a reconciled failure): a writer whose attempt is no longer the step's
           latest (it lost its lock and another worker started a new attempt) changes nothing
+  ARGV[10] metrics counters to add when applied: ';'-separated 'field=n', or ''
 
   Returns 1 when applied, 0 when the step was already final or the attempt is stale (nothing
   written), -1 when the run record does not exist.
@@ -55,4 +57,5 @@ if final[status] then
     end
   end
 end
+for field, by in string.gmatch(ARGV[10], '([^;=]+)=(%d+)') do redis.call('HINCRBY', KEYS[3], field, by) end
 return 1
