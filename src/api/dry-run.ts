@@ -32,7 +32,7 @@ export function runPlan(
   }
   const parents = primaryParents(workflow);
   return {
-    dryRun: true,
+    dryRun: true as const,
     workflow: workflow.name,
     version,
     inputs,

@@ -1,7 +1,6 @@
 /** `/v1/runs`: ad-hoc runs and dry-run plans, run documents, events (SSE), logs, cancel, retry. */
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { LimitError } from '../flows/limits.ts';
 import type { RunDocument, RunStatus } from '../store/index.ts';
@@ -10,16 +9,11 @@ import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { checkName, own, param } from './params.ts';
+import { adHocRunSchema, runStatusSchema } from './request-schemas.ts';
 import { parseWith } from './workflows.ts';
 
-const adHocSchema = z.strictObject({
-  workflow: z.unknown(),
-  inputs: z.record(z.string(), z.unknown()).optional(),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-});
-
 const EVENT_ID = /^\d+-\d+$/;
-const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+const RUN_STATUSES: readonly RunStatus[] = runStatusSchema.options;
 
 /** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
 function listLimit(raw: string | undefined): number {
@@ -44,7 +38,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.post('/', async (c) => {
     const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const checked = await readDefinition(c, deps, 'workflow');
-    const body = parseWith(adHocSchema, checked.value);
+    const body = parseWith(adHocRunSchema, checked.value);
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
         { path: 'workflow', message: 'a workflow definition is required' },

@@ -1,17 +1,12 @@
 /** `/v1/workflows`: register, read, list and delete definitions; start runs of them. */
 import { Hono } from 'hono';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { readBody, readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { param } from './params.ts';
-
-/** Body of `POST /v1/workflows/:name/runs`. */
-export const runRequestSchema = z.strictObject({
-  inputs: z.record(z.string(), z.unknown()).optional(),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-});
+import { runRequestSchema } from './request-schemas.ts';
 
 /** Parses a body with a zod schema into a `ValidationError` with paths. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
