@@ -4,6 +4,7 @@ import { type ApiToken, matchesPattern, requireTokens } from './auth/index.ts';
 import type { ApiDeps } from './context.ts';
 import { HttpError, toErrorResponse } from './errors.ts';
 import { hostRoutes } from './hosts.ts';
+import { openApiRoutes } from './openapi/index.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { workflowRoutes } from './workflows.ts';
@@ -36,6 +37,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
       );
     }
   });
+  app.route('/', openApiRoutes());
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));

@@ -1,0 +1,20 @@
+/**
+ * Every operation of the API, in document order. A route added to the app needs an entry in a
+ * `paths-*.ts` file listed here: test/integration/openapi.test.ts compares this list with the
+ * app's routes.
+ */
+import { hostOperations } from './paths-hosts.ts';
+import { runOperations } from './paths-runs.ts';
+import { secretOperations } from './paths-secrets.ts';
+import { systemOperations } from './paths-system.ts';
+import { workflowOperations } from './paths-workflows.ts';
+import type { OperationSpec } from './registry.ts';
+
+/** The API's operations. */
+export const OPERATIONS: readonly OperationSpec[] = [
+  ...systemOperations,
+  ...workflowOperations,
+  ...runOperations,
+  ...hostOperations,
+  ...secretOperations,
+];
