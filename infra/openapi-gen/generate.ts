@@ -21,7 +21,8 @@ const HEADER = `/**
 
 /** The TypeScript source openapi-typescript makes of `document` (default: the API's own). */
 export async function generateClientTypes(document: object = openApiDocument()): Promise<string> {
-  const ast = await openapiTS(document as OpenAPI3);
+  // A field with a default may be left out of a request: it is not required (openapi-typescript's default).
+  const ast = await openapiTS(document as OpenAPI3, { defaultNonNullable: false });
   return HEADER + astToString(ast);
 }
 

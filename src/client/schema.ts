@@ -460,7 +460,7 @@ export interface components {
                      * @default string
                      * @enum {string}
                      */
-                    type: "string" | "number" | "boolean";
+                    type?: "string" | "number" | "boolean";
                     description?: string;
                     default?: string | number | boolean;
                     required?: boolean;
@@ -603,23 +603,23 @@ export interface components {
         HostInput: {
             address: string;
             /** @default 22 */
-            port: number;
+            port?: number;
             user: string;
             /** @default [] */
-            groups: string[];
+            groups?: string[];
             auth: {
                 /**
                  * @default key
                  * @enum {string}
                  */
-                type: "key" | "password" | "agent";
+                type?: "key" | "password" | "agent";
                 secret?: string;
                 passphraseSecret?: string;
                 socket?: string;
             };
             hostKey?: string;
             /** @default false */
-            trustOnFirstUse: boolean;
+            trustOnFirstUse?: boolean;
             jump?: string;
         };
         HostList: {
