@@ -3,8 +3,8 @@
  * real run checks them (same function, same error), and the answer is the plan; nothing is
  * written to Redis.
  */
-import { ValidationError } from '../errors.ts';
 import { type HostCatalog, primaryParents, resolveInputs, type Workflow } from '../flows/index.ts';
+import { checkParam, dryRunParam } from './request-schemas.ts';
 
 /**
  * The `dryRun` query parameter: absent → false; exactly `true` or `false` once; anything else
@@ -12,10 +12,8 @@ import { type HostCatalog, primaryParents, resolveInputs, type Workflow } from '
  */
 export function dryRunFlag(values: string[] | undefined): boolean {
   if (values === undefined) return false;
-  if (values.length === 1 && (values[0] === 'true' || values[0] === 'false')) return values[0] === 'true';
-  throw new ValidationError('bad query', [
-    { path: 'dryRun', message: 'must be "true" or "false", given once' },
-  ]);
+  // Given twice is refused like a bad value: which one would count is a guess.
+  return checkParam(dryRunParam, 'dryRun', values.length === 1 ? values[0]! : '') === 'true';
 }
 
 /** What a run would be: its resolved inputs and each step's stage, executor, hosts and BullMQ parent. */

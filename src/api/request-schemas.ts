@@ -3,6 +3,7 @@
  * OpenAPI document that is generated from them (src/api/openapi/), so the two cannot disagree.
  */
 import { z } from 'zod';
+import { ValidationError } from '../errors.ts';
 
 const inputs = z
   .record(z.string(), z.unknown())
@@ -40,3 +41,30 @@ export const putSecretSchema = z.strictObject({
 
 /** Run statuses (contract section 3), as the `status` filter of `GET /v1/runs` accepts them. */
 export const runStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+
+// Query and header parameters: each handler reads its own with `queryParam`, and the OpenAPI
+// document describes it with the same schema.
+
+const POSITIVE = 'must be a positive integer';
+/** `limit` of `GET /v1/runs`, `version` of `GET /v1/workflows/:name`. */
+export const positiveIntegerParam = z
+  .string()
+  .regex(/^\d+$/, POSITIVE)
+  .refine((v) => Number(v) >= 1, POSITIVE);
+/** `attempt` of the logs route (at most six digits, as attempts are bounded far below that). */
+export const attemptParam = z.string().regex(/^[1-9]\d{0,5}$/, POSITIVE);
+/** A run event id (a Redis stream id): `Last-Event-ID`, `lastEventId`. */
+export const eventIdParam = z.string().regex(/^\d+-\d+$/, 'expected an event id such as 1700000000000-0');
+/** `dryRun`, on every route that starts a run. */
+export const dryRunParam = z.enum(['true', 'false'], { error: 'must be "true" or "false", given once' });
+/** `status` of `GET /v1/runs`. */
+export const runStatusParam = z.enum(runStatusSchema.options, {
+  error: `must be one of ${runStatusSchema.options.join(', ')}`,
+});
+
+/** `raw` checked with `schema`; otherwise a 400 whose issue names `path` with the schema's message. */
+export function checkParam<T>(schema: z.ZodType<T>, path: string, raw: string, message = 'bad query'): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(message, [{ path, message: parsed.error.issues[0]!.message }]);
+}

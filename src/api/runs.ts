@@ -3,26 +3,26 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { LimitError } from '../flows/limits.ts';
-import type { RunDocument, RunStatus } from '../store/index.ts';
+import type { RunDocument } from '../store/index.ts';
 import { readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { checkName, own, param } from './params.ts';
-import { adHocRunSchema, runStatusSchema } from './request-schemas.ts';
+import {
+  adHocRunSchema,
+  attemptParam,
+  checkParam,
+  eventIdParam,
+  positiveIntegerParam,
+  runStatusParam,
+} from './request-schemas.ts';
 import { parseWith } from './workflows.ts';
-
-const EVENT_ID = /^\d+-\d+$/;
-const RUN_STATUSES: readonly RunStatus[] = runStatusSchema.options;
 
 /** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
 function listLimit(raw: string | undefined): number {
   if (raw === undefined) return 20;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1) {
-    throw new ValidationError('bad query', [{ path: 'limit', message: 'must be a positive integer' }]);
-  }
-  return Math.min(n, 200);
+  return Math.min(Number(checkParam(positiveIntegerParam, 'limit', raw)), 200);
 }
 
 /** The run routes. */
@@ -68,12 +68,8 @@ export function runRoutes(deps: ApiDeps): Hono {
 
   app.get('/', async (c) => {
     const limit = listLimit(c.req.query('limit'));
-    const status = c.req.query('status');
-    if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
-      throw new ValidationError('bad query', [
-        { path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}` },
-      ]);
-    }
+    const raw = c.req.query('status');
+    const status = raw === undefined ? undefined : checkParam(runStatusParam, 'status', raw);
     const cursor = c.req.query('cursor');
     let after = cursor !== undefined ? decodeCursor(cursor) : undefined;
     const runs: RunDocument[] = [];
@@ -98,11 +94,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
-    if (after !== undefined && !EVENT_ID.test(after)) {
-      throw new ValidationError('bad Last-Event-ID', [
-        { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
-      ]);
-    }
+    if (after !== undefined) checkParam(eventIdParam, 'Last-Event-ID', after, 'bad Last-Event-ID');
     // Before the 200: a stream that could never receive events answers 503 instead.
     await deps.events.ready();
     return streamSSE(c, async (stream) => {
@@ -134,9 +126,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const host = c.req.query('host');
     // `?attempt=N` reads one attempt's log; the default is each one's latest attempt.
     const asked = c.req.query('attempt');
-    if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
-      throw new ValidationError('bad query', [{ path: 'attempt', message: 'must be a positive integer' }]);
-    }
+    if (asked !== undefined) checkParam(attemptParam, 'attempt', asked);
     const attemptOf = (latest: number | undefined) => {
       const n = asked === undefined ? Math.max(latest ?? 0, 1) : Number(asked);
       if (asked !== undefined && n > (latest ?? 0))

@@ -6,7 +6,7 @@ import { readBody, readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { param } from './params.ts';
-import { runRequestSchema } from './request-schemas.ts';
+import { checkParam, positiveIntegerParam, runRequestSchema } from './request-schemas.ts';
 
 /** Parses a body with a zod schema into a `ValidationError` with paths. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -34,10 +34,8 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   app.get('/:name', async (c) => {
     const name = param(c, 'name', 'workflow');
     const raw = c.req.query('version');
-    const version = raw === undefined ? undefined : Number(raw);
-    if (version !== undefined && !(Number.isInteger(version) && version > 0)) {
-      throw new ValidationError('bad version', [{ path: 'version', message: 'must be a positive integer' }]);
-    }
+    const version =
+      raw === undefined ? undefined : Number(checkParam(positiveIntegerParam, 'version', raw, 'bad version'));
     const found = await deps.workflows.get(name, version);
     if (!found) throw new NotFoundError(`no workflow "${name}"${version ? ` version ${version}` : ''}`);
     return c.json({ name, version: found.version, createdAt: found.createdAt, definition: found.definition });

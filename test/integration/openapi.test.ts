@@ -63,8 +63,14 @@ describe('GET /openapi.json', () => {
       api.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${openApiPath(r.path)}`),
     );
     const documented = new Set(operations().map(({ method, path }) => `${method.toUpperCase()} ${path}`));
-    expect([...registered].filter((r) => !documented.has(r)), 'routes missing from the document').toEqual([]);
-    expect([...documented].filter((d) => !registered.has(d)), 'documented routes the app lacks').toEqual([]);
+    expect(
+      [...registered].filter((r) => !documented.has(r)),
+      'routes missing from the document',
+    ).toEqual([]);
+    expect(
+      [...documented].filter((d) => !registered.has(d)),
+      'documented routes the app lacks',
+    ).toEqual([]);
   });
 
   it('gives each operation the role of the access table, its security and its error responses', () => {

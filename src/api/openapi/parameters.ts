@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { STEP_ID, WORKFLOW_NAME } from '../../flows/index.ts';
 import { hostNameSchema, secretNameSchema } from '../../inventory/index.ts';
 import { RUN_ID } from '../params.ts';
+import { dryRunParam } from '../request-schemas.ts';
 import type { ParameterSpec } from './registry.ts';
 
 /** `:id` of a run. */
@@ -23,7 +24,7 @@ export const hostName: ParameterSpec = { schema: hostNameSchema, description: 'T
 export const secretName: ParameterSpec = { schema: secretNameSchema, description: 'The secret name.' };
 /** `?dryRun=`, on every route that starts a run. */
 export const dryRun: ParameterSpec = {
-  schema: z.enum(['true', 'false']),
+  schema: dryRunParam,
   description:
     '`true`: answer the plan (steps, order, executor, hosts) and start nothing. Given at most once.',
 };

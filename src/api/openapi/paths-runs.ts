@@ -1,12 +1,11 @@
 /** `/v1/runs`: ad-hoc runs, run documents, events, logs, cancel and retry. */
 import { z } from 'zod';
 import { hostNameSchema } from '../../inventory/index.ts';
-import { runStatusSchema } from '../request-schemas.ts';
+import { attemptParam, eventIdParam, positiveIntegerParam, runStatusParam } from '../request-schemas.ts';
 import { dryRun, runId, stepId } from './parameters.ts';
 import type { OperationSpec } from './registry.ts';
 import { AdHocRunBody, PlanSchema, RunListSchema, RunSchema } from './schemas.ts';
 
-const EVENT_ID = z.string().regex(/^\d+-\d+$/);
 const replayed = {
   'Idempotent-Replayed': { description: '`true` when the key named an existing run.', schema: z.string() },
 };
@@ -40,9 +39,9 @@ export const runOperations: OperationSpec[] = [
     summary: 'List runs, newest first',
     query: {
       workflow: { schema: z.string(), description: 'Only runs of this workflow.' },
-      status: { schema: runStatusSchema, description: 'Only runs with this status.' },
+      status: { schema: runStatusParam, description: 'Only runs with this status.' },
       limit: {
-        schema: z.string().regex(/^\d+$/),
+        schema: positiveIntegerParam,
         description: 'Page size, 1–200 (more is read as 200); default 20.',
       },
       cursor: { schema: z.string(), description: 'The `cursor` of the previous page.' },
@@ -69,9 +68,9 @@ export const runOperations: OperationSpec[] = [
       "run's terminal event. Reconnect with the last id seen to miss nothing and repeat nothing.",
     params: { id: runId },
     query: {
-      lastEventId: { schema: EVENT_ID, description: 'Like the header, for clients that cannot set it.' },
+      lastEventId: { schema: eventIdParam, description: 'Like the header, for clients that cannot set it.' },
     },
-    headers: { 'Last-Event-ID': { schema: EVENT_ID, description: 'Resume after this event id.' } },
+    headers: { 'Last-Event-ID': { schema: eventIdParam, description: 'Resume after this event id.' } },
     responses: { 200: { description: 'The event stream.', eventStream: true } },
   },
   {
@@ -85,7 +84,7 @@ export const runOperations: OperationSpec[] = [
     query: {
       host: { schema: hostNameSchema, description: 'One host instance of a fan-out step.' },
       attempt: {
-        schema: z.string().regex(/^[1-9]\d{0,5}$/),
+        schema: attemptParam,
         description: 'One attempt; default the latest.',
       },
     },

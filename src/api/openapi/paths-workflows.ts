@@ -1,5 +1,6 @@
 /** `/v1/workflows`: definitions and the runs started from them. */
 import { z } from 'zod';
+import { positiveIntegerParam } from '../request-schemas.ts';
 import { dryRun, workflowName } from './parameters.ts';
 import type { OperationSpec } from './registry.ts';
 import {
@@ -49,7 +50,7 @@ export const workflowOperations: OperationSpec[] = [
     params: { name: workflowName },
     query: {
       version: {
-        schema: z.string().regex(/^[1-9]\d*$/),
+        schema: positiveIntegerParam,
         description: 'A version number; default the latest.',
       },
     },
