@@ -4,7 +4,7 @@
  * openapi-typescript, whose output type-checks and equals the committed client types.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,7 @@ import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 
 const run = promisify(execFile);
+const CHROMIUM = '/usr/bin/chromium';
 const root = new URL('../../', import.meta.url).pathname;
 const prefix = testPrefix(import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'conveyor-openapi-'));
@@ -150,6 +151,39 @@ describe('GET /docs', () => {
     expect(script.headers.get('content-type')).toMatch(/javascript/);
     expect(await script.text()).toContain('createApiReference');
   });
+
+  // .ci/run installs Chromium (the bull-board test needs it too); without it this one is skipped.
+  it.skipIf(!existsSync(CHROMIUM))(
+    'renders in headless Chromium with no host but the API reachable',
+    async () => {
+      const served = await startApi({
+        redisUrl: redisUrl(),
+        prefix,
+        logger: pino({ level: 'silent' }),
+        port: 0,
+      });
+      try {
+        const args = [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          `--user-data-dir=${mkdtempSync(join(dir, 'chromium-'))}`,
+          // Every other host fails to resolve: the page must need nothing from outside.
+          '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+          // Lets the page's scripts run to idle before the DOM is printed (virtual time, not a wait).
+          '--virtual-time-budget=10000',
+          '--dump-dom',
+          `${served.url}/docs`,
+        ];
+        const { stdout } = await run(CHROMIUM, args, { maxBuffer: 64 << 20 });
+        // Operation summaries appear only once Scalar has fetched and rendered the document.
+        expect(stdout).toContain('Liveness');
+        expect(stdout).toContain('Readiness: Redis is reachable');
+      } finally {
+        await served.close();
+      }
+    },
+  );
 
   it('needs no token while the API does', async () => {
     expect((await api.app.request('/v1/runs')).status).toBe(401);

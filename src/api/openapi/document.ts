@@ -23,6 +23,8 @@ export interface DocumentOptions {
   version: string;
   /** `servers[0].url`. @defaultValue 'http://127.0.0.1:8080' */
   serverUrl?: string;
+  /** Descriptions of the operations' tags. */
+  tags?: Readonly<Record<string, string>>;
 }
 
 const ERROR_TEXT: Record<number, string> = {
@@ -77,6 +79,8 @@ export function buildDocument(operations: readonly OperationSpec[], options: Doc
         'send `Authorization: Bearer <token>`; each operation says the role it needs (`x-required-role`).',
     },
     servers: [{ url: options.serverUrl ?? 'http://127.0.0.1:8080', description: 'this API' }],
+    // The default for readers such as Scalar; each operation states its own (public ones: none).
+    security: [{ bearer: [] }],
     tags: [...new Set(operations.map((op) => op.tag))].map((name) => ({
       name,
       description: `${name} operations`,

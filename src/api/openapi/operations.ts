@@ -18,3 +18,12 @@ export const OPERATIONS: readonly OperationSpec[] = [
   ...hostOperations,
   ...secretOperations,
 ];
+
+/** What each tag of the document groups. */
+export const TAGS: Readonly<Record<string, string>> = {
+  system: 'Liveness, readiness, and this document with its reference page.',
+  workflows: 'Registered definitions, and runs started from them.',
+  runs: 'Run documents, their event streams and logs; ad-hoc runs, cancel and retry.',
+  hosts: 'The SSH inventory and preflight checks.',
+  secrets: 'Write-only secret values, used as `${{ secrets.NAME }}`.',
+};

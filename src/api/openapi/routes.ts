@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Hono } from 'hono';
 import { buildDocument } from './document.ts';
-import { OPERATIONS } from './operations.ts';
+import { OPERATIONS, TAGS } from './operations.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -31,7 +31,7 @@ function scalarScript(): string {
 
 /** The document as this API serves it, with `servers` set to `origin`. */
 export function openApiDocument(origin?: string): Record<string, unknown> {
-  return buildDocument(OPERATIONS, { version: assets().version, serverUrl: origin });
+  return buildDocument(OPERATIONS, { version: assets().version, serverUrl: origin, tags: TAGS });
 }
 
 // Scalar's own defaults would fetch fonts from its servers; the page keeps to this origin.
@@ -49,6 +49,8 @@ const PAGE = `<!doctype html>
       Scalar.createApiReference('#app', {
         url: 'openapi.json',
         withDefaultFonts: false,
+        // Its toolbar links to Scalar's hosted services; a self-hosted reference does without.
+        showDeveloperTools: 'never',
         agent: { disabled: true },
       });
     </script>
