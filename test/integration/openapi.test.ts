@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_TYPES, generateClientTypes } from '../../infra/openapi-gen/generate.ts';
-import { accessFor, parseTokens } from '../../src/api/auth/index.ts';
-import { openApiPath } from '../../src/api/openapi/index.ts';
+import { accessFor, matchesPattern, parseTokens } from '../../src/api/auth/index.ts';
+import { openApiPath, UNDOCUMENTED } from '../../src/api/openapi/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 
@@ -61,8 +61,11 @@ describe('GET /openapi.json', () => {
 
   it('documents every route the app registers, and nothing it does not', () => {
     const registered = new Set(
-      api.app.routes.filter((r) => r.method !== 'ALL').map((r) => `${r.method} ${openApiPath(r.path)}`),
+      api.app.routes
+        .filter((r) => r.method !== 'ALL' && !UNDOCUMENTED.some((u) => matchesPattern(u.path, r.path)))
+        .map((r) => `${r.method} ${openApiPath(r.path)}`),
     );
+    for (const entry of UNDOCUMENTED) expect(entry.reason.length, entry.path).toBeGreaterThan(10);
     const documented = new Set(operations().map(({ method, path }) => `${method.toUpperCase()} ${path}`));
     expect(
       [...registered].filter((r) => !documented.has(r)),

@@ -27,3 +27,10 @@ export const TAGS: Readonly<Record<string, string>> = {
   hosts: 'The SSH inventory and preflight checks.',
   secrets: 'Write-only secret values, used as `${{ secrets.NAME }}`.',
 };
+
+/**
+ * Routes of the app deliberately left out of the document, each with its reason: only what is
+ * not Conveyor's API, such as a mounted dashboard's own assets and internal calls (its entry page
+ * belongs in the document). Each entry is a route pattern; `*` at the end covers everything below.
+ */
+export const UNDOCUMENTED: readonly { path: string; reason: string }[] = [];

@@ -73,12 +73,10 @@ export const namedSchemas = {
 
 /** Registers `schema` as `components.schemas[id]` on the `io` side and returns it. */
 export function named<T extends z.ZodType>(id: string, io: SchemaIo, schema: T): T {
-  for (const side of ['input', 'output'] as const) {
-    const taken = namedSchemas[side].get(schema)?.id;
-    if (taken !== undefined && taken !== id) throw new Error(`schema already named "${taken}"`);
-  }
-  if (namedSchemas.input.has(schema) || namedSchemas.output.has(schema)) return schema;
-  namedSchemas[io].add(schema, { id });
+  const existing = namedSchemas.input.get(schema)?.id ?? namedSchemas.output.get(schema)?.id;
+  if (existing !== undefined && existing !== id)
+    throw new Error(`schema "${id}" is already named "${existing}"`);
+  if (existing === undefined) namedSchemas[io].add(schema, { id });
   return schema;
 }
 
