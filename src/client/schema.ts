@@ -923,6 +923,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -932,6 +934,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1005,6 +1009,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1014,6 +1020,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1105,6 +1113,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1114,6 +1124,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1173,6 +1185,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1182,6 +1196,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1271,6 +1287,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1280,6 +1298,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1392,6 +1412,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1401,6 +1423,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1479,6 +1503,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1488,6 +1514,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1576,6 +1604,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1585,6 +1615,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1661,6 +1693,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1670,6 +1704,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1747,6 +1783,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1756,6 +1794,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1817,6 +1857,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1826,6 +1868,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1917,6 +1961,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1926,6 +1972,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1993,6 +2041,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2002,6 +2052,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2054,6 +2106,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2063,6 +2117,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2147,6 +2203,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2156,6 +2214,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2233,6 +2293,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2242,6 +2304,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2312,6 +2376,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2321,6 +2387,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2379,6 +2447,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2388,6 +2458,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2463,6 +2535,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2472,6 +2546,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2558,6 +2634,8 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2567,6 +2645,8 @@ export interface operations {
             /** @description The token's role does not include the one this operation needs. */
             403: {
                 headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -127,7 +127,7 @@ function operation(op: OperationSpec): Json {
   for (const status of errorStatuses(op, authenticated)) {
     responses[status] ??= {
       description: ERROR_TEXT[status] ?? 'Error.',
-      ...(status === 429 ? { headers: { 'Retry-After': retryAfter } } : {}),
+      ...(ERROR_HEADERS[status] ? { headers: ERROR_HEADERS[status] } : {}),
       content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
     };
   }
@@ -135,7 +135,19 @@ function operation(op: OperationSpec): Json {
   return out;
 }
 
-const retryAfter = { description: 'Seconds to wait.', schema: { type: 'integer', minimum: 0 } };
+function challenge(description: string): Json {
+  return { description, schema: { type: 'string' } };
+}
+
+const ERROR_HEADERS: Record<number, Json> = {
+  401: {
+    'WWW-Authenticate': challenge(
+      '`Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token',
+    ),
+  },
+  403: { 'WWW-Authenticate': challenge('`Bearer realm="conveyor", error="insufficient_scope"`') },
+  429: { 'Retry-After': { description: 'Seconds to wait.', schema: { type: 'integer', minimum: 0 } } },
+};
 
 function errorStatuses(op: OperationSpec, authenticated: boolean): number[] {
   const statuses = new Set(op.errors ?? []);
