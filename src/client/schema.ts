@@ -923,7 +923,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1009,7 +1009,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1113,7 +1113,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1185,7 +1185,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1287,7 +1287,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1412,7 +1412,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1503,7 +1503,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1604,7 +1604,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1693,7 +1693,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1783,7 +1783,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1857,7 +1857,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -1961,7 +1961,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2041,7 +2041,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2106,7 +2106,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2203,7 +2203,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2293,7 +2293,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2376,7 +2376,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2447,7 +2447,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2535,7 +2535,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };
@@ -2634,7 +2634,7 @@ export interface operations {
             /** @description No token, or a token that matches none. */
             401: {
                 headers: {
-                    /** @description `Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token */
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
                     "WWW-Authenticate"?: string;
                     [name: string]: unknown;
                 };

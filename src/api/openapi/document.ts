@@ -142,7 +142,7 @@ function challenge(description: string): Json {
 const ERROR_HEADERS: Record<number, Json> = {
   401: {
     'WWW-Authenticate': challenge(
-      '`Bearer realm="conveyor"`, with `error="invalid_token"` for a wrong token',
+      '`Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token',
     ),
   },
   403: { 'WWW-Authenticate': challenge('`Bearer realm="conveyor", error="insufficient_scope"`') },
