@@ -19,6 +19,7 @@ import {
   requestLog,
   requestLogger,
 } from './middleware/index.ts';
+import { openApiRoutes } from './openapi/index.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { triggerRoutes } from './triggers.ts';
@@ -70,6 +71,7 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/metrics', metricsRoutes(deps));
   app.route('/admin', loginRoutes(tokens, sessions));
   app.route(BOARD_PATH, boardRoutes(deps.queues));
+  app.route('/', openApiRoutes());
   app.route('/v1/workflows', workflowRoutes(deps));
   app.route('/v1/runs', runRoutes(deps));
   app.route('/v1/hosts', hostRoutes(deps));

@@ -3,7 +3,6 @@
  * real run checks them (same function, same error), and the answer is the plan; nothing is
  * written to Redis.
  */
-import { ValidationError } from '../errors.ts';
 import {
   type Capabilities,
   classifyQueues,
@@ -13,6 +12,7 @@ import {
   resolveInputs,
   type Workflow,
 } from '../flows/index.ts';
+import { checkParam, dryRunParam } from './request-schemas.ts';
 
 /**
  * The `dryRun` query parameter: absent → false; exactly `true` or `false` once; anything else
@@ -20,10 +20,8 @@ import {
  */
 export function dryRunFlag(values: string[] | undefined): boolean {
   if (values === undefined) return false;
-  if (values.length === 1 && (values[0] === 'true' || values[0] === 'false')) return values[0] === 'true';
-  throw new ValidationError('bad query', [
-    { path: 'dryRun', message: 'must be "true" or "false", given once' },
-  ]);
+  // Given twice is refused like a bad value: which one would count is a guess.
+  return checkParam(dryRunParam, 'dryRun', values.length === 1 ? values[0]! : '') === 'true';
 }
 
 /**
@@ -46,7 +44,7 @@ export function runPlan(
   const queueOf = (id: string) => QUEUES.step(workflow.steps[id]!.executor, workflow.steps[id]!.runsOn);
   const { unserved } = classifyQueues(workflow.order.map(queueOf), workers);
   return {
-    dryRun: true,
+    dryRun: true as const,
     workflow: workflow.name,
     version,
     inputs,

@@ -4,40 +4,28 @@
  */
 import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
-import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { LimitError } from '../flows/limits.ts';
-import type { RunDocument, RunStatus } from '../store/index.ts';
+import type { RunDocument } from '../store/index.ts';
 import { readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { checkName, own, param } from './params.ts';
+import {
+  adHocRunSchema,
+  attemptParam,
+  checkParam,
+  eventIdParam,
+  positiveIntegerParam,
+  runStatusParam,
+} from './request-schemas.ts';
 import { parseWith } from './workflows.ts';
-
-const adHocSchema = z.strictObject({
-  workflow: z.unknown(),
-  inputs: z.record(z.string(), z.unknown()).optional(),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-});
-
-const EVENT_ID = /^\d{1,20}-\d{1,20}$/;
-const MAX_STREAM_PART = 2n ** 64n - 1n;
-
-/** A Redis stream id whose two parts fit in 64 bits, as Redis requires. */
-function isEventId(id: string): boolean {
-  return EVENT_ID.test(id) && id.split('-').every((part) => BigInt(part) <= MAX_STREAM_PART);
-}
-const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 /** `limit` of a listing: 20 when absent, at most 200; anything but a positive integer is a 400. */
 function listLimit(raw: string | undefined): number {
   if (raw === undefined) return 20;
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1) {
-    throw new ValidationError('bad query', [{ path: 'limit', message: 'must be a positive integer' }]);
-  }
-  return Math.min(n, 200);
+  return Math.min(Number(checkParam(positiveIntegerParam, 'limit', raw)), 200);
 }
 
 /** The run routes. */
@@ -53,7 +41,7 @@ export function runRoutes(deps: ApiDeps): Hono {
   app.post('/', async (c) => {
     const dryRun = dryRunFlag(c.req.queries('dryRun'));
     const checked = await readDefinition(c, deps, 'workflow');
-    const body = parseWith(adHocSchema, checked.value);
+    const body = parseWith(adHocRunSchema, checked.value);
     if (body.workflow === undefined) {
       throw new ValidationError('request body is invalid', [
         { path: 'workflow', message: 'a workflow definition is required' },
@@ -86,12 +74,8 @@ export function runRoutes(deps: ApiDeps): Hono {
 
   app.get('/', async (c) => {
     const limit = listLimit(c.req.query('limit'));
-    const status = c.req.query('status');
-    if (status !== undefined && !RUN_STATUSES.includes(status as RunStatus)) {
-      throw new ValidationError('bad query', [
-        { path: 'status', message: `must be one of ${RUN_STATUSES.join(', ')}` },
-      ]);
-    }
+    const raw = c.req.query('status');
+    const status = raw === undefined ? undefined : checkParam(runStatusParam, 'status', raw);
     const cursor = c.req.query('cursor');
     let after = cursor !== undefined ? decodeCursor(cursor) : undefined;
     const runs: RunDocument[] = [];
@@ -116,11 +100,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const runId = param(c, 'id', 'run');
     await mustGetRun(runId);
     const after = c.req.header('last-event-id') ?? c.req.query('lastEventId');
-    if (after !== undefined && !isEventId(after)) {
-      throw new ValidationError('bad Last-Event-ID', [
-        { path: 'Last-Event-ID', message: 'expected an event id such as 1700000000000-0' },
-      ]);
-    }
+    if (after !== undefined) checkParam(eventIdParam, 'Last-Event-ID', after, 'bad Last-Event-ID');
     // Before the 200: a stream that could never receive events answers 503 instead.
     await deps.events.ready();
     return streamSSE(c, async (stream) => {
@@ -152,9 +132,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const host = c.req.query('host');
     // `?attempt=N` reads one attempt's log; the default is each one's latest attempt.
     const asked = c.req.query('attempt');
-    if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
-      throw new ValidationError('bad query', [{ path: 'attempt', message: 'must be a positive integer' }]);
-    }
+    if (asked !== undefined) checkParam(attemptParam, 'attempt', asked);
     const attemptOf = (latest: number | undefined) => {
       const n = asked === undefined ? Math.max(latest ?? 0, 1) : Number(asked);
       if (asked !== undefined && n > (latest ?? 0))

@@ -1,14 +1,12 @@
 /** `/v1/secrets`: write-only secret values (the list shows names only). */
 import { Hono } from 'hono';
-import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { secretNameSchema } from '../inventory/index.ts';
 import { readBody } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { param } from './params.ts';
+import { putSecretSchema } from './request-schemas.ts';
 import { parseWith } from './workflows.ts';
-
-const putSchema = z.strictObject({ value: z.string().max(64 * 1024) });
 
 /** The secret routes. */
 export function secretRoutes(deps: ApiDeps): Hono {
@@ -23,7 +21,7 @@ export function secretRoutes(deps: ApiDeps): Hono {
       throw new ValidationError('bad secret name', [
         { path: 'name', message: parsed.error.issues[0]!.message },
       ]);
-    const { value } = parseWith(putSchema, await readBody(c));
+    const { value } = parseWith(putSecretSchema, await readBody(c));
     const created = await deps.secrets.put(name, value);
     return c.json({ name }, created ? 201 : 200);
   });

@@ -1,17 +1,12 @@
 /** `/v1/workflows`: register, read, list and delete definitions; start runs of them. */
 import { Hono } from 'hono';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { readBody, readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { param } from './params.ts';
-
-/** Body of `POST /v1/workflows/:name/runs`. */
-export const runRequestSchema = z.strictObject({
-  inputs: z.record(z.string(), z.unknown()).optional(),
-  idempotencyKey: z.string().min(1).max(200).optional(),
-});
+import { checkParam, positiveIntegerParam, runRequestSchema } from './request-schemas.ts';
 
 /** Parses a body with a zod schema into a `ValidationError` with paths. */
 export function parseWith<T>(schema: z.ZodType<T>, value: unknown): T {
@@ -41,10 +36,8 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   app.get('/:name', async (c) => {
     const name = param(c, 'name', 'workflow');
     const raw = c.req.query('version');
-    const version = raw === undefined ? undefined : Number(raw);
-    if (version !== undefined && !(Number.isInteger(version) && version > 0)) {
-      throw new ValidationError('bad version', [{ path: 'version', message: 'must be a positive integer' }]);
-    }
+    const version =
+      raw === undefined ? undefined : Number(checkParam(positiveIntegerParam, 'version', raw, 'bad version'));
     const found = await deps.workflows.get(name, version);
     if (!found) throw new NotFoundError(`no workflow "${name}"${version ? ` version ${version}` : ''}`);
     return c.json({ name, version: found.version, createdAt: found.createdAt, definition: found.definition });

@@ -19,7 +19,6 @@ import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkerRegistry } fro
 import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
-import { startHeartbeat } from './heartbeat.ts';
 import { createInstanceProcessor } from './instance-processor.ts';
 import { setLongTimeout } from './long-timer.ts';
 import { startMaintenance } from './maintenance.ts';

@@ -23,6 +23,10 @@ export interface AccessRule {
 export const ACCESS_RULES: readonly AccessRule[] = [
   { method: 'GET', path: '/healthz', access: 'public' },
   { method: 'GET', path: '/readyz', access: 'public' },
+  // The API's shape is no secret (the code is open) and generators fetch it without a token.
+  { method: 'GET', path: '/openapi.json', access: 'public' },
+  { method: 'GET', path: '/docs', access: 'public' },
+  { method: 'GET', path: '/docs/*', access: 'public' },
   { method: '*', path: '/v1/hooks/*', access: 'signature' },
   // The dashboard's login form checks the admin token it is given itself.
   { method: '*', path: '/admin/login', access: 'signature' },

@@ -6,7 +6,7 @@
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { readStats, type Stats, type WorkerHeartbeat, WorkerRegistry } from '../../store/index.ts';
+import { readStats, type Stats, type WorkerHeartbeat } from '../../store/index.ts';
 import type { ApiDeps } from '../context.ts';
 
 /** The job states reported per queue. */
