@@ -60,7 +60,8 @@ export const eventIdParam = z
   .string()
   .regex(/^\d{1,20}-\d{1,20}$/, 'expected an event id such as 1700000000000-0')
   .refine(
-    (id) => id.split('-').every((part) => BigInt(part) <= MAX_STREAM_PART),
+    // Checked after the pattern, which may have failed: never BigInt() a part that is not digits.
+    (id) => id.split('-').every((part) => /^\d{1,20}$/.test(part) && BigInt(part) <= MAX_STREAM_PART),
     'expected an event id such as 1700000000000-0',
   );
 /** `dryRun`, on every route that starts a run. */

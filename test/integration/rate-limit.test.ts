@@ -45,7 +45,8 @@ afterAll(async () => {
 async function get(app: ConveyorApi['app'], path: string, token?: string) {
   const res = await app.request(path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  const json = (res.headers.get('content-type') ?? '').includes('json');
+  return { status: res.status, headers: res.headers, body: text && json ? JSON.parse(text) : undefined };
 }
 
 describe('rate limit per token', () => {
