@@ -32,7 +32,12 @@ export const EXECUTOR_NAMES: readonly ExecutorName[] = ['local', 'ssh', 'vm'];
  * queue (triggers' schedules, …) is added here and appears in both.
  */
 export function queueNames(): string[] {
-  return [QUEUES.run, ...EXECUTOR_NAMES.map((executor) => QUEUES.step(executor)), QUEUES.gate];
+  return [
+    QUEUES.run,
+    ...EXECUTOR_NAMES.map((executor) => QUEUES.step(executor)),
+    QUEUES.gate,
+    QUEUES.schedule,
+  ];
 }
 
 /** How long a gate stays parked if nothing promotes it: a year; the gate worker re-parks early ones. */

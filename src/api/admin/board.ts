@@ -18,6 +18,7 @@ export const BOARD_PATH = '/admin/queues';
 const DESCRIPTIONS: Record<string, string> = {
   runs: 'one job per run: finalises the run when its last steps finish',
   gates: 'parked jobs that wake a step whose extra needs finished (see docs/architecture.md)',
+  schedules: 'the job schedulers of on.schedule: one delayed job per next tick',
 };
 
 /** The dashboard's Hono app, to mount at `BOARD_PATH`. */
