@@ -116,10 +116,13 @@ export class EventFeed {
     }
     if (ended || signal.aborted) return;
     // A resume id past the newest event (a client's clock, a made-up id) would hide every event
-    // to come, the terminal one included: follow from the newest event instead.
-    const [newest] = await this.redis.xrevrange(this.keys.events(runId), '+', '-', 'COUNT', 1);
-    const newestId = newest?.[0] ?? '0-0';
-    if (compareIds(last, newestId) > 0) last = newestId;
+    // to come, the terminal one included: follow from the newest event instead. (Only a resume
+    // that replayed nothing can be past it.)
+    if (afterId !== undefined && last === afterId) {
+      const [newest] = await this.redis.xrevrange(this.keys.events(runId), '+', '-', 'COUNT', 1);
+      const newestId = newest?.[0] ?? '0-0';
+      if (compareIds(last, newestId) > 0) last = newestId;
+    }
 
     const follower: Follower = { last, queue: [] };
     this.add(runId, follower);

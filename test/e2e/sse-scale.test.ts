@@ -92,6 +92,9 @@ describe('SSE at scale', () => {
 
     const clients = Array.from({ length: CLIENTS }, () => client(url, agent));
     await Promise.all(clients.map((c) => c.opened));
+    // A stream registers with the shared reader just after its replay reaches the client.
+    for (let i = 0; i < 100 && api.deps.events.followers < CLIENTS + 1; i++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
     expect(api.deps.events.followers).toBe(CLIENTS + 1);
     const during = await connectedClients();
     expect(during - before).toBeLessThanOrEqual(1); // flat: not +5,000
