@@ -57,6 +57,8 @@ describe('a worker SIGKILLed mid-step', () => {
     const log = (await engine.request('GET', `/v1/runs/${run.id}/steps/s/logs?attempt=1`)).body as string;
     const path = /outputs at (\S+)/.exec(log)?.[1];
     expect(path).toBeDefined();
+    // Removed when the run's end reaches the workers (a pub/sub message just after its last event).
+    for (let i = 0; i < 100 && existsSync(dirname(path!)); i++) await new Promise((r) => setTimeout(r, 50));
     const leftover = existsSync(dirname(path!));
     rmSync(dirname(path!), { recursive: true, force: true });
     expect(leftover).toBe(false);
