@@ -6,28 +6,19 @@
  * its exit code, with "Maximum call stack size exceeded" as its only reason; with retries left it
  * announces `nextAttempt: 1` again.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
 
 let engine: TestEngine;
-let dir: string;
+let local: LocalEngine;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-deep-'));
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({ killGraceMs: 1000, workspaces: new Workspaces({ baseDir: join(dir, 'ws') }) }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url);
+  ({ engine } = local);
 });
 afterAll(async () => {
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local.close();
 });
 
 /** A shell command that appends one event whose payload is nested `depth` arrays deep. */

@@ -6,34 +6,23 @@
  * (root here), outside the PID namespace and before the switch to `WORKER_RUN_AS`: containment
  * and the user switch are both gone, and the unprivileged user has root.
  */
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, resolveRunAs, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import { resolveRunAs } from '../../src/workers/local/index.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
 
 let engine: TestEngine;
 let dir: string;
+let local: LocalEngine;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-path-'));
-  chmodSync(dir, 0o755);
-  const runAs = resolveRunAs('nobody');
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({
-        killGraceMs: 1000,
-        runAs,
-        workspaces: new Workspaces({ baseDir: join(dir, 'ws'), runAs }),
-      }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url, { runAs: 'nobody' });
+  ({ engine, dir } = local);
 });
 afterAll(async () => {
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local.close();
 });
 
 describe.skipIf(process.getuid?.() !== 0)("a step's PATH and the launcher", () => {

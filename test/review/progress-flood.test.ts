@@ -7,27 +7,22 @@
  * here a step with `timeout: 2s` whose command takes 50 ms ends about 5 s later, succeeded; at
  * the cap (about 700,000 lines) that is minutes past its timeout and over 100 MB of Redis.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
+import { redisUrl } from '../support/prefix.ts';
 
 let engine: TestEngine;
 let dir: string;
+let local: LocalEngine;
 let redis: Redis;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-progress-'));
   redis = new Redis(redisUrl());
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({ killGraceMs: 1000, workspaces: new Workspaces({ baseDir: join(dir, 'ws') }) }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url);
+  ({ engine, dir } = local);
 });
 afterAll(async () => {
   await engine.close();

@@ -4,35 +4,23 @@
  * temp folder, chowned to that user, so any step of any run can list them and read or rewrite
  * another run's outputs (unmasked, as written) while it runs.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, resolveRunAs, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
 import { marker } from '../support/processes.ts';
 
 let engine: TestEngine;
 let dir: string;
+let local: LocalEngine;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-crossrun-'));
-  chmodSync(dir, 0o755);
-  const runAs = resolveRunAs('nobody');
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({
-        killGraceMs: 1000,
-        runAs,
-        workspaces: new Workspaces({ baseDir: join(dir, 'ws'), runAs }),
-      }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url, { runAs: 'nobody' });
+  ({ engine, dir } = local);
 });
 afterAll(async () => {
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local.close();
 });
 
 describe.skipIf(process.getuid?.() !== 0)("another run's outputs file", () => {

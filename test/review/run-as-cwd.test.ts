@@ -5,34 +5,22 @@
  * root worker follow it and hand the link's target to the step user: any directory on the
  * machine (`/etc`, the worker's credentials folder) becomes the step user's, a way to root.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, resolveRunAs, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
 
 let engine: TestEngine;
 let dir: string;
+let local: LocalEngine;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-runas-'));
-  chmodSync(dir, 0o755);
-  const runAs = resolveRunAs('nobody');
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({
-        killGraceMs: 1000,
-        runAs,
-        workspaces: new Workspaces({ baseDir: join(dir, 'ws'), runAs }),
-      }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url, { runAs: 'nobody' });
+  ({ engine, dir } = local);
 });
 afterAll(async () => {
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local.close();
 });
 
 describe.skipIf(process.getuid?.() !== 0)('cwd through a link a step left in the workspace', () => {

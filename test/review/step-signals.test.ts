@@ -6,28 +6,19 @@
  * cleanup `trap … INT` or Python's KeyboardInterrupt stop working inside steps. The same
  * command outside Conveyor (or in the process-group fallback) behaves normally.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalExecutor, Workspaces } from '../../src/workers/local/index.ts';
-import { startEngine, type TestEngine } from '../support/engine.ts';
-import { redisUrl, testPrefix } from '../support/prefix.ts';
+import type { TestEngine } from '../support/engine.ts';
+import { type LocalEngine, startLocalEngine } from '../support/local-engine.ts';
 
 let engine: TestEngine;
-let dir: string;
+let local: LocalEngine;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'conveyor-review-signals-'));
-  engine = await startEngine(redisUrl(), testPrefix(import.meta.url), {
-    executors: [
-      new LocalExecutor({ killGraceMs: 1000, workspaces: new Workspaces({ baseDir: join(dir, 'ws') }) }),
-    ],
-  });
+  local = await startLocalEngine(import.meta.url);
+  ({ engine } = local);
 });
 afterAll(async () => {
-  await engine.close();
-  rmSync(dir, { recursive: true, force: true });
+  await local.close();
 });
 
 const logOf = async (runId: string, step: string) =>
