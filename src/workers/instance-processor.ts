@@ -5,13 +5,13 @@
  * adapter ends the job. With `strategy.failFast`, a final failure stops the step's other
  * instances.
  */
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { StepJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import type { StepPlan } from './run-plan.ts';
-import { planFor, type StepProcessorDeps } from './step-deps.ts';
-import { type StepJobResult, type StepOutcome, settle, unexpected } from './step-outcome.ts';
+import type { planFor, StepProcessorDeps } from './step-deps.ts';
+import { endJob, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 import { judge, prepare } from './step-processor.ts';
 
 /** Builds the processor of instance jobs. */
@@ -21,18 +21,13 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
     token?: string,
     signal?: AbortSignal,
   ): Promise<StepJobResult> {
-    let sp: StepPlan | undefined;
-    let outcome: StepOutcome;
-    try {
-      const plan = await planFor(deps, job.data.runId);
-      sp = plan.steps.get(job.data.stepId);
-      if (!sp) throw new UnrecoverableError(`run ${job.data.runId} has no step "${job.data.stepId}"`);
-      outcome = await instanceOutcome(deps, job, signal, sp, plan);
-    } catch (err) {
-      outcome = unexpected(job, sp, err);
-    }
-    await recordInstance(deps, job, sp, outcome);
-    return settle(job, token, outcome);
+    return endJob(
+      deps,
+      job,
+      token,
+      (plan, sp) => instanceOutcome(deps, job, signal, sp, plan),
+      (sp, outcome) => recordInstance(deps, job, sp, outcome),
+    );
   };
 }
 

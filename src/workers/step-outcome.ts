@@ -11,8 +11,8 @@ import type { StepJobData } from '../flows/index.ts';
 import type { StepDetails, StepStatus } from '../store/index.ts';
 import type { EmittedEvent } from './executor.ts';
 import { promoteGates } from './gates.ts';
-import type { StepPlan } from './run-plan.ts';
-import type { StepProcessorDeps } from './step-deps.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
+import { planFor, type StepProcessorDeps } from './step-deps.ts';
 
 /** How one processing of a step (or instance) job ended. */
 export type StepOutcome = { attempt?: number } & (
@@ -163,4 +163,29 @@ export function unexpected(job: Job<StepJobData>, sp: StepPlan | undefined, err:
   };
   const retriable = !(err instanceof UnrecoverableError) && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
   return retriable ? { kind: 'retry', error, details } : { kind: 'failed', error, details };
+}
+
+/**
+ * The one shape of every step-queue job: load the plan, run the stages, record their outcome
+ * with `write`, hand it to BullMQ. What the stages did not foresee still ends as an outcome.
+ */
+export async function endJob(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  token: string | undefined,
+  stages: (plan: RunPlan, sp: StepPlan) => Promise<StepOutcome>,
+  write: (sp: StepPlan | undefined, outcome: StepOutcome) => Promise<void>,
+): Promise<StepJobResult> {
+  let sp: StepPlan | undefined;
+  let outcome: StepOutcome;
+  try {
+    const plan = await planFor(deps, job.data.runId);
+    sp = plan.steps.get(job.data.stepId);
+    if (!sp) throw new UnrecoverableError(`run ${job.data.runId} has no step "${job.data.stepId}"`);
+    outcome = await stages(plan, sp);
+  } catch (err) {
+    outcome = unexpected(job, sp, err);
+  }
+  await write(sp, outcome);
+  return settle(job, token, outcome);
 }

@@ -7,7 +7,7 @@
  * A step on a group of hosts fans out instead (fan-out.ts); its host instances run the same
  * stages in instance-processor.ts.
  */
-import { type Job, UnrecoverableError } from 'bullmq';
+import type { Job } from 'bullmq';
 import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
 import { type StepJobData, truthy } from '../flows/index.ts';
 import type { StepDetails } from '../store/index.ts';
@@ -17,8 +17,8 @@ import { aggregate, fanOut } from './fan-out.ts';
 import { createMasker, type Masker } from './mask.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
-import { planFor, type StepProcessorDeps } from './step-deps.ts';
-import { recordStep, type StepJobResult, type StepOutcome, settle, unexpected } from './step-outcome.ts';
+import type { StepProcessorDeps } from './step-deps.ts';
+import { endJob, recordStep, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
 export type { SecretSource } from './step-deps.ts';
 export type { StepJobResult } from './step-outcome.ts';
@@ -37,18 +37,13 @@ export function createStepProcessor(
     signal?: AbortSignal,
   ): Promise<StepJobResult> {
     if (job.data.host !== undefined) return processInstance(job, token, signal);
-    let sp: StepPlan | undefined;
-    let outcome: StepOutcome;
-    try {
-      const plan = await planFor(deps, job.data.runId);
-      sp = plan.steps.get(job.data.stepId);
-      if (!sp) throw new UnrecoverableError(`run ${job.data.runId} has no step "${job.data.stepId}"`);
-      outcome = await stepOutcome(deps, job, token, signal, plan, sp);
-    } catch (err) {
-      outcome = unexpected(job, sp, err);
-    }
-    await recordStep(deps, job, sp, outcome);
-    return settle(job, token, outcome);
+    return endJob(
+      deps,
+      job,
+      token,
+      (plan, sp) => stepOutcome(deps, job, token, signal, plan, sp),
+      (sp, outcome) => recordStep(deps, job, sp, outcome),
+    );
   };
 }
 
