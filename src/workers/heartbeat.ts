@@ -2,15 +2,10 @@
  * The worker's heartbeat: what it serves and how busy it is, written every `intervalMs` to the
  * worker registry (live for about three intervals), and removed when the worker stops cleanly.
  */
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { WorkerHeartbeat, WorkerRegistry } from '../store/index.ts';
-
-/** Conveyor's version, as heartbeats report it. */
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+import { conveyorVersion } from '../version.ts';
 
 /** What the worker says of itself in each beat (the rest is this process's own). */
 export type Beat = Omit<WorkerHeartbeat, 'lastSeen' | 'host' | 'pid' | 'version' | 'startedAt'>;
@@ -28,7 +23,12 @@ export async function startHeartbeat(
   intervalMs: number,
   logger: Logger,
 ): Promise<Heartbeat> {
-  const own = { host: hostname(), pid: process.pid, version: VERSION, startedAt: new Date().toISOString() };
+  const own = {
+    host: hostname(),
+    pid: process.pid,
+    version: conveyorVersion(),
+    startedAt: new Date().toISOString(),
+  };
   let writing: Promise<void> | undefined;
   const write = () => {
     writing ??= registry

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Hono } from 'hono';
+import { conveyorVersion } from '../../version.ts';
 import { buildDocument } from './document.ts';
 import { OPERATIONS, TAGS } from './operations.ts';
 
@@ -14,11 +15,7 @@ const require = createRequire(import.meta.url);
 let cached: { version: string; script?: string } | undefined;
 function assets(): { version: string; script?: string } {
   cached ??= {
-    version: (
-      JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-        version: string;
-      }
-    ).version,
+    version: conveyorVersion(),
   };
   return cached;
 }
