@@ -5,7 +5,6 @@
  * left behind is killed at once (as GitHub's runner does), so a background process holding stdout
  * never stretches a step.
  */
-import { spawn } from 'node:child_process';
 import { chown, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepError, StepInterruptedError } from '../../errors.ts';
@@ -21,6 +20,7 @@ import {
   probeContainment,
   type RunAs,
 } from './containment.ts';
+import { Spawner } from './spawner.ts';
 import { type RunStates, Workspaces } from './workspace.ts';
 
 /** Options of the local executor. */
@@ -57,6 +57,7 @@ export class LocalExecutor implements Executor {
   readonly name = 'local';
   private readonly options: LocalExecutorOptions;
   private launch: Promise<{ mode: ContainmentMode; tools: LaunchTools }> | undefined;
+  private spawner: Spawner | undefined;
 
   constructor(options: Partial<LocalExecutorOptions> = {}) {
     this.options = {
@@ -127,80 +128,57 @@ export class LocalExecutor implements Executor {
     }
   }
 
-  private spawn(
+  private async spawn(
     launch: { mode: ContainmentMode; tools: LaunchTools },
     step: StepExecution,
     ctx: ExecutorContext,
     cwd: string,
     env: Record<string, string>,
   ): Promise<{ exitCode: number | null; signal: string | null }> {
-    return new Promise((resolve, reject) => {
-      const argv = containedArgv(
-        launch.mode,
-        launch.tools,
-        this.options.shell,
-        step.command!,
-        this.options.runAs,
-      );
-      const child = spawn(argv[0]!, argv.slice(1), {
-        cwd,
-        env: launchEnv(env),
-        detached: true, // its own process group: one kill reaches the launcher and the whole tree
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const group = child.pid;
-      const killGroup = (signal: NodeJS.Signals) => {
-        if (group === undefined) return;
-        try {
-          process.kill(-group, signal);
-        } catch {
-          // ESRCH: the group is already gone.
-        }
-      };
-      let killTimer: NodeJS.Timeout | undefined;
-      let stoppedWith: NodeJS.Signals | undefined;
-      const onAbort = () => {
-        stoppedWith = 'SIGTERM';
-        killGroup('SIGTERM');
-        // A worker stopping past its grace already gave the step its time: no second grace.
-        const grace =
-          ctx.signal.reason instanceof StepInterruptedError
-            ? Math.min(500, this.options.killGraceMs)
-            : this.options.killGraceMs;
-        killTimer = setTimeout(() => {
-          stoppedWith = 'SIGKILL';
-          // The launcher's death tears down the step's PID namespace, processes in other groups included.
-          killGroup('SIGKILL');
-        }, grace);
-      };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      if (ctx.signal.aborted) onAbort();
+    const argv = containedArgv(
+      launch.mode,
+      launch.tools,
+      this.options.shell,
+      step.command!,
+      this.options.runAs,
+    );
+    this.spawner ??= new Spawner({ setpriv: launch.tools.setpriv });
+    const child = this.spawner.spawn(
+      { file: argv[0]!, args: argv.slice(1), cwd, env: launchEnv(env) },
+      (stream, chunk) => ctx.log(stream, chunk),
+    );
+    let killTimer: NodeJS.Timeout | undefined;
+    let stoppedWith: NodeJS.Signals | undefined;
+    const onAbort = () => {
+      stoppedWith = 'SIGTERM';
+      child.kill('SIGTERM');
+      // A worker stopping past its grace already gave the step its time: no second grace.
+      const grace =
+        ctx.signal.reason instanceof StepInterruptedError
+          ? Math.min(500, this.options.killGraceMs)
+          : this.options.killGraceMs;
+      killTimer = setTimeout(() => {
+        stoppedWith = 'SIGKILL';
+        // The launcher's death tears down the step's PID namespace, processes in other groups included.
+        child.kill('SIGKILL');
+      }, grace);
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (ctx.signal.aborted) onAbort();
+    try {
+      const { exitCode: code, signal } = await child.exited;
+      // A contained step reports a signal death as 128+n (the init's status): name the signal we sent.
+      const byUs = stoppedWith && code !== null && code > 128 ? stoppedWith : null;
+      return { exitCode: byUs ? null : code, signal: signal ?? byUs };
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+      clearTimeout(killTimer);
+    }
+  }
 
-      child.stdout.on('data', (chunk: Buffer) => ctx.log('stdout', chunk));
-      child.stderr.on('data', (chunk: Buffer) => ctx.log('stderr', chunk));
-      let exit: { exitCode: number | null; signal: string | null } | undefined;
-      child.once('exit', (code, signal) => {
-        // A contained step reports a signal death as 128+n (the init's status): name the signal we sent.
-        const byUs = stoppedWith && code !== null && code > 128 ? stoppedWith : null;
-        exit = { exitCode: byUs ? null : code, signal: signal ?? byUs };
-        // In the process-group fallback, leftovers would hold the pipes open and outlive the step.
-        killGroup('SIGKILL');
-      });
-      child.once('error', (err) => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        clearTimeout(killTimer);
-        reject(
-          new StepError('spawn_failed', `could not start the step's shell: ${err.message}`, false, {
-            cause: err,
-          }),
-        );
-      });
-      child.once('close', () => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        clearTimeout(killTimer);
-        resolve(exit ?? { exitCode: child.exitCode, signal: child.signalCode });
-      });
-    });
+  /** The pid of the process that forks this executor's steps, while one runs (diagnostics, tests). */
+  spawnerPid(): number | undefined {
+    return this.spawner?.pid;
   }
 
   async describe(): Promise<{ details: Record<string, unknown>; warning?: string }> {
@@ -228,5 +206,7 @@ export class LocalExecutor implements Executor {
     await this.options.workspaces.sweep(states);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.spawner?.close();
+  }
 }
