@@ -12,6 +12,7 @@
  * step starts a new spawner.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StepError } from '../../errors.ts';
 
@@ -41,8 +42,14 @@ export interface Spawned {
 export interface SpawnerOptions {
   /** Absolute path of `setpriv` (the parent-death signal of the spawner itself). */
   setpriv: string;
-  /** V8 old-space limit of the spawner, in MB. @defaultValue 32 */
+  /** V8 old-space limit of the spawner, in MB (a ceiling, not a reservation). @defaultValue 64 */
   heapMb: number;
+  /**
+   * RSS in MB past which a spawner is retired: it finishes its steps and exits, a new one takes
+   * the next (reading large logs grows a Node.js process for good, and forks cost its size).
+   * @defaultValue 96
+   */
+  recycleMb: number;
 }
 
 const SCRIPT = fileURLToPath(new URL('./spawner-process.mjs', import.meta.url));
@@ -59,6 +66,8 @@ interface Channel {
   child: ChildProcess;
   pending: Map<number, Pending>;
   lost: boolean;
+  /** Takes no new steps; exits once its last one ends. */
+  retired: boolean;
 }
 
 type Message =
@@ -80,13 +89,17 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 export class Spawner {
   readonly options: SpawnerOptions;
   #channel: Channel | undefined;
+  /** Every spawner still running: the current one and retired ones finishing their steps. */
+  readonly #all = new Set<Channel>();
   #nextId = 1;
   #closed = false;
+  #sizeCheckedAt = 0;
 
   constructor(options: Partial<SpawnerOptions> & Pick<SpawnerOptions, 'setpriv'>) {
-    this.options = { heapMb: 32, ...options };
+    this.options = { heapMb: 64, recycleMb: 96, ...options };
     if (!Number.isInteger(this.options.heapMb) || this.options.heapMb < 8)
       throw new RangeError('heapMb must be an integer >= 8');
+    if (!(this.options.recycleMb > 0)) throw new RangeError('recycleMb must be > 0');
   }
 
   /** The pid of the running spawner, if one runs. */
@@ -115,18 +128,22 @@ export class Spawner {
     };
   }
 
-  /** Stops the spawner; the steps it still runs are killed. */
+  /** Stops every spawner; the steps they still run are killed. */
   async close(): Promise<void> {
     this.#closed = true;
-    const channel = this.#channel;
-    if (!channel || channel.lost) return;
-    const gone = new Promise((resolve) => channel.child.once('exit', resolve));
-    channel.child.disconnect();
-    await gone;
+    await Promise.all(
+      [...this.#all].map((channel) => {
+        const gone = new Promise((resolve) => channel.child.once('exit', resolve));
+        if (channel.child.connected) channel.child.disconnect();
+        return gone;
+      }),
+    );
   }
 
   #open(): Channel {
-    if (this.#channel && !this.#channel.lost) return this.#channel;
+    const current = this.#channel;
+    if (current && !current.lost && !this.#oversized(current)) return current;
+    if (current && !current.lost) this.#retire(current);
     const { setpriv, heapMb } = this.options;
     const child = spawn(
       setpriv,
@@ -138,14 +155,18 @@ export class Spawner {
         serialization: 'advanced',
       },
     );
-    const channel: Channel = { child, pending: new Map(), lost: false };
+    const channel: Channel = { child, pending: new Map(), lost: false, retired: false };
     this.#channel = channel;
+    this.#all.add(channel);
     this.#ref(channel, false);
     child.on('message', (m: Message) => this.#receive(channel, m));
     child.once('exit', (code, signal) =>
       this.#lose(channel, signal ? `killed by ${signal}` : `exited with code ${code}`),
     );
-    child.once('error', (err) => this.#lose(channel, err.message));
+    child.once('error', (err) => {
+      this.#lose(channel, err.message);
+      child.kill('SIGKILL'); // if it runs at all, it is no longer ours to use
+    });
     return channel;
   }
 
@@ -156,7 +177,10 @@ export class Spawner {
     else if (m.t === 'pid') pending.pid = m.pid;
     else {
       channel.pending.delete(m.id);
-      if (channel.pending.size === 0) this.#ref(channel, false);
+      if (channel.pending.size === 0) {
+        this.#ref(channel, false);
+        if (channel.retired) this.#retire(channel);
+      }
       if (m.t === 'exit') pending.resolve({ exitCode: m.code, signal: m.signal });
       else
         pending.reject(
@@ -169,6 +193,7 @@ export class Spawner {
   #lose(channel: Channel, how: string): void {
     if (channel.lost) return;
     channel.lost = true;
+    this.#all.delete(channel);
     if (this.#channel === channel) this.#channel = undefined;
     const message = `the local step spawner (pid ${channel.child.pid ?? '?'}) ${how} while the step ran`;
     for (const pending of channel.pending.values()) {
@@ -177,6 +202,26 @@ export class Spawner {
       pending.reject(new StepError('spawner_lost', message, true));
     }
     channel.pending.clear();
+  }
+
+  /** Whether the spawner grew past `recycleMb` (looked at once a second at most). */
+  #oversized(channel: Channel): boolean {
+    const now = Date.now();
+    if (now - this.#sizeCheckedAt < 1000 || channel.child.pid === undefined) return false;
+    this.#sizeCheckedAt = now;
+    try {
+      const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${channel.child.pid}/status`, 'utf8'))?.[1];
+      return Number(kb) / 1024 > this.options.recycleMb;
+    } catch {
+      return false; // gone: its exit says so
+    }
+  }
+
+  /** No new steps for this spawner; it exits once its running ones end. */
+  #retire(channel: Channel): void {
+    channel.retired = true;
+    if (this.#channel === channel) this.#channel = undefined;
+    if (channel.pending.size === 0 && channel.child.connected) channel.child.disconnect();
   }
 
   #send(channel: Channel, message: unknown): void {
