@@ -85,7 +85,9 @@ function prefix(mode: ContainmentMode, t: LaunchTools): string[] {
 /**
  * The argv that runs `shell -c command` contained by `mode`, as `runAs` when given (the user
  * switch happens inside the namespace, after it is made, and sets the parent-death signal again
- * because a change of user clears it).
+ * because a change of user clears it). `env` is the launcher's environment (`launchEnv`): in the
+ * process-group form, when it carries no loader variable to restore and no directory to create,
+ * the `sh` that would only `exec "$@"` is left out (one exec fewer per step).
  */
 export function containedArgv(
   mode: ContainmentMode,
@@ -93,6 +95,7 @@ export function containedArgv(
   shell: string,
   command: string,
   runAs?: RunAs,
+  env?: Record<string, string>,
 ): string[] {
   const user = runAs
     ? [
@@ -108,12 +111,14 @@ export function containedArgv(
       ]
     : [];
   if (mode === 'process-group') {
+    if (env && env.CONVEYOR_RESTORE === undefined && env.CONVEYOR_CREATE_CWD === undefined)
+      return [...prefix(mode, tools), ...user, shell, '-c', command];
     return [
       ...prefix(mode, tools),
       ...user,
       tools.sh,
       '-c',
-      `${RESTORE}exec "$@"`,
+      `${RESTORE}${ENTER}exec "$@"`,
       'conveyor-step',
       shell,
       '-c',

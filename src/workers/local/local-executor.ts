@@ -135,16 +135,18 @@ export class LocalExecutor implements Executor {
     cwd: string,
     env: Record<string, string>,
   ): Promise<{ exitCode: number | null; signal: string | null }> {
+    const launcherEnv = launchEnv(env);
     const argv = containedArgv(
       launch.mode,
       launch.tools,
       this.options.shell,
       step.command!,
       this.options.runAs,
+      launcherEnv,
     );
     this.spawner ??= new Spawner({ setpriv: launch.tools.setpriv });
     const child = this.spawner.spawn(
-      { file: argv[0]!, args: argv.slice(1), cwd, env: launchEnv(env) },
+      { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv },
       (stream, chunk) => ctx.log(stream, chunk),
     );
     let killTimer: NodeJS.Timeout | undefined;
