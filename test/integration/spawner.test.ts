@@ -1,0 +1,100 @@
+/**
+ * The lean spawner on its own (src/workers/local/spawner.ts), with real processes: every byte of
+ * a large output arrives, in order, through the back-pressured channel; kills reach the process
+ * group; a launch that cannot start is a clear error; an oversized spawner is retired (it
+ * finishes its steps, then exits) while a new one takes the next steps; `close` ends them all.
+ */
+import { readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StepError } from '../../src/errors.ts';
+import { findExecutable } from '../../src/workers/executables.ts';
+import { Spawner } from '../../src/workers/local/spawner.ts';
+
+const spawners: Spawner[] = [];
+afterEach(async () => {
+  await Promise.all(spawners.splice(0).map((s) => s.close()));
+});
+
+async function spawner(options: { recycleMb?: number } = {}): Promise<Spawner> {
+  const s = new Spawner({ setpriv: await findExecutable('setpriv'), ...options });
+  spawners.push(s);
+  return s;
+}
+
+const sh = (command: string) => ({
+  file: '/bin/sh',
+  args: ['-c', command],
+  cwd: '/',
+  env: { PATH: '/usr/bin:/bin' },
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    return !/\nState:\t[ZX]/.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !check()) await new Promise((resolve) => setTimeout(resolve, 50));
+  return check();
+}
+
+describe('the spawner', () => {
+  it('delivers every byte of a 30 MB output, stdout and stderr apart', async () => {
+    const s = await spawner();
+    let out = 0;
+    let err = '';
+    const child = s.spawn(sh('head -c 30000000 /dev/zero; echo oops >&2'), (stream, chunk) => {
+      if (stream === 'stdout') {
+        expect(chunk.every((b) => b === 0)).toBe(true);
+        out += chunk.length;
+      } else err += chunk.toString();
+    });
+    expect(await child.exited).toEqual({ exitCode: 0, signal: null });
+    expect(out).toBe(30_000_000);
+    expect(err).toBe('oops\n');
+  });
+
+  it("signals the step's whole process group, and reports a launch that cannot start", async () => {
+    const s = await spawner();
+    let started!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const child = s.spawn(sh('sleep 30 & echo up; wait'), () => started());
+    await ready;
+    child.kill('SIGTERM');
+    expect(await child.exited).toEqual({ exitCode: null, signal: 'SIGTERM' });
+
+    const missing = s.spawn({ ...sh(''), file: '/nonexistent/launcher' }, () => {});
+    const error = await missing.exited.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StepError);
+    expect(error).toMatchObject({ code: 'spawn_failed', retriable: false });
+    expect((error as Error).message).toContain('ENOENT');
+  });
+
+  it('retires an oversized spawner: it finishes its steps and exits, a new one takes the next', async () => {
+    const s = await spawner({ recycleMb: 1 });
+    let log = '';
+    const first = s.spawn(sh('sleep 1.5; echo first'), (_, chunk) => {
+      log += chunk.toString();
+    });
+    const old = s.pid!;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const second = s.spawn(sh('echo second'), () => {});
+    expect(s.pid).not.toBe(old);
+    expect(isAlive(old)).toBe(true);
+    expect(await second.exited).toEqual({ exitCode: 0, signal: null });
+    expect(await first.exited).toEqual({ exitCode: 0, signal: null });
+    expect(log).toBe('first\n');
+    expect(await eventually(() => !isAlive(old), 5000)).toBe(true);
+
+    const current = s.pid!;
+    await s.close();
+    expect(await eventually(() => !isAlive(current), 5000)).toBe(true);
+    expect(() => s.spawn(sh('true'), () => {})).toThrow(/closed/);
+  });
+});
