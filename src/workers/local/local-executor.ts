@@ -5,7 +5,7 @@
  * left behind is killed at once (as GitHub's runner does), so a background process holding stdout
  * never stretches a step.
  */
-import { chown, rm, writeFile } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StepError, StepInterruptedError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
@@ -52,6 +52,16 @@ export function scrubbedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return out;
 }
 
+/** An empty file for the step to write, owned by its user (one open, no write). */
+async function createEmpty(path: string, owner: RunAs | undefined): Promise<void> {
+  const handle = await open(path, 'wx', 0o600);
+  try {
+    if (owner) await handle.chown(owner.uid, owner.gid);
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The local shell executor. */
 export class LocalExecutor implements Executor {
   readonly name = 'local';
@@ -89,18 +99,18 @@ export class LocalExecutor implements Executor {
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
-    const [launch, where] = await Promise.all([
+    // The run's workspace first (it also makes the base), then what needs it, side by side.
+    const workspace = await this.options.workspaces.forRun(step.runId);
+    const [launch, where, dir] = await Promise.all([
       this.launcher(),
-      this.options.workspaces.cwdFor(step.runId, step.cwd),
+      this.options.workspaces.cwdFor(step.runId, step.cwd, workspace),
+      this.options.workspaces.attemptDir(step.runId),
     ]);
-    const dir = await this.options.workspaces.attemptDir(step.runId);
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
-    await Promise.all([writeFile(outputFile, ''), writeFile(eventsFile, '')]);
     const owner = this.options.runAs;
-    if (owner) await Promise.all([outputFile, eventsFile].map((p) => chown(p, owner.uid, owner.gid)));
+    await Promise.all([outputFile, eventsFile].map((p) => createEmpty(p, owner)));
     try {
-      const workspace = await this.options.workspaces.forRun(step.runId);
       const { exitCode, signal } = await this.spawn(launch, step, ctx, where.create ? workspace : where.dir, {
         ...this.options.baseEnv,
         ...(owner && { HOME: workspace, USER: owner.user, LOGNAME: owner.user }),
@@ -124,7 +134,8 @@ export class LocalExecutor implements Executor {
         events: parseEvents(events ?? '', cap),
       };
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      // Off the step's critical path: the run's end removes whatever an attempt left (workspace.ts).
+      rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   }
 

@@ -49,6 +49,16 @@ export class Workspaces {
   /** The run's workspace, created on first use. */
   async forRun(runId: string): Promise<string> {
     if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
+    await this.#ensureBase();
+    const dir = join(this.options.baseDir, runId);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const owner = this.options.runAs;
+    if (owner) await chown(dir, owner.uid, owner.gid);
+    return dir;
+  }
+
+  /** The base directory, created (or checked) once. */
+  #ensureBase(): Promise<void> {
     this.#base ??= (async () => {
       const base = this.options.baseDir;
       const created = await mkdir(base, { recursive: true });
@@ -66,22 +76,21 @@ export class Workspaces {
         await chmod(base, 0o711);
       }
     })();
-    await this.#base;
-    const dir = join(this.options.baseDir, runId);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const owner = this.options.runAs;
-    if (owner) await chown(dir, owner.uid, owner.gid);
-    return dir;
+    return this.#base;
   }
 
   /**
    * Where a step with `cwd` runs: a relative `cwd` inside the workspace, never above it; an
-   * absolute one as given (it must exist). The worker only checks the path as text: the step's
+   * absolute one as given (it must exist). `workspace`: the run's, when the caller just made it. The worker only checks the path as text: the step's
    * own init creates a relative one and enters it as the step's user (see containment.ts), so a
    * link a step planted in its workspace is followed with the step's rights, never the worker's.
    */
-  async cwdFor(runId: string, cwd: string | undefined): Promise<{ dir: string; create: boolean }> {
-    const workspace = await this.forRun(runId);
+  async cwdFor(
+    runId: string,
+    cwd: string | undefined,
+    workspace?: string,
+  ): Promise<{ dir: string; create: boolean }> {
+    workspace ??= await this.forRun(runId);
     if (cwd === undefined || cwd === '') return { dir: workspace, create: false };
     if (isAbsolute(cwd)) {
       const found = await stat(cwd).catch(() => undefined);
@@ -103,7 +112,8 @@ export class Workspaces {
    * `<base>/.attempts/<run>/`, neither of which anyone but root may list, with a random name.
    */
   async attemptDir(runId: string): Promise<string> {
-    await this.forRun(runId);
+    if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
+    await this.#ensureBase();
     const parent = join(this.options.baseDir, ATTEMPTS, runId);
     await mkdir(parent, { recursive: true, mode: 0o711 });
     const dir = join(parent, randomBytes(16).toString('hex'));
