@@ -9,7 +9,8 @@
  * it) and with an empty environment: the worker's settings and credentials are never in it, and
  * each step's environment comes with its request. When it dies, the steps it was running fail
  * with `spawner_lost` (retriable), their process groups are killed from here too, and the next
- * step starts a new spawner.
+ * step starts a new spawner. One grown past `recycleMb` is retired the same way, gently: it
+ * takes no new steps, finishes its own, and exits.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
