@@ -10,6 +10,7 @@
  *      containment chain (containment.ts)
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -60,10 +61,11 @@ async function peer(redisUrl: string, options: PeerOptions): Promise<{ value: nu
 async function conveyor(redisUrl: string) {
   const prefix = benchPrefix('spawn');
   const api = await startApi({ redisUrl, prefix, port: 0, logger });
+  const local = new LocalExecutor();
   const worker = await startWorker({
     redisUrl,
     prefix,
-    executors: [new LocalExecutor()],
+    executors: [local],
     concurrency: CONCURRENCY,
     logger,
   });
@@ -86,6 +88,11 @@ async function conveyor(redisUrl: string) {
   };
   return {
     runToEnd,
+    /** The RSS of the executor's spawner, in MB. */
+    spawnerRssMb(): number {
+      const status = readFileSync(`/proc/${local.spawnerPid()}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024;
+    },
     async close() {
       await worker.close();
       await api.close();
@@ -172,6 +179,7 @@ const suite: BenchSuite = {
       const bigChain = await median(
         async () => (await peer(redisUrl, { mode: 'chain', n: CHAIN, ballastMb: peerBallast })).value,
       );
+      const spawnerMb = engine.spawnerRssMb();
       ballast.length = 0;
       rows.push({
         metric: `(c) ${WIDE} independent steps, concurrency ${CONCURRENCY}, worker at ${Math.round(size)} MB RSS`,
@@ -180,6 +188,13 @@ const suite: BenchSuite = {
         peer: `raw BullMQ worker spawning sh -c : at ${Math.round(bigPeer.rssMb)} MB RSS`,
         peerValue: round(rawBig, 0),
         target: '> 1× peer',
+      });
+      rows.push({
+        metric: '(c) RSS of the spawner that forked all of the above',
+        value: round(spawnerMb, 0),
+        unit: 'MB',
+        peer: 'this process (API + worker + ballast)',
+        peerValue: round(size, 0),
       });
       rows.push({
         metric: `(c) raw BullMQ flow chain spawning sh -c : at ${Math.round(bigPeer.rssMb)} MB RSS, per step`,
