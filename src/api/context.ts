@@ -1,6 +1,7 @@
 /** What the API's route modules share, built once by `createApp`'s caller. */
-import type { Redis } from 'ioredis';
+
 import type { Logger } from 'pino';
+import type { RedisClient } from '../redis-client.ts';
 import type {
   EventFeed,
   InventoryStore,
@@ -17,7 +18,7 @@ import type { RunRemoval } from './run-removal.ts';
 
 /** The API's dependencies. */
 export interface ApiDeps {
-  redis: Redis;
+  redis: RedisClient;
   store: RunStore;
   /** The one shared reader that serves every open event stream of this process. */
   events: EventFeed;

@@ -4,11 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { type ServerType, serve } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
+import { openRedis, type RedisNode, type RedisTarget } from '../redis-client.ts';
 import { logConnectionErrors } from '../redis-wait.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import {
@@ -61,7 +61,10 @@ export interface ConveyorApi {
 
 /** Options of the API. */
 export interface ApiOptions {
+  /** Redis; in cluster mode only its credentials and scheme count. */
   redisUrl: string;
+  /** `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster (unset: the Redis at `redisUrl`). */
+  redisCluster?: readonly RedisNode[];
   prefix: string;
   /** Listen on this port (0: any free port); omit to only build the app. */
   port?: number;
@@ -109,7 +112,8 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   if (!Number.isInteger(retentionSeconds) || retentionSeconds < 1)
     throw new RangeError(`retentionSeconds must be a positive integer, got ${retentionSeconds}`);
   // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
-  const redis = new Redis(options.redisUrl, {
+  const target: RedisTarget = { url: options.redisUrl, cluster: options.redisCluster };
+  const redis = openRedis(target, {
     enableOfflineQueue: false,
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -202,7 +206,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let bus: EventBusConsumer | undefined;
   if (options.consumeEvents !== false) {
     bus = await startEventBus({
-      redisUrl: options.redisUrl,
+      redis: target,
       prefix: options.prefix,
       events: eventTriggers,
       depthOf: async (runId) => Number((await store.getRun(runId))?.trigger.depth ?? 0) || 0,
@@ -212,7 +216,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   if (options.schedules ?? true) {
     await schedules.syncAll();
     ticks = await startScheduleProcessor({
-      redisUrl: options.redisUrl,
+      redis: target,
       prefix,
       queue: scheduleQueue,
       workflows,

@@ -6,11 +6,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowProducer } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import { type ConveyorError, ValidationError } from '../errors.ts';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { compileRun, parseBody, type RunMeta, validateDefinition } from '../flows/index.ts';
 import { type Inventory, resolveTargets } from '../inventory/index.ts';
+import { type ConnectionSpec, openFromSpec } from '../redis-client.ts';
 
 /** A question to the thread. */
 export type SubmissionRequest =
@@ -41,7 +41,7 @@ export type SubmissionReply =
 /** What the thread is started with. */
 export interface SubmissionThreadData {
   entry: string;
-  redis: RedisOptions;
+  redis: ConnectionSpec;
   /** BullMQ's prefix, hash tag included. */
   bullPrefix: string;
 }
@@ -52,7 +52,7 @@ let flows: FlowProducer | undefined;
 function producer(): FlowProducer {
   if (!flows) {
     // Like the API's own connection: no offline queue, so a down Redis fails at once (503).
-    const connection = new Redis({ ...data.redis, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    const connection = openFromSpec(data.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     connection.on('error', () => undefined);
     flows = allowDeepFlows(new FlowProducer({ connection, prefix: data.bullPrefix }));
   }

@@ -1,0 +1,99 @@
+/**
+ * A throwaway three-master Redis Cluster for tests: `redis-server --cluster-enabled yes` on free
+ * ports, each with its data in one temp dir, joined by `redis-cli --cluster create`; `stop()`
+ * kills the servers and removes the dir.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { freePort, waitForRedis } from './redis-server.ts';
+
+/** A running cluster. */
+export interface RedisClusterHandle {
+  /** `127.0.0.1:port` of each master, as `REDIS_CLUSTER_NODES` lists them. */
+  nodes: string[];
+  ports: number[];
+  dir: string;
+  stop(): Promise<void>;
+}
+
+const run = promisify(execFile);
+
+/** Starts `masters` cluster-enabled servers and joins them; resolves once `cluster_state:ok`. */
+export async function startRedisCluster(masters = 3, extraArgs: string[] = []): Promise<RedisClusterHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'conveyor-cluster-'));
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGKILL');
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < masters; i++) ports.push(await freePort());
+    for (const port of ports) {
+      const child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          `nodes-${port}.conf`,
+          '--cluster-node-timeout',
+          '2000',
+          '--dir',
+          dir,
+          '--dbfilename',
+          `dump-${port}.rdb`,
+          '--appendfilename',
+          `appendonly-${port}.aof`,
+          '--appenddirname',
+          `aof-${port}`,
+          '--save',
+          '',
+          ...extraArgs,
+        ],
+        { stdio: 'ignore' },
+      );
+      children.push(child);
+    }
+    await Promise.all(ports.map((port) => waitForRedis(`redis://127.0.0.1:${port}`)));
+    const nodes = ports.map((port) => `127.0.0.1:${port}`);
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
+      timeout: 20_000,
+    });
+    // Every node must agree before clients see a stable slot map.
+    for (const port of ports) {
+      const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+      try {
+        await client.connect();
+        const deadline = Date.now() + 20_000;
+        while (!/cluster_state:ok/.test(String(await client.cluster('INFO')))) {
+          if (Date.now() > deadline) throw new Error(`cluster node ${port} never reached cluster_state:ok`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        client.disconnect();
+      }
+    }
+    return { nodes, ports, dir, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
