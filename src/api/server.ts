@@ -38,6 +38,7 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import { Drain } from './drain.ts';
 import type { CorsOrigins, RateLimitOptions } from './middleware/index.ts';
 import { QueueSet } from './queues.ts';
 import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
@@ -96,6 +97,9 @@ export interface ApiOptions {
   /** `CONVEYOR_RATE_LIMIT` (main.ts passes its default, 600/min). @defaultValue no limit */
   rateLimit?: RateLimitOptions;
 }
+
+/** How long a stop waits for open event streams to write their last comment and end. */
+const STREAM_DRAIN_MS = 2000;
 
 /** The default retention: 14 days. */
 export const DEFAULT_RETENTION_SECONDS = 14 * 86_400;
@@ -172,6 +176,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     redis,
     store,
     events: new EventFeed(redis, store.keys),
+    drain: new Drain(),
     workflows,
     launcher,
     removal,
@@ -231,7 +236,10 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let url: string | undefined;
   if (options.port !== undefined) {
     bound = await new Promise<AddressInfo>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: options.port, hostname: host }, (info) => resolve(info));
+      // Once stopping, requests on connections already open are refused (503, Connection: close).
+      const fetch: typeof app.fetch = (request, ...rest) =>
+        deps.drain.stopping ? deps.drain.refusal() : app.fetch(request, ...rest);
+      const s = serve({ fetch, port: options.port, hostname: host }, (info) => resolve(info));
       s.once('error', reject);
       answerClientErrors(s as Server);
       server = s;
@@ -258,14 +266,33 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     address: bound?.address,
     url,
     async close() {
+      if (server) await stopServing(server as Server, deps.drain);
+      else await deps.drain.drain(0);
       await bus?.close();
       await retention.close();
-      if (server) {
-        // Open SSE streams would keep close() waiting forever.
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        await new Promise<void>((resolve) => server!.close(() => resolve()));
-      }
       await closeAll();
     },
   };
+}
+
+/**
+ * Stops accepting (the listener closes, idle connections go, new requests on open ones get a
+ * 503), ends every event stream with its last comment, then closes what is left: a client that
+ * does not read its stream is cut off after `STREAM_DRAIN_MS`.
+ */
+async function stopServing(server: Server, drain: Drain): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await drain.drain(STREAM_DRAIN_MS);
+  // Streams that ended leave idle keep-alive connections; close them as they go idle.
+  const deadline = Date.now() + STREAM_DRAIN_MS;
+  let done = false;
+  void closed.then(() => {
+    done = true;
+  });
+  while (!done && Date.now() < deadline) {
+    server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  server.closeAllConnections();
+  await closed;
 }
