@@ -65,6 +65,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
+      source: checked.source,
       inputs: body.inputs,
       idempotencyKey: body.idempotencyKey,
       trigger: { type: 'http' },

@@ -50,7 +50,8 @@ export class RunStore {
   /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
   constructor(
     redis: RedisClient,
-    prefix: string,
+    /** Conveyor's key prefix, without the hash tag's braces. */
+    readonly prefix: string,
     private readonly workerId = '',
   ) {
     this.redis = withScripts(redis);
