@@ -3,8 +3,8 @@
  * --cluster-enabled yes`, `redis-cli --cluster create`): a real `conveyor api` and `conveyor
  * worker` given REDIS_CLUSTER_NODES run a diamond with outputs, stream its events over SSE to
  * `run.succeeded`, start a run from an event trigger, list the run's jobs on the dashboard, and
- * keep every key in the one slot of `{prefix}`. The nodes run with eviction and AOF off, so the
- * start-up warnings name every master.
+ * keep every key in the one slot of `{prefix}`. Every node requires a password (REDIS_PASSWORD
+ * reaches them all) and runs with eviction and AOF off, so the start-up warnings name every master.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,8 @@ import { freePort } from '../support/redis-server.ts';
 import { readSse } from '../support/sse.ts';
 
 const prefix = testPrefix(import.meta.url);
+/** Every node requires it: REDIS_PASSWORD must reach the cluster's nodes. */
+const PASSWORD = 'cluster-Pa55-word';
 let cluster: RedisClusterHandle;
 let api: ConveyorProcess;
 let worker: ConveyorProcess;
@@ -44,12 +46,13 @@ async function eventTypes(runId: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  cluster = await startRedisCluster(3, ['--maxmemory-policy', 'allkeys-lru']);
+  cluster = await startRedisCluster({ args: ['--maxmemory-policy', 'allkeys-lru'], password: PASSWORD });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const env = {
     REDIS_URL: undefined,
     REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+    REDIS_PASSWORD: PASSWORD,
     CONVEYOR_PREFIX: prefix,
     PORT: String(port),
     WORKER_EXECUTORS: 'local',
@@ -147,7 +150,7 @@ describe('Conveyor on a three-master Redis Cluster', () => {
   });
 
   it('keeps every key in the one slot of {prefix}, on one master', async () => {
-    const clients = cluster.ports.map((port) => new Redis(port, '127.0.0.1'));
+    const clients = cluster.ports.map((port) => new Redis(port, '127.0.0.1', { password: PASSWORD }));
     try {
       const slot = Number(await clients[0]!.cluster('KEYSLOT', `{${prefix}}`));
       const sizes = await Promise.all(clients.map((c) => c.dbsize()));

@@ -22,8 +22,20 @@ export interface RedisClusterHandle {
 
 const run = promisify(execFile);
 
-/** Starts `masters` cluster-enabled servers and joins them; resolves once `cluster_state:ok`. */
-export async function startRedisCluster(masters = 3, extraArgs: string[] = []): Promise<RedisClusterHandle> {
+/** Options of a test cluster. */
+export interface RedisClusterOptions {
+  /** @defaultValue 3 */
+  masters?: number;
+  /** Extra `redis-server` arguments for every node. */
+  args?: string[];
+  /** `requirepass` (and `masterauth`) of every node. */
+  password?: string;
+}
+
+/** Starts cluster-enabled servers and joins them; resolves once every node says `cluster_state:ok`. */
+export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
+  const { masters = 3, args = [], password } = options;
+  const auth = password ? ['--requirepass', password, '--masterauth', password] : [];
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-cluster-'));
   const children: ChildProcess[] = [];
   const stop = async () => {
@@ -66,20 +78,24 @@ export async function startRedisCluster(masters = 3, extraArgs: string[] = []): 
           `aof-${port}`,
           '--save',
           '',
-          ...extraArgs,
+          ...auth,
+          ...args,
         ],
         { stdio: 'ignore' },
       );
       children.push(child);
     }
-    await Promise.all(ports.map((port) => waitForRedis(`redis://127.0.0.1:${port}`)));
+    const credentials = password ? `:${encodeURIComponent(password)}@` : '';
+    await Promise.all(ports.map((port) => waitForRedis(`redis://${credentials}127.0.0.1:${port}`)));
     const nodes = ports.map((port) => `127.0.0.1:${port}`);
+    // The password goes in REDISCLI_AUTH, not on the command line (ps would show it).
     await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
       timeout: 20_000,
+      env: password ? { ...process.env, REDISCLI_AUTH: password } : process.env,
     });
     // Every node must agree before clients see a stable slot map.
     for (const port of ports) {
-      const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
+      const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, password });
       try {
         await client.connect();
         const deadline = Date.now() + 20_000;
