@@ -13,7 +13,7 @@ import { freePort, waitForRedis } from './redis-server.ts';
 
 /** A running cluster. */
 export interface RedisClusterHandle {
-  /** `127.0.0.1:port` of each master, as `REDIS_CLUSTER_NODES` lists them. */
+  /** `127.0.0.1:port` of each node (masters first), as `REDIS_CLUSTER_NODES` lists them. */
   nodes: string[];
   ports: number[];
   dir: string;
@@ -26,6 +26,8 @@ const run = promisify(execFile);
 export interface RedisClusterOptions {
   /** @defaultValue 3 */
   masters?: number;
+  /** Replicas per master (`--cluster-replicas`). @defaultValue 0 */
+  replicas?: number;
   /** Extra `redis-server` arguments for every node. */
   args?: string[];
   /** `requirepass` (and `masterauth`) of every node. */
@@ -34,7 +36,7 @@ export interface RedisClusterOptions {
 
 /** Starts cluster-enabled servers and joins them; resolves once every node says `cluster_state:ok`. */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
-  const { masters = 3, args = [], password } = options;
+  const { masters = 3, replicas = 0, args = [], password } = options;
   const auth = password ? ['--requirepass', password, '--masterauth', password] : [];
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-cluster-'));
   const children: ChildProcess[] = [];
@@ -53,7 +55,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
   };
   try {
     const ports: number[] = [];
-    for (let i = 0; i < masters; i++) ports.push(await freePort());
+    for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
     for (const port of ports) {
       const child = spawn(
         'redis-server',
@@ -89,10 +91,14 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     await Promise.all(ports.map((port) => waitForRedis(`redis://${credentials}127.0.0.1:${port}`)));
     const nodes = ports.map((port) => `127.0.0.1:${port}`);
     // The password goes in REDISCLI_AUTH, not on the command line (ps would show it).
-    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
-      timeout: 20_000,
-      env: password ? { ...process.env, REDISCLI_AUTH: password } : process.env,
-    });
+    await run(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'],
+      {
+        timeout: 20_000,
+        env: password ? { ...process.env, REDISCLI_AUTH: password } : process.env,
+      },
+    );
     // Every node must agree before clients see a stable slot map.
     for (const port of ports) {
       const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, password });
