@@ -41,7 +41,12 @@ export async function probeRedis(target: RedisTarget | string, timeoutMs = 1000)
     db: 0,
   });
   let lastError: Error | undefined;
-  client.on('error', (err: Error) => {
+  client.on('error', (err: Error & { lastNodeError?: Error }) => {
+    lastError = err.lastNodeError ?? err;
+  });
+  // A cluster reports a node's refusal (a wrong password) only here, then "None of startup nodes
+  // is available": keep the node's reason, so a bad password is not retried for ever.
+  client.on('node error', (err: Error) => {
     lastError = err;
   });
   try {
@@ -57,10 +62,11 @@ export async function probeRedis(target: RedisTarget | string, timeoutMs = 1000)
   } catch (err) {
     const reason = ((lastError ?? err) as Error).message || String(err);
     const message = (err as Error).message ?? '';
+    const permanent = PERMANENT.test(message) || PERMANENT.test(reason);
     return {
       ok: false,
-      permanent: PERMANENT.test(message) || PERMANENT.test(reason),
-      reason: message || reason,
+      permanent,
+      reason: permanent && !PERMANENT.test(message) ? reason : message || reason,
     };
   } finally {
     client.disconnect();

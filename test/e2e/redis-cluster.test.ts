@@ -149,6 +149,18 @@ describe('Conveyor on a three-master Redis Cluster', () => {
     expect(await (await fetch(`${base}/v1/runs/${echoed[0]!.id}/steps/back/logs`)).text()).toBe('echoed 8\n');
   });
 
+  it('a wrong REDIS_PASSWORD is one clear error: the process exits 1 instead of retrying', async () => {
+    const wrong = spawnConveyor('worker', {
+      REDIS_URL: undefined,
+      REDIS_CLUSTER_NODES: cluster.nodes.join(','),
+      REDIS_PASSWORD: 'not-the-password',
+      CONVEYOR_PREFIX: prefix,
+    });
+    expect(await wrong.exited).toBe(1);
+    expect(wrong.output()).toMatch(/Redis refused the credentials \(WRONGPASS/);
+    expect(wrong.output()).not.toContain('not-the-password');
+  });
+
   it('keeps every key in the one slot of {prefix}, on one master', async () => {
     const clients = cluster.ports.map((port) => new Redis(port, '127.0.0.1', { password: PASSWORD }));
     try {
