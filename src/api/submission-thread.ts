@@ -81,7 +81,9 @@ export interface SubmissionThreadData {
 }
 
 const data = workerData as SubmissionThreadData;
-let stores: { connection: RedisClient; flows: FlowProducer; runs: RunStore; workflows: WorkflowStore } | undefined;
+let stores:
+  | { connection: RedisClient; flows: FlowProducer; runs: RunStore; workflows: WorkflowStore }
+  | undefined;
 
 /** How long a question waits for the thread's connection to be ready before trying anyway. */
 const READY_WAIT_MS = 2000;
