@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import {
@@ -17,6 +16,7 @@ import {
   stepJobId,
   type Workflow,
 } from '../flows/index.ts';
+import { connectionSpec, type RedisClient } from '../redis-client.ts';
 import { type RunDocument, RunStore, type WorkerHeartbeat, type WorkerRegistry } from '../store/index.ts';
 import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 import { requestLogger } from './middleware/index.ts';
@@ -32,12 +32,6 @@ const WORKERS_CACHE_MS = 1000;
 
 /** How long an idempotency key names its run (7 days, as the README says). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
-
-/** TLS options as they can cross to a thread: functions (custom checks) cannot, and are dropped. */
-function cloneable(tls: RedisOptions['tls']): RedisOptions['tls'] {
-  if (!tls) return undefined;
-  return Object.fromEntries(Object.entries(tls).filter(([, v]) => typeof v !== 'function'));
-}
 
 /** What starts a run. */
 export interface LaunchRequest {
@@ -64,7 +58,7 @@ export class RunLauncher {
   private workers?: { at: number; list: Promise<WorkerHeartbeat[]> };
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly store: RunStore,
     /** Its connection and prefix are the submission thread's, which adds every run's flow. */
     flows: FlowProducer,
@@ -75,10 +69,8 @@ export class RunLauncher {
     private readonly logger?: Logger,
   ) {
     // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
-    const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
-    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls: cloneable(tls) };
     this.submissions = new SubmissionThread({
-      redis: redisOptions,
+      redis: connectionSpec(flows.opts.connection as RedisClient),
       bullPrefix: flows.opts.prefix ?? 'bull',
       prefix: store.prefix,
     });

@@ -7,11 +7,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowProducer } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import { type ConveyorError, ValidationError } from '../errors.ts';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { compileRun, parseBody, type RunMeta, validateDefinition, type Workflow } from '../flows/index.ts';
 import { type Inventory, resolveTargets } from '../inventory/index.ts';
+import { type ConnectionSpec, openFromSpec, type RedisClient } from '../redis-client.ts';
 import { RunStore, WorkflowStore } from '../store/index.ts';
 import { type ScheduleEntry, scheduleEntries } from '../triggers/schedules.ts';
 
@@ -73,7 +73,7 @@ export type SubmissionReply =
 /** What the thread is started with. */
 export interface SubmissionThreadData {
   entry: string;
-  redis: RedisOptions;
+  redis: ConnectionSpec;
   /** BullMQ's prefix, hash tag included. */
   bullPrefix: string;
   /** Conveyor's key prefix (records, workflows). */
@@ -81,7 +81,9 @@ export interface SubmissionThreadData {
 }
 
 const data = workerData as SubmissionThreadData;
-let stores: { connection: Redis; flows: FlowProducer; runs: RunStore; workflows: WorkflowStore } | undefined;
+let stores:
+  | { connection: RedisClient; flows: FlowProducer; runs: RunStore; workflows: WorkflowStore }
+  | undefined;
 
 /** How long a question waits for the thread's connection to be ready before trying anyway. */
 const READY_WAIT_MS = 2000;
@@ -89,7 +91,7 @@ const READY_WAIT_MS = 2000;
 async function connected() {
   if (!stores) {
     // Like the API's own connection: no offline queue, so a down Redis fails at once (503).
-    const connection = new Redis({ ...data.redis, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    const connection = openFromSpec(data.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     connection.on('error', () => undefined);
     stores = {
       connection,

@@ -10,11 +10,11 @@
  * in order, so large submissions queue rather than add up.
  */
 import { Worker } from 'node:worker_threads';
-import type { RedisOptions } from 'ioredis';
 import { UnavailableError, ValidationError } from '../errors.ts';
 import type { RunMeta, Workflow } from '../flows/index.ts';
 import { LimitError } from '../flows/limits.ts';
 import type { Inventory } from '../inventory/index.ts';
+import type { ConnectionSpec } from '../redis-client.ts';
 import type {
   DefinitionSource,
   Registration,
@@ -59,7 +59,7 @@ export class SubmissionThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(private readonly options: { redis: RedisOptions; bullPrefix: string; prefix: string }) {}
+  constructor(private readonly options: { redis: ConnectionSpec; bullPrefix: string; prefix: string }) {}
 
   /** Parses `text`, checks its limits and validates the definition in it (`field`, or the body). */
   async check(

@@ -1,6 +1,7 @@
 /** Registered workflow definitions and their versions. */
-import type { Redis } from 'ioredis';
+
 import { digestOf, type Workflow } from '../flows/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -18,7 +19,7 @@ export class WorkflowStore {
   private readonly keys: Keys;
   private readonly redis: ScriptedRedis;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
   }
