@@ -7,7 +7,18 @@ import { cpus } from 'node:os';
 import { spawnRedis } from '../test/support/redis-server.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
-const SUITES = ['core', 'ssh', 'vm', 'limits', 'retention', 'webhooks', 'schedules', 'api', 'metrics', 'scaling'];
+const SUITES = [
+  'core',
+  'ssh',
+  'vm',
+  'limits',
+  'retention',
+  'webhooks',
+  'schedules',
+  'api',
+  'metrics',
+  'scaling',
+];
 
 async function loadSuites(only: string[]): Promise<BenchSuite[]> {
   const out: BenchSuite[] = [];
