@@ -2,16 +2,18 @@
  * infra/ against the code (no Docker engine or cluster here, so the manifests are read, not run):
  * every manifest parses; every variable they give Conveyor is one the configuration reads, and
  * their values pass its schema; images, ports and probe paths agree with the real routes (asked
- * of a real API and a real worker health port); the Dockerfile's stages, user, packages and
- * healthcheck; the KEDA triggers' lists are where BullMQ really keeps a queue's jobs (checked on
- * a real Redis); grace periods cover the worker's shutdown; Redis's settings, in a real redis-server.
+ * of a real API and a real worker process's health port); the Dockerfile's stages, user,
+ * packages and healthcheck; the KEDA triggers' lists are where BullMQ really keeps a queue's jobs
+ * (on a real Redis); grace periods cover the worker's shutdown; Redis's settings, read back from
+ * a real redis-server.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../src/config.ts';
@@ -20,10 +22,10 @@ import { parseStepQueue } from '../../src/flows/routing.ts';
 import { parseInventory } from '../../src/inventory/index.ts';
 import { SHUTDOWN_MARGIN_MS } from '../../src/main.ts';
 import { bullPrefix } from '../../src/store/keys.ts';
-import { startHealthServer } from '../../src/workers/health-server.ts';
 import { startEngine } from '../support/engine.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
-import { spawnRedis } from '../support/redis-server.ts';
+import { spawnConveyor } from '../support/process.ts';
+import { freePort, spawnRedis } from '../support/redis-server.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are arbitrary YAML, read by path
 type Doc = any;
@@ -233,20 +235,22 @@ describe('infra/ manifests against the code', () => {
     } finally {
       await engine.close();
     }
-    const health = await startHealthServer({
-      port: 0,
-      host: '127.0.0.1',
-      redisUrl: redisUrl(),
-      workerId: 'manifests',
-      logger: pino({ level: 'silent' }),
+    // A real worker process with its health port on (local steps only, a workspace dir of its own).
+    const port = await freePort();
+    const workspaces = mkdtempSync(join(tmpdir(), 'conveyor-manifests-'));
+    const workerProcess = spawnConveyor('worker', {
+      REDIS_URL: redisUrl(),
+      CONVEYOR_PREFIX: prefix,
+      WORKER_EXECUTORS: 'local',
+      WORKER_HEALTH_PORT: String(port),
+      WORKER_WORKSPACE_DIR: workspaces,
     });
     try {
+      await workerProcess.line(/worker ready/);
       for (const path of workerPaths) {
         // /readyz turns 200 once the health port's own Redis connection is up.
         await expect
-          .poll(async () => (await fetch(`http://127.0.0.1:${health.port}${path}`)).status, {
-            timeout: 10_000,
-          })
+          .poll(async () => (await fetch(`http://127.0.0.1:${port}${path}`)).status, { timeout: 10_000 })
           .toBe(200);
       }
       // The image's HEALTHCHECK script, against the same port (it checks every port set).
@@ -254,11 +258,12 @@ describe('infra/ manifests against the code', () => {
         promisify(execFile)(process.execPath, ['infra/healthcheck.mjs'], {
           env: { PATH: process.env.PATH, ...env },
         });
-      await check({ PORT: String(health.port), WORKER_HEALTH_PORT: String(health.port) });
-      await health.close();
-      await expect(check({ PORT: String(health.port) })).rejects.toThrow(/ECONNREFUSED/);
+      await check({ PORT: String(port), WORKER_HEALTH_PORT: String(port) });
+      await workerProcess.stop();
+      await expect(check({ PORT: String(port) })).rejects.toThrow(/ECONNREFUSED/);
     } finally {
-      await health.close().catch(() => {});
+      await workerProcess.stop();
+      rmSync(workspaces, { recursive: true, force: true });
     }
   });
 
