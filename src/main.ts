@@ -26,6 +26,9 @@ import { startWorker, type WorkerServices } from './workers/worker.ts';
 
 type Mode = 'standalone' | 'api' | 'worker';
 
+/** How long past WORKER_SHUTDOWN_GRACE_MS a stopping process waits before exiting anyway. */
+export const SHUTDOWN_MARGIN_MS = 10_000;
+
 /** Files and keys named by the configuration, read once at start. */
 interface Resources {
   inventoryFile?: Inventory;
@@ -132,7 +135,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     setLongTimeout(() => {
       logger.error('shutdown did not finish in time (Redis unreachable?): exiting');
       process.exit(1);
-    }, config.WORKER_SHUTDOWN_GRACE_MS + 10_000);
+    }, config.WORKER_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS);
     for (const close of closers.reverse())
       await close().catch((err) => logger.error({ err }, 'close failed'));
     redisProcess?.kill('SIGTERM');

@@ -44,10 +44,13 @@ export interface StartOptions {
   announce: boolean;
 }
 
-// The thread runs the TypeScript sources as the process does: through tsx's loader.
+// The thread runs what the process runs: the compiled dist/ as it is, the TypeScript sources
+// through tsx's loader (a thread does not inherit the process's loader hooks).
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const BOOT = `
 const { workerData } = require('node:worker_threads');
-import('tsx/esm/api').then((tsx) => { tsx.register(); return import(workerData.entry); });
+const loader = workerData.entry.endsWith('.ts') ? import('tsx/esm/api').then((tsx) => tsx.register()) : Promise.resolve();
+loader.then(() => import(workerData.entry));
 `;
 
 type Pending = { resolve: (value: unknown) => void; reject: (err: Error) => void };
@@ -125,7 +128,7 @@ export class SubmissionThread {
   private thread(): Worker {
     if (this.worker) return this.worker;
     const workerData: SubmissionThreadData = {
-      entry: new URL('./submission-thread.ts', import.meta.url).href,
+      entry: new URL(`./submission-thread.${FROM_SOURCES ? 'ts' : 'js'}`, import.meta.url).href,
       ...this.options,
     };
     // A heap of its own, capped: whatever a submission costs, it cannot take the API down with it.
