@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseCorsOrigins, parseRateLimit } from './api/middleware/index.ts';
+import { cliSchema } from './config-cli.ts';
 import { FILE_VARIABLES, readCredentialFiles, withRedisPassword } from './config-credentials.ts';
 import { ValidationError } from './errors.ts';
 import { MAX_TAGS, TAG } from './flows/routing.ts';
@@ -135,6 +136,7 @@ const schema = z.object({
  */
 export const CONFIG_VARIABLES: readonly string[] = [
   ...Object.keys(schema.shape),
+  ...Object.keys(cliSchema.shape).filter((name) => !(name in schema.shape)),
   ...FILE_VARIABLES.map((name) => `${name}_FILE`),
   'REDIS_PASSWORD',
 ];
