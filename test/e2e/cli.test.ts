@@ -9,7 +9,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, type CliServer, cli, READ_TOKEN, startCliServer } from '../support/cli.ts';
+import { ADMIN_TOKEN, type CliServer, cli, READ_TOKEN, startCliServer, until } from '../support/cli.ts';
+import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
+import { spawnConveyorArgs } from '../support/process.ts';
 
 let server: CliServer;
 let dir: string;
@@ -454,5 +456,35 @@ describe('against the API', () => {
     expect(rmSecret.code).toBe(0);
     expect(rmHost.code).toBe(0);
     expect((await admin(['hosts', 'rm', 'cli-web'])).code).toBe(2);
+  });
+});
+
+describe('serve', () => {
+  it('serve --api-only starts the API without a worker, serve --worker-only a worker without the API', async () => {
+    const port = await closedPort();
+    const prefix = testPrefix(import.meta.url);
+    const env = {
+      REDIS_URL: redisUrl(),
+      CONVEYOR_PREFIX: prefix,
+      PORT: String(port),
+      WORKER_EXECUTORS: 'local',
+    };
+    const api = spawnConveyorArgs(['serve', '--api-only'], env);
+    const worker = spawnConveyorArgs(['serve', '--worker-only'], { ...env, PORT: undefined });
+    try {
+      await api.line(/API listening/);
+      await worker.line(/worker ready/);
+      expect(worker.output()).not.toContain('API listening');
+      const url = `http://127.0.0.1:${port}`;
+      const listed = await until(
+        () => cli(['workers', '--json', '--url', url]),
+        (r) => r.code === 0 && json(r.stdout).workers.length === 1,
+      );
+      // The one live worker is the --worker-only process: the API process serves no steps.
+      expect(json(listed.stdout).workers[0]).toMatchObject({ pid: worker.child.pid, executors: ['local'] });
+    } finally {
+      await Promise.all([api.stop(), worker.stop()]);
+      await dropPrefix(redisUrl(), prefix);
+    }
   });
 });
