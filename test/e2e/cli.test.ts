@@ -459,6 +459,52 @@ describe('against the API', () => {
   });
 });
 
+describe('--json', () => {
+  it('every command prints one JSON document, errors included', async () => {
+    const flow = file('json/flow.yml', 'name: cli-json\nsteps:\n  a: { run: echo json }\n');
+    const pushed = await admin(['push', flow, '--json']);
+    const started = await admin(['run', 'cli-json', '--watch', '--json']);
+    const id = json(started.stdout).id;
+    // Those not checked with --json in the tests above.
+    const commands = [
+      ['init', join(dir, 'json/init'), '--json'],
+      ['plan', 'cli-json', '--json'],
+      ['run', flow, '--dry-run', '--json'],
+      ['show', id, '--json'],
+      ['watch', id, '--json'],
+      ['logs', id, 'a', '--follow', '--json'],
+      ['cancel', id, '--json'],
+      ['workflows', 'list', '--json'],
+      ['workflows', 'show', 'cli-json', '--json'],
+      ['hosts', 'check', 'nope', '--json'],
+      ['events', 'publish', 'cli.json', '--json'],
+      ['triggers', '--json'],
+      ['show', 'run_nope', '--json'],
+      ['runs', '--limit', '0', '--json'],
+    ];
+    const results = await Promise.all(commands.map((args) => admin(args)));
+    expect(json(pushed.stdout).workflows).toHaveLength(1);
+    expect(started.code).toBe(0);
+    results.forEach((r, i) => {
+      const doc = (() => {
+        try {
+          return JSON.parse(r.stdout);
+        } catch {
+          throw new Error(
+            `conveyor ${commands[i]!.join(' ')} printed no JSON document:\n${r.stdout}\n${r.stderr}`,
+          );
+        }
+      })();
+      expect(doc, commands[i]!.join(' ')).toBeTypeOf('object');
+      if (r.code !== 0) expect(doc.error, commands[i]!.join(' ')).toMatchObject({ code: expect.any(String) });
+    });
+    expect(json(results[4]!.stdout)).toMatchObject({ id, status: 'succeeded' });
+    expect(json(results[5]!.stdout).chunks).toEqual([{ attempt: 1, stream: 'stdout', text: 'json\n' }]);
+    const expected = [0, 0, 0, 0, 0, 0, 2, 0, 0, 2, 0, 0, 2, 2];
+    results.forEach((r, k) => expect(r.code, `${commands[k]!.join(' ')}: ${r.stderr}`).toBe(expected[k]));
+  }, 180_000);
+});
+
 describe('serve', () => {
   it('serve --api-only starts the API without a worker, serve --worker-only a worker without the API', async () => {
     const port = await closedPort();
