@@ -887,6 +887,10 @@ export interface components {
             /** @enum {string} */
             status: "pending" | "queued" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
             executor?: string;
+            /** @description The steps this one needs: the edges of the run’s DAG. */
+            needs: string[];
+            /** @description The display name of the definition, when it gives one. */
+            name?: string;
             attempts?: number;
             exitCode?: number | null;
             signal?: string | null;
