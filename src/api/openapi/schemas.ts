@@ -260,3 +260,15 @@ export type ResponseDrift = [
   Assert<Fits<ReturnType<typeof runPlan>, z.output<typeof PlanSchema>>>,
   Assert<Fits<HostCheck, z.output<typeof HostCheckSchema>>>,
 ];
+
+/** `GET /v1/whoami`. */
+export const WhoamiSchema = named(
+  'Whoami',
+  'output',
+  z.object({
+    role: z.enum(['read', 'run', 'admin']).describe('What the presented token may do.'),
+    authentication: z
+      .boolean()
+      .describe('false when the API has no tokens configured: every request may do everything.'),
+  }),
+);
