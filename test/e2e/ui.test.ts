@@ -37,6 +37,15 @@ const READ = 'read-token-ui-0123456789';
 const RUN = 'run-token-ui-0123456789';
 const ADMIN = 'admin-token-ui-0123456789';
 const ARTIFACTS = new URL('../artifacts/ui/', import.meta.url).pathname;
+const logger = pino({ level: 'silent' });
+const secretKey = parseSecretKey(generateSecretKey());
+const apiOptions = {
+  redisUrl: redisUrl(),
+  prefix,
+  logger,
+  secretKey,
+  tokens: parseTokens(`read:${READ},run:${RUN},admin:${ADMIN}`, 'CONVEYOR_API_TOKENS'),
+};
 let api: ConveyorApi;
 let worker: ConveyorWorker;
 let sshd: SshdHandle | undefined;
@@ -45,16 +54,7 @@ let dir: string;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  const logger = pino({ level: 'silent' });
-  const secretKey = parseSecretKey(generateSecretKey());
-  api = await startApi({
-    redisUrl: redisUrl(),
-    prefix,
-    port: 0,
-    logger,
-    secretKey,
-    tokens: parseTokens(`read:${READ},run:${RUN},admin:${ADMIN}`, 'CONVEYOR_API_TOKENS'),
-  });
+  api = await startApi({ ...apiOptions, port: 0 });
   if (!available) return;
   dir = await mkdtemp(join(tmpdir(), 'conveyor-ui-'));
   await chmod(dir, 0o777); // the SSH user writes here
@@ -212,6 +212,9 @@ describe('the run viewer over HTTP', () => {
     expect(seen.size).toBeGreaterThan(8);
     expect((await fetch(`${api.url}/ui/app.css`)).status).toBe(200);
     expect((await fetch(`${api.url}/ui/missing.js`)).status).toBe(404);
+    // Only the listed files: nothing else of the package or the disk is reachable.
+    expect((await fetch(`${api.url}/ui/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${api.url}/ui/index.ts`)).status).toBe(404);
     expect((await fetch(`${api.url}/v1/runs`)).status).toBe(401);
   });
 
@@ -366,6 +369,39 @@ describe.skipIf(!available)('the run viewer in Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('resumes the event stream with Last-Event-ID after an API restart: nothing missed or shown twice', async () => {
+    const run = await submit({
+      name: 'ui-restart',
+      steps: {
+        build: { run: `echo "before the restart"\n${flag('restart-go')}\necho "after the restart"` },
+        ship: { needs: 'build', run: 'true' },
+      },
+    });
+    const page = await openPage(READ);
+    const streams: Array<string | undefined> = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith(`/v1/runs/${run.id}/events`))
+        streams.push(request.headers()['last-event-id']);
+    });
+    await page.goto(`${api.url}/ui#/runs/${run.id}?step=build`);
+    const log = page.locator('#details pre.log');
+    await log.getByText('before the restart').waitFor();
+    await page.locator('.conn', { hasText: 'Live' }).waitFor();
+    // The API goes away under the open stream and a new one takes the same port.
+    const port = api.port!;
+    await api.close();
+    api = await startApi({ ...apiOptions, port });
+    release('restart-go');
+    await node(page, 'ship').and(page.locator('.status-succeeded')).waitFor();
+    await log.getByText('after the restart').waitFor();
+    expect(await log.textContent()).toBe('before the restart\nafter the restart\n');
+    expect(streams.length).toBeGreaterThan(1);
+    expect(streams[0]).toBeUndefined();
+    expect(streams.at(-1)).toMatch(/^\d+-\d+$/);
+    await page.close();
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows each attempt’s log of a retried step', async () => {
     const run = await submit({
       name: 'ui-attempts',
@@ -499,6 +535,19 @@ describe.skipIf(!available)('the run viewer in Chromium', () => {
       await page.goto(`${api.url}/ui#/runs/${run.id}`);
       await page.waitForFunction(() => (globalThis as Browser).document.documentElement.dataset.graphDrawn);
       expect(await page.locator('g.node').count()).toBe(500);
+      // Where the time goes: reading the run, the layout, then building and painting the SVG.
+      const phases = await page.evaluate(
+        (doc) =>
+          (globalThis as Browser).performance
+            .getEntries()
+            .filter((e: Browser) => e.name.startsWith('conveyor:') || e.name.endsWith(doc))
+            .map(
+              (e: Browser) =>
+                `${e.name.startsWith('conveyor:') ? e.name : 'GET run'} ${Math.round(e.startTime)}+${Math.round(e.duration)}`,
+            ),
+        `/v1/runs/${run.id}`,
+      );
+      console.log(`ui.test.ts: phases (start+duration ms): ${phases.join(', ')}`);
       figures.push(
         await page.evaluate(
           () => (globalThis as Browser).performance.getEntriesByName('conveyor:graph-drawn')[0].startTime,

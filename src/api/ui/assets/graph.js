@@ -71,7 +71,9 @@ export class GraphView {
       needs: step.needs ?? [],
       ...sizeOf(step, expanded.has(id)),
     }));
+    const started = performance.now();
     const layout = layoutGraph(list);
+    performance.measure('conveyor:layout', { start: started, detail: { steps: list.length } });
     this.size = { width: Math.max(layout.width, 10), height: Math.max(layout.height, 10) };
     const svg = s('svg', {
       class: 'graph',

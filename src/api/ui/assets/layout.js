@@ -1,14 +1,15 @@
 /**
  * Lays out a run's DAG left to right, once per run (again only when a fan-out node is expanded
  * or collapsed). Up to `DAGRE_MAX` steps it is dagre's layout; past it, dagre's crossing
- * minimisation and positioning grow far faster than the graph (about 2 s for 500 steps of
- * random layers and over a minute for 1,000 on a 2-core machine), so larger runs get a
+ * minimisation and positioning grow far faster than the graph (on this project's busy 2-core
+ * build machine: about 1 s for 250 steps in random layers, 2 to 6 s for 500, over a minute for
+ * 1,000), so larger runs get a
  * linear-time layered layout: longest-path ranks, one barycentre pass to order each rank.
  */
 import dagre from './dagre.js';
 
 /** The largest graph dagre lays out. */
-export const DAGRE_MAX = 250;
+export const DAGRE_MAX = 200;
 const RANK_SEP = 48;
 const NODE_SEP = 14;
 const MARGIN = 16;

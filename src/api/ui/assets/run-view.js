@@ -47,6 +47,7 @@ export class RunView {
       replace(this.root, h('p', { class: 'error' }, `Could not read run ${this.runId}: ${err.message}`));
       return;
     }
+    performance.mark('conveyor:run-read');
     this.run = run;
     for (const [id, step] of Object.entries(run.steps)) this.steps.set(id, step);
     this.build();
@@ -286,6 +287,9 @@ export class RunView {
     if (RUN_FINAL.has(this.run.status)) return;
     this.refreshHead();
     for (const [id, step] of this.steps) if (step.status === 'running') this.graph.update(id, step);
+    const selected = this.selection && this.steps.get(this.selection.step);
+    if (selected?.status === 'running' && this.durationEl)
+      setText(this.durationEl, durationOf(selected.startedAt));
   }
 
   refetchSoon() {
@@ -338,6 +342,7 @@ export class RunView {
   }
 
   renderDetails(reopen = false) {
+    this.durationEl = undefined;
     const { step: id, host } = this.selection;
     const step = this.steps.get(id);
     const attempt = this.selection.attempt ?? this.latestAttempt();
@@ -410,7 +415,11 @@ export class RunView {
       h(
         'dl',
         { class: 'facts' },
-        rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+        rows.map(([k, v]) => {
+          const dd = h('dd', {}, v);
+          if (k === 'duration') this.durationEl = dd;
+          return [h('dt', {}, k), dd];
+        }),
       ),
       hostList ? [h('h3', {}, 'Hosts'), hostList] : undefined,
       h(
