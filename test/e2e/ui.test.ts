@@ -218,6 +218,24 @@ describe('the run viewer over HTTP', () => {
     expect((await fetch(`${api.url}/v1/runs`)).status).toBe(401);
   });
 
+  it('parses SSE however the bytes are split: comments, CRLF, multi-line data, a CRLF cut in two', async () => {
+    // The page's own module (plain JS with no browser globals at load), run here in Node.
+    const { SseParser } = await import(new URL('../../src/api/ui/assets/sse.js', import.meta.url).href);
+    const seen: unknown[] = [];
+    const parser = new SseParser((e: unknown) => seen.push(e));
+    const chunks = [
+      'id: 1\ndata: {"a"',
+      ':1}\n\n: keep-alive\n\nid: 2\r',
+      '\nevent: x\r\ndata: a\r\ndata:b\r\n',
+      '\r\n',
+    ];
+    for (const chunk of chunks) parser.push(chunk);
+    expect(seen).toEqual([
+      { id: '1', event: 'message', data: '{"a":1}' },
+      { id: '2', event: 'x', data: 'a\nb' },
+    ]);
+  });
+
   it('tells the token its role at GET /v1/whoami', async () => {
     expect((await call('GET', '/v1/whoami')).status).toBe(401);
     expect((await call('GET', '/v1/whoami', undefined, READ)).body).toEqual({

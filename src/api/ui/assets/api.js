@@ -5,8 +5,6 @@
  */
 
 const TOKEN_KEY = 'conveyor.token';
-// The API is the origin the page came from, under the same path prefix (a proxy may add one).
-const BASE = new URL('.', location.href);
 
 /** An answer other than 2xx. */
 export class ApiError extends Error {
@@ -76,7 +74,8 @@ export async function request(path, init = {}) {
     const headers = new Headers(init.headers);
     const kept = token();
     if (kept) headers.set('authorization', `Bearer ${kept}`);
-    const res = await fetch(new URL(path, BASE), { ...init, headers });
+    // The API is the origin the page came from, under the same path prefix (a proxy may add one).
+    const res = await fetch(new URL(path, new URL('.', location.href)), { ...init, headers });
     if (res.status === 401) {
       const err = await toError(res);
       await askToken(kept ? `The API refused the token: ${err.message}` : err.message);

@@ -22,14 +22,16 @@ export class SseParser {
   }
 
   push(chunk) {
-    this.buffer += chunk;
-    let nl = this.buffer.indexOf('\n');
+    const text = this.buffer + chunk;
+    // One pass over the text; only an unfinished last line is kept for the next chunk.
+    let start = 0;
+    let nl = text.indexOf('\n');
     while (nl >= 0) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.line(line);
-      nl = this.buffer.indexOf('\n');
+      this.line(text.slice(start, nl > start && text[nl - 1] === '\r' ? nl - 1 : nl));
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
     }
+    this.buffer = text.slice(start);
   }
 
   line(line) {
