@@ -307,12 +307,12 @@ describe.skipIf(!available)('the run viewer in Chromium', () => {
       page.locator('table.runs tr', { has: page.locator(`a[href="#/runs/${id}"]`) });
     await row(ok.id).waitFor();
     await expect(row(ok.id).locator('td').allTextContents()).resolves.toEqual([
-      ok.id,
-      'ui-list-ok ad hoc',
       '✓ succeeded',
+      'ui-list-ok ad hoc',
+      ok.id,
+      expect.stringMatching(/\d( ms| s)$/),
       'http',
       expect.any(String),
-      expect.stringMatching(/\d( ms| s)$/),
     ]);
     await page.screenshot({ path: join(ARTIFACTS, 'runs-list.png') });
     await page.selectOption('#filter-status', 'failed');

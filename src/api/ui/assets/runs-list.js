@@ -80,7 +80,7 @@ export class RunsList {
             h(
               'tr',
               {},
-              ['Run', 'Workflow', 'Status', 'Trigger', 'Created', 'Duration'].map((t) =>
+              ['Status', 'Workflow', 'Run', 'Duration', 'Trigger', 'Created'].map((t) =>
                 h('th', { scope: 'col' }, t),
               ),
             ),
@@ -121,19 +121,20 @@ export class RunsList {
     const link = h('a', { href: `#/runs/${encodeURIComponent(run.id)}` }, run.id);
     const version = run.workflow.version === null ? 'ad hoc' : `v${run.workflow.version}`;
     const finished = ['succeeded', 'failed', 'cancelled'].includes(run.status);
+    // Status first: on a phone's width it is what shows before the table scrolls.
     return h(
       'tr',
       {},
-      h('td', { class: 'mono' }, link),
-      h('td', {}, `${run.workflow.name} `, h('span', { class: 'muted small' }, version)),
       h(
         'td',
         {},
         h('span', { class: `badge status-${run.status}` }, `${SYMBOL[run.status] ?? ''} ${run.status}`),
       ),
+      h('td', {}, `${run.workflow.name} `, h('span', { class: 'muted small' }, version)),
+      h('td', { class: 'mono' }, link),
+      h('td', {}, run.startedAt ? durationOf(run.startedAt, finished ? run.finishedAt : undefined) : ''),
       h('td', {}, triggerText(run.trigger)),
       h('td', {}, formatTime(run.createdAt)),
-      h('td', {}, run.startedAt ? durationOf(run.startedAt, finished ? run.finishedAt : undefined) : ''),
     );
   }
 
