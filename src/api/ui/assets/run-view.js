@@ -63,6 +63,10 @@ export class RunView {
     this.refreshHead();
     this.route(params);
     this.timer = setInterval(() => this.tick(), 1000);
+    // A finished run's document is its final state: replaying its stream (every log line of
+    // every step) would only repeat it.
+    if (RUN_FINAL.has(run.status)) return this.connection('ended');
+    this.following = true;
     followRun(this.runId, {
       signal: this.abort.signal,
       onEvent: (event) => this.apply(event),
@@ -176,8 +180,10 @@ export class RunView {
       error: `Stream stopped: ${detail?.message ?? ''}`,
     }[state];
     setText(this.head.state, text ?? '');
-    this.streamEnded = state === 'ended' || state === 'error';
-    if (this.streamEnded) this.refetch();
+    const ended = state === 'ended' || state === 'error';
+    // The stream's last events can race the document's last writes: read it once more.
+    if (ended && !this.streamEnded && this.following) this.refetch();
+    this.streamEnded = ended;
     this.updateLive();
   }
 
