@@ -336,6 +336,25 @@ describe.skipIf(!available)('the run viewer in Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('asks for nothing when authentication is off, and offers every action', async () => {
+    const open = await startApi({ redisUrl: redisUrl(), prefix, logger, port: 0 });
+    try {
+      const run = await submit({ name: 'ui-open', steps: { wait: { run: flag('open-go') } } });
+      const page = await openPage(undefined);
+      await page.goto(`${open.url}/ui#/runs/${run.id}`);
+      await page.locator('#who', { hasText: 'no authentication' }).waitFor();
+      await node(page, 'wait').and(page.locator('.status-running')).waitFor();
+      await page.getByRole('button', { name: 'Cancel run' }).click();
+      await node(page, 'wait').and(page.locator('.status-cancelled')).waitFor();
+      expect(await page.locator('#token-dialog').isVisible()).toBe(false);
+      expect(await page.locator('#forget').isVisible()).toBe(false);
+      await page.close();
+    } finally {
+      await open.close();
+    }
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows a run live: nodes change colour as steps finish and a step’s log follows live', async () => {
     const run = await submit({
       name: 'ui-live',
