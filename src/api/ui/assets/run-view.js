@@ -47,6 +47,7 @@ export class RunView {
       replace(this.root, h('p', { class: 'error' }, `Could not read run ${this.runId}: ${err.message}`));
       return;
     }
+    if (this.abort.signal.aborted) return; // left for another page meanwhile
     performance.mark('conveyor:run-read');
     this.run = run;
     for (const [id, step] of Object.entries(run.steps)) this.steps.set(id, step);
