@@ -23,6 +23,8 @@ import { openApiRoutes } from './openapi/index.ts';
 import { runRoutes } from './runs.ts';
 import { secretRoutes } from './secrets.ts';
 import { triggerRoutes } from './triggers.ts';
+import { uiRoutes } from './ui/index.ts';
+import { whoamiRoutes } from './whoami.ts';
 import { workerRoutes } from './workers.ts';
 import { workflowRoutes } from './workflows.ts';
 
@@ -80,6 +82,8 @@ export function createApp(deps: ApiDeps, options: AppOptions = {}): Hono {
   app.route('/v1/events', eventRoutes(deps));
   app.route('/v1/triggers', triggerRoutes(deps));
   app.route('/v1/workers', workerRoutes(deps));
+  app.route('/v1/whoami', whoamiRoutes(tokens.length > 0));
+  app.route('/ui', uiRoutes());
 
   app.notFound((c) => {
     // A known path with another method is 405 with the methods it has, as HTTP asks.

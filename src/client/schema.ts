@@ -108,6 +108,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/whoami": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The role of the presented token
+         * @description What a client may offer: the run viewer shows Cancel and Retry for `run` and `admin`.
+         *
+         *     Requires a token with role `read` (or `run`, `admin`).
+         */
+        get: operations["whoami"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ui": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The run viewer (a web page)
+         * @description Runs, their DAG updated live, step logs; its scripts and styles are served by this API under `/ui/`. The page needs no token; the API calls it makes ask for one.
+         *
+         *     Public: no token needed.
+         */
+        get: operations["getRunViewer"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workflows": {
         parameters: {
             query?: never;
@@ -887,6 +931,10 @@ export interface components {
             /** @enum {string} */
             status: "pending" | "queued" | "running" | "succeeded" | "failed" | "skipped" | "cancelled";
             executor?: string;
+            /** @description The steps this one needs: the edges of the run’s DAG. */
+            needs: string[];
+            /** @description The display name of the definition, when it gives one. */
+            name?: string;
             attempts?: number;
             exitCode?: number | null;
             signal?: string | null;
@@ -932,6 +980,15 @@ export interface components {
         /** @description The delivery (`event`, `deliveryId`, `repository`, `ref`) and the runs it started (`runs`, `refused`). */
         WebhookDelivery: {
             [key: string]: unknown;
+        };
+        Whoami: {
+            /**
+             * @description What the presented token may do.
+             * @enum {string}
+             */
+            role: "read" | "run" | "admin";
+            /** @description false when the API has no tokens configured: every request may do everything. */
+            authentication: boolean;
         };
         /** @description `{workers}`: live workers with their executors, tags and slots. */
         WorkerList: {
@@ -1065,6 +1122,79 @@ export interface operations {
                 };
                 content: {
                     "text/javascript": string;
+                };
+            };
+        };
+    };
+    whoami: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The token’s role. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Whoami"];
+                };
+            };
+            /** @description No token, or a token that matches none. */
+            401: {
+                headers: {
+                    /** @description `Bearer realm="conveyor"`, with `error="invalid_request"` for a malformed header or `error="invalid_token"` for a wrong token */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The token's role does not include the one this operation needs. */
+            403: {
+                headers: {
+                    /** @description `Bearer realm="conveyor", error="insufficient_scope"` */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests for this token; `Retry-After` says when to try again. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getRunViewer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HTML page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
                 };
             };
         };

@@ -473,6 +473,8 @@ function runDocument(
     steps[id] = {
       status,
       executor: step.executor,
+      needs: step.needs,
+      ...(step.name !== undefined && { name: step.name }),
       ...(step.runsOn?.length && { runsOn: step.runsOn }),
       ...details,
       // Only while it waits: once a worker takes it the flag is history.

@@ -42,6 +42,10 @@ export type InstanceView = { status: StepStatus } & Partial<
 /** A step as the run document shows it. */
 export type StepView = {
   status: StepStatus;
+  /** The steps this one needs (the run's DAG, as the run viewer draws it). */
+  needs: string[];
+  /** The step's display name, when the definition gives one. */
+  name?: string;
   instances?: Record<string, InstanceView>;
   /** The step's `runsOn` tags, when it has any. */
   runsOn?: string[];

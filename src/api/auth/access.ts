@@ -27,6 +27,9 @@ export const ACCESS_RULES: readonly AccessRule[] = [
   { method: 'GET', path: '/openapi.json', access: 'public' },
   { method: 'GET', path: '/docs', access: 'public' },
   { method: 'GET', path: '/docs/*', access: 'public' },
+  // The run viewer's page and files hold no data: the API calls it makes carry a token.
+  { method: 'GET', path: '/ui', access: 'public' },
+  { method: 'GET', path: '/ui/*', access: 'public' },
   { method: '*', path: '/v1/hooks/*', access: 'signature' },
   // The dashboard's login form checks the admin token it is given itself.
   { method: '*', path: '/admin/login', access: 'signature' },

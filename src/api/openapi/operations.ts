@@ -44,4 +44,5 @@ export const UNDOCUMENTED: readonly { path: string; reason: string }[] = [
   { path: '/admin/queues', reason: "bull-board's entry page (HTML), opened in a browser after the login" },
   { path: '/admin/login', reason: 'the HTML login form of the dashboard; it sets a cookie, for browsers' },
   { path: '/admin/logout', reason: "ends the dashboard's browser session (a cookie), for browsers" },
+  { path: '/ui/:file', reason: "the run viewer's own scripts and styles (static files), loaded by GET /ui" },
 ];

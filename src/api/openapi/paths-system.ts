@@ -1,6 +1,6 @@
 /** Health, readiness and the API's own documents. */
 import type { OperationSpec } from './registry.ts';
-import { HealthSchema } from './schemas.ts';
+import { HealthSchema, WhoamiSchema } from './schemas.ts';
 
 /** Operations of the system routes. */
 export const systemOperations: OperationSpec[] = [
@@ -56,6 +56,28 @@ export const systemOperations: OperationSpec[] = [
     tag: 'system',
     summary: 'The script of the API reference page',
     responses: { 200: { description: 'Scalar’s standalone bundle.', javascript: true } },
+    noRedis: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/whoami',
+    operationId: 'whoami',
+    tag: 'system',
+    summary: 'The role of the presented token',
+    description: 'What a client may offer: the run viewer shows Cancel and Retry for `run` and `admin`.',
+    responses: { 200: { description: 'The token’s role.', json: WhoamiSchema } },
+    noRedis: true,
+  },
+  {
+    method: 'get',
+    path: '/ui',
+    operationId: 'getRunViewer',
+    tag: 'system',
+    summary: 'The run viewer (a web page)',
+    description:
+      'Runs, their DAG updated live, step logs; its scripts and styles are served by this API under `/ui/`. ' +
+      'The page needs no token; the API calls it makes ask for one.',
+    responses: { 200: { description: 'An HTML page.', html: true } },
     noRedis: true,
   },
 ];

@@ -80,13 +80,22 @@ export const StepSchema = named(
     .object({
       status: stepStatus,
       executor: z.string(),
+      needs: z.array(z.string()).describe('The steps this one needs: the edges of the run’s DAG.'),
+      name: z.string().describe('The display name of the definition, when it gives one.'),
       ...attemptFields,
       continueOnError: z.boolean(),
       hosts: z.array(z.string()).describe('Fan-out steps: the hosts the step runs on, in order.'),
       emitted: z.array(z.string()).describe('Types of the events the step published when it succeeded.'),
       instances: z.record(z.string(), InstanceSchema).describe('Fan-out steps: one entry per host.'),
     })
-    .partial({ executor: true, continueOnError: true, hosts: true, emitted: true, instances: true })
+    .partial({
+      executor: true,
+      name: true,
+      continueOnError: true,
+      hosts: true,
+      emitted: true,
+      instances: true,
+    })
     .partial(mask(attemptFields)),
 );
 
@@ -251,3 +260,15 @@ export type ResponseDrift = [
   Assert<Fits<ReturnType<typeof runPlan>, z.output<typeof PlanSchema>>>,
   Assert<Fits<HostCheck, z.output<typeof HostCheckSchema>>>,
 ];
+
+/** `GET /v1/whoami`. */
+export const WhoamiSchema = named(
+  'Whoami',
+  'output',
+  z.object({
+    role: z.enum(['read', 'run', 'admin']).describe('What the presented token may do.'),
+    authentication: z
+      .boolean()
+      .describe('false when the API has no tokens configured: every request may do everything.'),
+  }),
+);
