@@ -9,7 +9,7 @@
  * scripts' own calls included). `--profile` writes a CPU profile of the measured runs alone.
  * CPU times and command counts are steadier than wall times on a shared machine.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
@@ -37,6 +37,17 @@ Redis.prototype.sendCommand = function (this: Redis, command: Parameters<Redis['
   return original.call(this, command, ...rest);
 } as Redis['sendCommand'];
 
+/** CPU ms of this process's main thread (the event loop) so far, from /proc (Linux). */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in 1/100 s
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Redis server CPU seconds so far. */
 async function redisCpu(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -51,10 +62,12 @@ async function counted(label: string, redis: Redis, units: number, work: () => P
   const cpu0 = await redisCpu(redis);
   const sent0 = new Map(sent);
   const node0 = process.cpuUsage();
+  const main0 = mainThreadCpu();
   const t0 = performance.now();
   await work();
   const ms = performance.now() - t0;
   const node = process.cpuUsage(node0);
+  const main = mainThreadCpu() - main0;
   const cpu = (await redisCpu(redis)) - cpu0;
   const after = await commandStats(redis);
   const trips: Array<[string, number]> = [];
@@ -68,7 +81,7 @@ async function counted(label: string, redis: Redis, units: number, work: () => P
   }
   trips.sort((a, b) => b[1] - a[1]);
   console.log(
-    `${label}: ${ms.toFixed(0)} ms wall, node CPU ${((node.user + node.system) / 1000).toFixed(0)} ms, redis CPU ${(cpu * 1000).toFixed(0)} ms; ` +
+    `${label}: ${ms.toFixed(0)} ms wall, node CPU ${((node.user + node.system) / 1000).toFixed(0)} ms (main thread ${main.toFixed(0)}), redis CPU ${(cpu * 1000).toFixed(0)} ms; ` +
       `client commands/unit ${(tripTotal / units).toFixed(2)} (${trips.map(([n, c]) => `${n} ${(c / units).toFixed(2)}`).join(', ')})`,
   );
   const rows: Array<[string, number]> = [];

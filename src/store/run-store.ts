@@ -21,6 +21,7 @@ import {
 } from './run-types.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 import { stepFinishedCounters } from './stats.ts';
+import { type QueuedMove, TransitionBatch } from './transition-batch.ts';
 
 /** What `startStep` found and did. */
 export interface StartReply {
@@ -45,6 +46,7 @@ export interface RunIndexEntry {
 export class RunStore {
   readonly keys: Keys;
   private readonly redis: ScriptedRedis;
+  private readonly moves: TransitionBatch;
 
   /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
   constructor(
@@ -54,6 +56,7 @@ export class RunStore {
   ) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
+    this.moves = new TransitionBatch(this.redis, this.keys.stats());
   }
 
   /** The connection, for stores that share it (concurrency groups). */
@@ -99,7 +102,7 @@ export class RunStore {
    * latest. Returns false when nothing was written (already final, or a stale attempt): the
    * caller lost a race and must not act.
    */
-  async transition(
+  transition(
     runId: string,
     stepId: string,
     status: StepStatus,
@@ -108,24 +111,47 @@ export class RunStore {
     dependents: Array<{ id: string; needs: string[] }> = [],
     attempt?: number,
   ): Promise<boolean> {
+    return this.queueTransition(runId, stepId, status, details, event, dependents, attempt).applied;
+  }
+
+  /**
+   * `transition`, without waiting for the reply: the move goes out with every other move queued
+   * in this tick, in one script call (transition-step.lua). `sent` settles once that call is
+   * written to the connection, so what the caller sends next on it reaches Redis after the move;
+   * `applied` settles with the result (true applied, false refused) and rejects when the run has
+   * no record or Redis failed.
+   */
+  queueTransition(
+    runId: string,
+    stepId: string,
+    status: StepStatus,
+    details: StepDetails | undefined,
+    event: EventInput | undefined,
+    dependents: Array<{ id: string; needs: string[] }> = [],
+    attempt?: number,
+  ): { sent: Promise<void>; applied: Promise<boolean> } {
     const at = new Date().toISOString();
-    const result = await this.redis.transitionStep(
-      this.keys.run(runId),
-      this.keys.events(runId),
-      this.keys.stats(),
-      stepId,
-      status,
-      details ? JSON.stringify(details) : '',
-      event ? JSON.stringify({ runId, at, ...event }) : '',
-      event?.type ?? '',
-      at,
-      runId,
-      dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
-      attempt === undefined ? '' : String(attempt),
-      FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
-    );
-    if (result === -1) throw new Error(`run ${runId} has no record`);
-    return result === 1;
+    const queued: QueuedMove = this.moves.add({
+      run: this.keys.run(runId),
+      events: this.keys.events(runId),
+      args: [
+        stepId,
+        status,
+        details ? JSON.stringify(details) : '',
+        event ? JSON.stringify({ runId, at, ...event }) : '',
+        event?.type ?? '',
+        at,
+        runId,
+        dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
+        attempt === undefined ? '' : String(attempt),
+        FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
+      ],
+    });
+    const applied = queued.applied.then((result) => {
+      if (result === -1) throw new Error(`run ${runId} has no record`);
+      return result === 1;
+    });
+    return { sent: queued.sent, applied };
   }
 
   /** Appends an event that changes no state (`step.log`, `step.progress`, `step.retrying`…). */

@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 
 const SCRIPTS = {
   announceRun: { file: 'announce-run.lua', keys: 6 },
-  transitionStep: { file: 'transition-step.lua', keys: 3 },
+  // Several steps a call: the caller passes the number of keys first.
+  transitionStep: { file: 'transition-step.lua', keys: undefined },
   startStep: { file: 'start-step.lua', keys: 3 },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
   finishRun: { file: 'finish-run.lua', keys: 5 },
