@@ -19,9 +19,9 @@ import {
   type StepView,
   toEvent,
 } from './run-types.ts';
+import { ScriptBatch } from './script-batch.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 import { stepFinishedCounters } from './stats.ts';
-import { type QueuedMove, TransitionBatch } from './transition-batch.ts';
 
 /** What `startStep` found and did. */
 export interface StartReply {
@@ -46,7 +46,8 @@ export interface RunIndexEntry {
 export class RunStore {
   readonly keys: Keys;
   private readonly redis: ScriptedRedis;
-  private readonly moves: TransitionBatch;
+  private readonly moves: ScriptBatch;
+  private readonly starts: ScriptBatch;
 
   /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
   constructor(
@@ -56,7 +57,8 @@ export class RunStore {
   ) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
-    this.moves = new TransitionBatch(this.redis, this.keys.stats());
+    this.moves = new ScriptBatch(this.redis, 'transitionStep', this.keys.stats());
+    this.starts = new ScriptBatch(this.redis, 'startStep', this.keys.stats());
   }
 
   /** The connection, for stores that share it (concurrency groups). */
@@ -116,7 +118,7 @@ export class RunStore {
 
   /**
    * `transition`, without waiting for the reply: the move goes out with every other move queued
-   * in this tick, in one script call (transition-step.lua). `sent` settles once that call is
+   * in this tick, in one script call (transition-step.lua, script-batch.ts). `sent` settles once that call is
    * written to the connection, so what the caller sends next on it reaches Redis after the move;
    * `applied` settles with the result (true applied, false refused) and rejects when the run has
    * no record or Redis failed.
@@ -131,7 +133,7 @@ export class RunStore {
     attempt?: number,
   ): { sent: Promise<void>; applied: Promise<boolean> } {
     const at = new Date().toISOString();
-    const queued: QueuedMove = this.moves.add({
+    const queued = this.moves.add({
       run: this.keys.run(runId),
       events: this.keys.events(runId),
       args: [
@@ -147,7 +149,7 @@ export class RunStore {
         FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
       ],
     });
-    const applied = queued.applied.then((result) => {
+    const applied = queued.reply.then((result) => {
       if (result === -1) throw new Error(`run ${runId} has no record`);
       return result === 1;
     });
@@ -330,7 +332,8 @@ export class RunStore {
   /**
    * Begins an attempt of a step (start-step.lua): reads the step's state and the states of
    * `reads` (its direct needs first), ends an interrupted attempt, and in mode `auto` (every
-   * need succeeded) or `force` marks the step running with a new attempt number.
+   * need succeeded) or `force` marks the step running with a new attempt number. The snapshot
+   * holds the details of `reads` only with `options.details` (else those of failed ones alone).
    */
   async startStep(
     runId: string,
@@ -342,24 +345,30 @@ export class RunStore {
       executor: string;
       continueOnError: boolean;
       maxInterruptions: number;
+      /** Read the details (outputs) of `reads` too. */
+      details: boolean;
     },
   ): Promise<StartReply> {
     const at = new Date().toISOString();
-    const reply = (await this.redis.startStep(
-      this.keys.run(runId),
-      this.keys.events(runId),
-      this.keys.stats(),
-      stepId,
-      runId,
-      at,
-      options.mode,
-      options.executor,
-      options.continueOnError ? '1' : '0',
-      options.maxInterruptions,
-      options.needs,
-      this.workerId,
-      ...reads,
-    )) as [number, string, string, number, number, ...string[]];
+    // Sent with the other starts of this tick, in one call of start-step.lua.
+    const { reply: queued } = this.starts.add({
+      run: this.keys.run(runId),
+      events: this.keys.events(runId),
+      args: [
+        stepId,
+        runId,
+        at,
+        options.mode,
+        options.executor,
+        options.continueOnError ? '1' : '0',
+        options.maxInterruptions,
+        options.needs,
+        this.workerId,
+        options.details ? '1' : '0',
+        ...reads,
+      ],
+    });
+    const reply = (await queued) as [number, string, string, number, number, ...string[]];
     const [code, current, cancel, attempt, interruptions] = reply;
     const snapshot: StepSnapshot = { cancelRequested: cancel === '1', status: {}, details: {} };
     reads.forEach((id, i) => {

@@ -4,9 +4,9 @@ import type { Redis } from 'ioredis';
 
 const SCRIPTS = {
   announceRun: { file: 'announce-run.lua', keys: 6 },
-  // Several steps a call: the caller passes the number of keys first.
+  // Several steps a call (script-batch.ts): the caller passes the number of keys first.
   transitionStep: { file: 'transition-step.lua', keys: undefined },
-  startStep: { file: 'start-step.lua', keys: 3 },
+  startStep: { file: 'start-step.lua', keys: undefined },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
   finishRun: { file: 'finish-run.lua', keys: 5 },
   deleteRun: { file: 'delete-run.lua', keys: 4 },

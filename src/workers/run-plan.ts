@@ -26,6 +26,11 @@ export interface StepPlan {
   cwd?: Array<string | Expr>;
   /** Steps whose state this step reads: needs, `steps.<id>` references, and ancestors for failure(). */
   reads: string[];
+  /**
+   * Whether the step reads the details (outputs) of `reads`: its expressions use `steps`, or it
+   * is a function, which gets them all as `ctx.steps`. Otherwise only statuses are read.
+   */
+  readsDetails: boolean;
   /** Secret names referenced by this step's expressions. */
   secrets: string[];
   /** Steps that need this one, with their needs (the store queues them when ready). */
@@ -128,6 +133,8 @@ export function buildPlan(meta: RunMeta): RunPlan {
       env: stepEnv,
       cwd,
       reads: [...reads],
+      readsDetails:
+        step.function !== undefined || refs.contexts.has('steps') || workflowRefs.contexts.has('steps'),
       secrets: secretNames(all),
       dependents: dependents.get(id) ?? [],
       gates: (dependents.get(id) ?? [])

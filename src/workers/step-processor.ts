@@ -161,6 +161,7 @@ async function begin(
       executor: step.executor,
       continueOnError: step.continueOnError,
       maxInterruptions: deps.limits.maxInterruptions,
+      details: sp.readsDetails,
     });
   let start = await once();
   const deadline = Date.now() + EARLY_WAIT_MS;

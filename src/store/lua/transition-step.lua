@@ -9,7 +9,7 @@
   KEYS[1] metrics counters hash (src/store/stats.ts)
   KEYS[2n], KEYS[2n+1] run hash and run event stream of entry n (n = 1, 2, …)
 
-  ARGV: 10 values per entry; for entry n, ARGV[10(n-1) + k] is
+  ARGV, for each entry: the number of its values (10), then its values (src/store/script-batch.ts):
   k=1  step id
   k=2  new status
   k=3  details JSON (stored as s:<id>), or '' to keep the current details
@@ -66,7 +66,9 @@ local function move(run, stream, a)
 end
 
 local results = {}
-for n = 1, #ARGV / 10 do
-  results[n] = move(KEYS[2 * n], KEYS[2 * n + 1], 10 * (n - 1))
+local a, n = 1, 1
+while a <= #ARGV do
+  results[n] = move(KEYS[2 * n], KEYS[2 * n + 1], a)
+  a, n = a + 1 + tonumber(ARGV[a]), n + 1
 end
 return results
