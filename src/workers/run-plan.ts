@@ -14,6 +14,7 @@ import {
   type Step,
   splitTemplate,
 } from '../flows/index.ts';
+import type { Masker } from './mask.ts';
 
 /** Parsed expressions of one step. */
 export interface StepPlan {
@@ -50,6 +51,18 @@ export interface RunPlan {
    * used can reach another's output through the shared workspace.
    */
   secrets: string[];
+  /**
+   * The values of `secrets` and their masker, read once per run on this worker (the plan lives
+   * in a bounded cache and is dropped when the run ends); unset until a step needs them and
+   * again after a failed read.
+   */
+  secretValues?: Promise<RunSecrets>;
+}
+
+/** A run's secret values (by name; missing ones absent) and the masker of all of them. */
+export interface RunSecrets {
+  known: Record<string, string>;
+  mask: Masker;
 }
 
 function template(text: string, refs: References): Array<string | Expr> {
