@@ -106,9 +106,13 @@ export function buildPlan(meta: RunMeta): RunPlan {
   const dependents = new Map<string, Array<{ id: string; needs: string[] }>>();
   for (const id of workflow.order) {
     for (const need of workflow.steps[id]!.needs) {
-      dependents.set(need, [...(dependents.get(need) ?? []), { id, needs: workflow.steps[id]!.needs }]);
+      const list = dependents.get(need) ?? [];
+      list.push({ id, needs: workflow.steps[id]!.needs });
+      dependents.set(need, list);
     }
   }
+  // Most steps share their condition (`success()`): each distinct source is parsed once.
+  const conditions = new Map<string, Expr>();
   const parents = primaryParents(workflow);
   const workflowRefs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
   const env = Object.entries(workflow.env).map(
@@ -120,7 +124,8 @@ export function buildPlan(meta: RunMeta): RunPlan {
   for (const id of workflow.order) {
     const step = workflow.steps[id]!;
     const refs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
-    const condition = parseExpression(step.if);
+    const condition = conditions.get(step.if) ?? parseExpression(step.if);
+    conditions.set(step.if, condition);
     references(condition, refs);
     const commandExprs = (step.command?.exprs ?? []).map((source) => {
       const expr = parseExpression(source);
