@@ -123,47 +123,40 @@ try {
       await session.post('Profiler.enable');
       await session.post('Profiler.start');
     }
+    /** Submits `workflow`, waits for its end, prints when its steps ran. */
+    const timed = async (workflow: unknown) => {
+      noop.reset();
+      const t0 = performance.now();
+      const id = await engine.submit(workflow);
+      const submitted = performance.now();
+      await engine.finished(id);
+      const done = performance.now();
+
+      const starts = [...noop.starts.values()].sort((a, b) => a - b);
+      const ends = [...noop.ends.values()];
+      const deciles = Array.from({ length: 11 }, (_, q) =>
+        (starts[Math.min(starts.length - 1, Math.floor((q / 10) * starts.length))]! - t0).toFixed(0),
+      );
+      console.log(
+        `  POST answered +${(submitted - t0).toFixed(0)} ms, first step started +${deciles[0]} ms, ` +
+          `last ended +${(Math.max(...ends) - t0).toFixed(0)} ms, run finished +${(done - t0).toFixed(0)} ms; ` +
+          `starts by decile (ms): ${deciles.join(' ')}`,
+      );
+    };
     if (want('wide'))
       for (let i = 0; i < 3; i++) {
         if (raw) await counted('raw 1000 jobs', stats, 1000, () => rawThroughput(redisServer.url, 1000));
-        await counted('conveyor 1000 independent', stats, 1000, async () =>
-          engine.finished(await engine.submit(independent(1000))),
-        );
+        await counted('conveyor 1000 independent', stats, 1000, () => timed(independent(1000)));
       }
     if (want('chain'))
       for (let i = 0; i < 2; i++) {
         if (raw) await counted('raw chain 200', stats, 200, () => rawChain(redisServer.url, 200));
-        await counted('conveyor chain 200', stats, 200, async () =>
-          engine.finished(await engine.submit(chain(200))),
-        );
+        await counted('conveyor chain 200', stats, 200, () => timed(chain(200)));
       }
     if (want('dag'))
-      for (let i = 0; i < 2; i++) {
-        await counted('conveyor dag 1000', stats, 1000, async () =>
-          engine.finished(await engine.submit(randomDag(1000))),
-        );
-      }
-    if (want('dag10k'))
-      await counted('conveyor dag 10000', stats, 10000, async () => {
-        noop.reset();
-        const t0 = performance.now();
-        const id = await engine.submit(randomDag(10000));
-        const submitted = performance.now();
-        await engine.finished(id);
-        const starts = [...noop.starts.values()];
-        const ends = [...noop.ends.values()];
-        console.log(
-          `  submit ${(submitted - t0).toFixed(0)} ms, first start +${(Math.min(...starts) - t0).toFixed(0)} ms, ` +
-            `last end +${(Math.max(...ends) - t0).toFixed(0)} ms, finished +${(performance.now() - t0).toFixed(0)} ms`,
-        );
-        const sorted = starts.sort((a, b) => a - b);
-        const line = [];
-        for (let q = 0; q <= 10; q++)
-          line.push(
-            (sorted[Math.min(sorted.length - 1, Math.floor((q / 10) * sorted.length))]! - t0).toFixed(0),
-          );
-        console.log(`  start deciles (ms): ${line.join(' ')}`);
-      });
+      for (let i = 0; i < 2; i++)
+        await counted('conveyor dag 1000', stats, 1000, () => timed(randomDag(1000)));
+    if (want('dag10k')) await counted('conveyor dag 10000', stats, 10000, () => timed(randomDag(10_000)));
     if (profileTo) {
       const { profile } = await session.post('Profiler.stop');
       writeFileSync(profileTo, JSON.stringify(profile));
