@@ -404,6 +404,15 @@ export class RunStore {
     return result === 1;
   }
 
+  /** How many events each run's stream holds (0 for none), in one round trip. */
+  async eventCounts(runIds: string[]): Promise<number[]> {
+    if (runIds.length === 0) return [];
+    const multi = this.redis.multi();
+    for (const id of runIds) multi.xlen(this.keys.events(id));
+    const replies = (await multi.exec()) ?? [];
+    return replies.map(([, count]) => Number(count ?? 0));
+  }
+
   /** Runs not final yet, oldest first, created before `before` (ms), at most `limit`. */
   async activeRuns(before: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.activeRuns(), '-inf', before, 'LIMIT', 0, limit);
