@@ -39,6 +39,7 @@
   4 interrupted more often than allowed (the caller records the failure).
 ]]
 local final = { succeeded = true, failed = true, skipped = true, cancelled = true }
+local started = {}
 
 local function start(run, stream, a, count)
   if redis.call('EXISTS', run) == 0 then return { -1 } end
@@ -109,7 +110,8 @@ local function start(run, stream, a, count)
   redis.call('XADD', stream, '*', 'type', 'step.started', 'data', cjson.encode({
     runId = runId, type = 'step.started', at = at, step = stepId, attempt = attempt, executor = ARGV[a + 5],
     worker = worker }))
-  redis.call('HINCRBY', KEYS[1], 'started:' .. ARGV[a + 5], 1)
+  local counter = 'started:' .. ARGV[a + 5]
+  started[counter] = (started[counter] or 0) + 1
   reply[1] = 1
   return reply
 end
@@ -121,4 +123,6 @@ while a <= #ARGV do
   replies[n] = start(KEYS[2 * n], KEYS[2 * n + 1], a, count)
   a, n = a + 1 + count, n + 1
 end
+-- One HINCRBY per counter for the whole call, however many steps it started.
+for field, by in pairs(started) do redis.call('HINCRBY', KEYS[1], field, by) end
 return replies

@@ -27,6 +27,7 @@
   stale (nothing written), -1 the run record does not exist.
 ]]
 local final = { succeeded = true, failed = true, skipped = true, cancelled = true }
+local counters = {}
 
 local function move(run, stream, a)
   if redis.call('EXISTS', run) == 0 then return -1 end
@@ -61,7 +62,9 @@ local function move(run, stream, a)
       end
     end
   end
-  for field, by in string.gmatch(ARGV[a + 10], '([^;=]+)=(%d+)') do redis.call('HINCRBY', KEYS[1], field, by) end
+  for field, by in string.gmatch(ARGV[a + 10], '([^;=]+)=(%d+)') do
+    counters[field] = (counters[field] or 0) + tonumber(by)
+  end
   return 1
 end
 
@@ -71,4 +74,6 @@ while a <= #ARGV do
   results[n] = move(KEYS[2 * n], KEYS[2 * n + 1], a)
   a, n = a + 1 + tonumber(ARGV[a]), n + 1
 end
+-- One HINCRBY per counter for the whole call, however many entries added to it.
+for field, by in pairs(counters) do redis.call('HINCRBY', KEYS[1], field, by) end
 return results
