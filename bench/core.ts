@@ -7,6 +7,8 @@
  *  (d) POST (real HTTP) to first step started
  *  (e) worker heap after 10,000 steps vs after 100
  *  (f) a `run: true` chain on the local executor vs raw BullMQ jobs spawning the same command
+ * A run's end is seen as its workers see it (the finaliser's pub/sub announcement, then the
+ * status), not by streaming its events into the process measured.
  */
 import { execFile } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
@@ -15,7 +17,7 @@ import { type FlowJob, FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startApi } from '../src/api/server.ts';
-import { bullPrefix, followEvents } from '../src/store/index.ts';
+import { bullPrefix } from '../src/store/index.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
 import { startWorker } from '../src/workers/worker.ts';
 import { benchPrefix, NoopExecutor, percentile, round } from './support.ts';
@@ -53,20 +55,21 @@ export async function conveyor(
     if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
     return ((await res.json()) as { id: string }).id;
   };
+  // The end of a run, as the workers learn it: the finaliser's announcement (pub/sub), then its
+  // status. Following the run's event stream instead would put the API's SSE work (every event
+  // of the run, read and parsed) into the process measured, which the raw peer does not have.
+  const keys = api.deps.store.keys;
+  const subscriber = api.deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const waiters = new Map<string, () => void>();
+  subscriber.on('message', (_channel: string, runId: string) => waiters.get(runId)?.());
+  await subscriber.subscribe(keys.endedChannel());
   const finished = async (runId: string) => {
-    const controller = new AbortController();
-    for await (const e of followEvents(
-      api.deps.redis,
-      api.deps.store.keys,
-      runId,
-      undefined,
-      controller.signal,
-    )) {
-      if (e?.type.startsWith('run.') && e.type !== 'run.queued' && e.type !== 'run.started') {
-        if (e.type !== 'run.succeeded') throw new Error(`bench run ${runId} ended ${e.type}`);
-        return;
-      }
-    }
+    const ended = new Promise<void>((resolve) => waiters.set(runId, resolve));
+    const status = async () => (await api.deps.redis.hget(keys.run(runId), 'status')) ?? '';
+    if (!['succeeded', 'failed', 'cancelled'].includes(await status())) await ended;
+    waiters.delete(runId);
+    const final = await status();
+    if (final !== 'succeeded') throw new Error(`bench run ${runId} ended ${final}`);
   };
   return {
     api,
@@ -75,6 +78,7 @@ export async function conveyor(
     finished,
     base,
     async close() {
+      subscriber.disconnect();
       await worker.close();
       await api.close();
     },
