@@ -17,6 +17,7 @@ import { type FlowJob, FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startApi } from '../src/api/server.ts';
+import { duplicateRedis } from '../src/redis-client.ts';
 import { bullPrefix } from '../src/store/index.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
 import { startWorker } from '../src/workers/worker.ts';
@@ -59,7 +60,7 @@ export async function conveyor(
   // status. Following the run's event stream instead would put the API's SSE work (every event
   // of the run, read and parsed) into the process measured, which the raw peer does not have.
   const keys = api.deps.store.keys;
-  const subscriber = api.deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const subscriber = duplicateRedis(api.deps.redis, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   const waiters = new Map<string, () => void>();
   subscriber.on('message', (_channel: string, runId: string) => waiters.get(runId)?.());
   await subscriber.subscribe(keys.endedChannel());
