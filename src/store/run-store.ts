@@ -441,6 +441,13 @@ export class RunStore {
     };
   }
 
+  /** One step's status alone (a gate's check: the step's details, outputs included, stay in Redis). */
+  async stepStatus(runId: string, stepId: string): Promise<StepStatus | undefined> {
+    return ((await this.redis.hget(this.keys.run(runId), `st:${stepId}`)) ?? undefined) as
+      | StepStatus
+      | undefined;
+  }
+
   /** The statuses of every step of a run. */
   async statuses(runId: string): Promise<Record<string, StepStatus>> {
     const all = await this.redis.hgetall(this.keys.run(runId));
