@@ -111,18 +111,50 @@ const boundedFormat: FunctionDefinition = {
   },
 };
 
-/** Evaluates a parsed expression against plain JSON contexts; returns plain JSON. */
-export function evaluate(expr: Expr, contexts: Record<string, unknown>, status?: StatusView): unknown {
-  const dictionary = JSON.parse(JSON.stringify(contexts), data.reviver) as data.Dictionary;
-  const fns = new Map<string, FunctionDefinition>();
+/**
+ * Contexts converted once into the evaluator's values, for many expressions over the same data
+ * (a step's `if`, command, env and cwd): the conversion is a JSON copy of every context, and a
+ * step's contexts can be large (`inputs`, `trigger`, its needs' outputs).
+ */
+export class PreparedContexts {
+  /** The evaluator's view of the contexts (read only: evaluating never changes it). */
+  readonly dictionary: data.Dictionary;
+  constructor(contexts: Record<string, unknown>) {
+    // A JSON copy, as GitHub's runner does: what cannot be JSON (undefined, functions) is absent.
+    this.dictionary = JSON.parse(JSON.stringify(contexts), data.reviver) as data.Dictionary;
+  }
+}
+
+/** The status functions and the bounded `format`, built once per status view. */
+const functionsOf = new WeakMap<StatusView, Map<string, FunctionDefinition>>();
+const NO_STATUS: StatusView = { success: true, failure: false, cancelled: false };
+
+function functionsFor(status: StatusView = NO_STATUS): Map<string, FunctionDefinition> {
+  let fns = functionsOf.get(status);
+  if (fns) return fns;
+  fns = new Map<string, FunctionDefinition>();
   const flag = (name: string, value: () => boolean) =>
-    fns.set(name, { name, minArgs: 0, maxArgs: 0, call: () => new data.BooleanData(value()) });
-  flag('success', () => status?.success ?? true);
-  flag('failure', () => status?.failure ?? false);
+    fns!.set(name, { name, minArgs: 0, maxArgs: 0, call: () => new data.BooleanData(value()) });
+  flag('success', () => status.success);
+  flag('failure', () => status.failure);
   flag('always', () => true);
-  flag('cancelled', () => status?.cancelled ?? false);
+  flag('cancelled', () => status.cancelled);
   fns.set('format', boundedFormat);
-  const result = new Evaluator(expr, dictionary, fns).evaluate();
+  functionsOf.set(status, fns);
+  return fns;
+}
+
+/**
+ * Evaluates a parsed expression against plain JSON contexts (or contexts prepared once for
+ * several expressions); returns plain JSON.
+ */
+export function evaluate(
+  expr: Expr,
+  contexts: Record<string, unknown> | PreparedContexts,
+  status?: StatusView,
+): unknown {
+  const prepared = contexts instanceof PreparedContexts ? contexts : new PreparedContexts(contexts);
+  const result = new Evaluator(expr, prepared.dictionary, functionsFor(status)).evaluate();
   return JSON.parse(JSON.stringify(result, data.replacer) ?? 'null');
 }
 

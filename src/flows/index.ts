@@ -20,6 +20,7 @@ export { checkDuration, MAX_DURATION_MS, parseDuration } from './duration.ts';
 export {
   conditionSource,
   evaluate,
+  PreparedContexts,
   parseExpression,
   type References,
   references,

@@ -20,6 +20,7 @@ import {
   type StepView,
   toEvent,
 } from './run-types.ts';
+import { ScriptBatch } from './script-batch.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 import { stepFinishedCounters } from './stats.ts';
 
@@ -46,6 +47,8 @@ export interface RunIndexEntry {
 export class RunStore {
   readonly keys: Keys;
   private readonly redis: ScriptedRedis;
+  private readonly moves: ScriptBatch;
+  private readonly starts: ScriptBatch;
 
   /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
   constructor(
@@ -56,6 +59,8 @@ export class RunStore {
   ) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
+    this.moves = new ScriptBatch(this.redis, 'transitionStep', this.keys.stats());
+    this.starts = new ScriptBatch(this.redis, 'startStep', this.keys.stats());
   }
 
   /** The connection, for stores that share it (concurrency groups). */
@@ -101,7 +106,7 @@ export class RunStore {
    * latest. Returns false when nothing was written (already final, or a stale attempt): the
    * caller lost a race and must not act.
    */
-  async transition(
+  transition(
     runId: string,
     stepId: string,
     status: StepStatus,
@@ -110,24 +115,47 @@ export class RunStore {
     dependents: Array<{ id: string; needs: string[] }> = [],
     attempt?: number,
   ): Promise<boolean> {
+    return this.queueTransition(runId, stepId, status, details, event, dependents, attempt).applied;
+  }
+
+  /**
+   * `transition`, without waiting for the reply: the move goes out with every other move queued
+   * in this tick, in one script call (transition-step.lua, script-batch.ts). `sent` settles once that call is
+   * written to the connection, so what the caller sends next on it reaches Redis after the move;
+   * `applied` settles with the result (true applied, false refused) and rejects when the run has
+   * no record or Redis failed.
+   */
+  queueTransition(
+    runId: string,
+    stepId: string,
+    status: StepStatus,
+    details: StepDetails | undefined,
+    event: EventInput | undefined,
+    dependents: Array<{ id: string; needs: string[] }> = [],
+    attempt?: number,
+  ): { sent: Promise<void>; applied: Promise<boolean> } {
     const at = new Date().toISOString();
-    const result = await this.redis.transitionStep(
-      this.keys.run(runId),
-      this.keys.events(runId),
-      this.keys.stats(),
-      stepId,
-      status,
-      details ? JSON.stringify(details) : '',
-      event ? JSON.stringify({ runId, at, ...event }) : '',
-      event?.type ?? '',
-      at,
-      runId,
-      dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
-      attempt === undefined ? '' : String(attempt),
-      FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
-    );
-    if (result === -1) throw new Error(`run ${runId} has no record`);
-    return result === 1;
+    const queued = this.moves.add({
+      run: this.keys.run(runId),
+      events: this.keys.events(runId),
+      args: [
+        stepId,
+        status,
+        details ? JSON.stringify(details) : '',
+        event ? JSON.stringify({ runId, at, ...event }) : '',
+        event?.type ?? '',
+        at,
+        runId,
+        dependents.map((d) => `${d.id}=${d.needs.join(',')}`).join(';'),
+        attempt === undefined ? '' : String(attempt),
+        FINAL_STEP_STATUSES.has(status) && details ? stepFinishedCounters(status, details) : '',
+      ],
+    });
+    const applied = queued.reply.then((result) => {
+      if (result === -1) throw new Error(`run ${runId} has no record`);
+      return result === 1;
+    });
+    return { sent: queued.sent, applied };
   }
 
   /** Appends an event that changes no state (`step.log`, `step.progress`, `step.retrying`…). */
@@ -306,7 +334,8 @@ export class RunStore {
   /**
    * Begins an attempt of a step (start-step.lua): reads the step's state and the states of
    * `reads` (its direct needs first), ends an interrupted attempt, and in mode `auto` (every
-   * need succeeded) or `force` marks the step running with a new attempt number.
+   * need succeeded) or `force` marks the step running with a new attempt number. The snapshot
+   * holds the details of `reads` only with `options.details` (else those of failed ones alone).
    */
   async startStep(
     runId: string,
@@ -318,24 +347,30 @@ export class RunStore {
       executor: string;
       continueOnError: boolean;
       maxInterruptions: number;
+      /** Read the details (outputs) of `reads` too. */
+      details: boolean;
     },
   ): Promise<StartReply> {
     const at = new Date().toISOString();
-    const reply = (await this.redis.startStep(
-      this.keys.run(runId),
-      this.keys.events(runId),
-      this.keys.stats(),
-      stepId,
-      runId,
-      at,
-      options.mode,
-      options.executor,
-      options.continueOnError ? '1' : '0',
-      options.maxInterruptions,
-      options.needs,
-      this.workerId,
-      ...reads,
-    )) as [number, string, string, number, number, ...string[]];
+    // Sent with the other starts of this tick, in one call of start-step.lua.
+    const { reply: queued } = this.starts.add({
+      run: this.keys.run(runId),
+      events: this.keys.events(runId),
+      args: [
+        stepId,
+        runId,
+        at,
+        options.mode,
+        options.executor,
+        options.continueOnError ? '1' : '0',
+        options.maxInterruptions,
+        options.needs,
+        this.workerId,
+        options.details ? '1' : '0',
+        ...reads,
+      ],
+    });
+    const reply = (await queued) as [number, string, string, number, number, ...string[]];
     const [code, current, cancel, attempt, interruptions] = reply;
     const snapshot: StepSnapshot = { cancelRequested: cancel === '1', status: {}, details: {} };
     reads.forEach((id, i) => {
@@ -371,6 +406,15 @@ export class RunStore {
     return result === 1;
   }
 
+  /** How many events each run's stream holds (0 for none), in one round trip. */
+  async eventCounts(runIds: string[]): Promise<number[]> {
+    if (runIds.length === 0) return [];
+    const multi = this.redis.multi();
+    for (const id of runIds) multi.xlen(this.keys.events(id));
+    const replies = (await multi.exec()) ?? [];
+    return replies.map(([, count]) => Number(count ?? 0));
+  }
+
   /** Runs not final yet, oldest first, created before `before` (ms), at most `limit`. */
   async activeRuns(before: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.activeRuns(), '-inf', before, 'LIMIT', 0, limit);
@@ -395,6 +439,13 @@ export class RunStore {
       status,
       details,
     };
+  }
+
+  /** One step's status alone (a gate's check: the step's details, outputs included, stay in Redis). */
+  async stepStatus(runId: string, stepId: string): Promise<StepStatus | undefined> {
+    return ((await this.redis.hget(this.keys.run(runId), `st:${stepId}`)) ?? undefined) as
+      | StepStatus
+      | undefined;
   }
 
   /** The statuses of every step of a run. */

@@ -4,8 +4,9 @@ import type { RedisClient } from '../redis-client.ts';
 
 const SCRIPTS = {
   announceRun: { file: 'announce-run.lua', keys: 6 },
-  transitionStep: { file: 'transition-step.lua', keys: 3 },
-  startStep: { file: 'start-step.lua', keys: 3 },
+  // Several steps a call (script-batch.ts): the caller passes the number of keys first.
+  transitionStep: { file: 'transition-step.lua', keys: undefined },
+  startStep: { file: 'start-step.lua', keys: undefined },
   transitionInstance: { file: 'transition-instance.lua', keys: 2 },
   finishRun: { file: 'finish-run.lua', keys: 5 },
   deleteRun: { file: 'delete-run.lua', keys: 4 },

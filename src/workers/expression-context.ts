@@ -3,7 +3,7 @@
  * `trigger`), GitHub's status-function semantics, and template evaluation.
  */
 import type { Expr } from '@actions/expressions';
-import { evaluate, type StatusView, toText } from '../flows/index.ts';
+import { evaluate, PreparedContexts, type StatusView, toText } from '../flows/index.ts';
 import type { StepSnapshot } from '../store/index.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 
@@ -14,11 +14,14 @@ import type { RunPlan, StepPlan } from './run-plan.ts';
 export interface Scope {
   contexts: Record<string, unknown>;
   status: StatusView;
+  /** `contexts` converted for the evaluator, once for every expression that reads them. */
+  prepared?: PreparedContexts;
 }
 
 /** Evaluates one parsed expression in a scope. */
 export function evaluateIn(expr: Expr, scope: Scope): unknown {
-  return evaluate(expr, scope.contexts, scope.status);
+  scope.prepared ??= new PreparedContexts(scope.contexts);
+  return evaluate(expr, scope.prepared, scope.status);
 }
 
 /** Evaluates template pieces to a string. */
@@ -70,8 +73,13 @@ export function buildScope(
   const scope: Scope = { contexts, status: statusView(sp, snapshot) };
   const env: Record<string, string> = {};
   for (const [name, parts] of plan.env) env[name] = renderTemplate(parts, scope);
-  contexts.env = { ...env };
+  // The step's env reads the workflow's; each change of the contexts drops their converted copy.
+  if (plan.env.length) {
+    contexts.env = { ...env };
+    scope.prepared = undefined;
+  }
   for (const [name, parts] of sp.env) env[name] = renderTemplate(parts, scope);
   contexts.env = env;
+  scope.prepared = undefined;
   return scope;
 }

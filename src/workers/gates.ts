@@ -34,8 +34,7 @@ export const GATE_RECHECK_MS = 1000;
 export function createGateProcessor(store: RunStore) {
   return async (job: Job<GateJobData>, token?: string): Promise<string> => {
     const { runId, stepId } = job.data;
-    const snapshot = await store.snapshot(runId, [stepId], false);
-    const status = snapshot.status[stepId];
+    const status = await store.stepStatus(runId, stepId);
     if (status && FINAL_STEP_STATUSES.has(status)) return status;
     await job.moveToDelayed(Date.now() + GATE_RECHECK_MS, token);
     throw new DelayedError();

@@ -34,12 +34,18 @@ export function maskedValues(secrets: Iterable<string>): string[] {
   return [...values];
 }
 
+let passthrough: Masker | undefined;
+
 /** Builds a masker; overlapping occurrences of secrets are masked as one `***`. */
 export function createMasker(secrets: Iterable<string>): Masker {
   const values = maskedValues(secrets);
   if (values.length === 0) {
-    const passthrough = new SecretAutomaton([]);
-    return Object.assign((text: string) => text, { stream: () => new MaskStream(passthrough) });
+    // No secrets: one stateless masker serves every step.
+    if (!passthrough) {
+      const automaton = new SecretAutomaton([]);
+      passthrough = Object.assign((text: string) => text, { stream: () => new MaskStream(automaton) });
+    }
+    return passthrough;
   }
   const automaton = new SecretAutomaton(values);
   const mask = (text: string) => {

@@ -14,6 +14,12 @@
  *   (reconciler.ts `settleNeeds`), its gates promoted and dependents made ready. A `running` step
  *   whose job is back in `wait` needs nothing: the next attempt counts the interruption.
  * - A final step's gates are promoted again (a lost promote would leave a dependent asleep).
+ *
+ * A full look at a run costs a few round trips per step (its jobs, its gates): thousands for a
+ * large run, every pass, while the run is busy and competing with it for the same Redis and
+ * event loop. A run whose event stream grew since the previous pass is making progress, so it
+ * is looked at fully only every `BUSY_PASSES` passes while it keeps growing, and at once when it
+ * goes quiet (what the repair is for: a lost write leaves a run with nothing left to do).
  */
 import { Job, type Queue } from 'bullmq';
 import { gateJobId, QUEUES, stepJobId } from '../flows/index.ts';
@@ -24,6 +30,9 @@ import { planFor, type StepProcessorDeps } from './step-deps.ts';
 
 /** Runs looked at per pass (the oldest first). */
 const RUNS_PER_PASS = 200;
+
+/** A run whose events keep growing is looked at fully once in this many passes. */
+const BUSY_PASSES = 10;
 
 /** Options of the repair. */
 export interface RecordRepairOptions {
@@ -42,6 +51,8 @@ export interface RecordRepairOptions {
 export class RecordRepair {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
+  /** Active runs seen by the last pass: their event count then, and passes skipped since. */
+  private readonly seen = new Map<string, { events: number; skipped: number }>();
 
   constructor(
     private readonly deps: StepProcessorDeps,
@@ -80,11 +91,24 @@ export class RecordRepair {
       }
     }
     const repaired: string[] = [];
-    for (const runId of await store.activeRuns(Date.now() - this.options.graceMs, RUNS_PER_PASS)) {
+    const active = await store.activeRuns(Date.now() - this.options.graceMs, RUNS_PER_PASS);
+    const counts = await store.eventCounts(active);
+    for (const id of this.seen.keys()) if (!active.includes(id)) this.seen.delete(id);
+    for (const [i, runId] of active.entries()) {
+      if (this.busy(runId, counts[i]!)) continue;
       if (await this.repairRun(runId).catch((err) => logger.warn({ err, runId }, 'could not repair a run')))
         repaired.push(runId);
     }
     return repaired;
+  }
+
+  /** True when the run's events grew since the last pass and it was looked at recently enough. */
+  private busy(runId: string, events: number): boolean {
+    const last = this.seen.get(runId);
+    const grew = last !== undefined && events !== last.events;
+    const skipped = grew && last.skipped + 1 < BUSY_PASSES ? last.skipped + 1 : 0;
+    this.seen.set(runId, { events, skipped });
+    return skipped > 0;
   }
 
   /** Repairs one run; true when it changed something. */

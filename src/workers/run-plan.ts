@@ -14,6 +14,7 @@ import {
   type Step,
   splitTemplate,
 } from '../flows/index.ts';
+import type { Masker } from './mask.ts';
 
 /** Parsed expressions of one step. */
 export interface StepPlan {
@@ -26,6 +27,11 @@ export interface StepPlan {
   cwd?: Array<string | Expr>;
   /** Steps whose state this step reads: needs, `steps.<id>` references, and ancestors for failure(). */
   reads: string[];
+  /**
+   * Whether the step reads the details (outputs) of `reads`: its expressions use `steps`, or it
+   * is a function, which gets them all as `ctx.steps`. Otherwise only statuses are read.
+   */
+  readsDetails: boolean;
   /** Secret names referenced by this step's expressions. */
   secrets: string[];
   /** Steps that need this one, with their needs (the store queues them when ready). */
@@ -45,6 +51,18 @@ export interface RunPlan {
    * used can reach another's output through the shared workspace.
    */
   secrets: string[];
+  /**
+   * The values of `secrets` and their masker, read once per run on this worker (the plan lives
+   * in a bounded cache and is dropped when the run ends); unset until a step needs them and
+   * again after a failed read.
+   */
+  secretValues?: Promise<RunSecrets>;
+}
+
+/** A run's secret values (by name; missing ones absent) and the masker of all of them. */
+export interface RunSecrets {
+  known: Record<string, string>;
+  mask: Masker;
 }
 
 function template(text: string, refs: References): Array<string | Expr> {
@@ -88,9 +106,13 @@ export function buildPlan(meta: RunMeta): RunPlan {
   const dependents = new Map<string, Array<{ id: string; needs: string[] }>>();
   for (const id of workflow.order) {
     for (const need of workflow.steps[id]!.needs) {
-      dependents.set(need, [...(dependents.get(need) ?? []), { id, needs: workflow.steps[id]!.needs }]);
+      const list = dependents.get(need) ?? [];
+      list.push({ id, needs: workflow.steps[id]!.needs });
+      dependents.set(need, list);
     }
   }
+  // Most steps share their condition (`success()`): each distinct source is parsed once.
+  const conditions = new Map<string, Expr>();
   const parents = primaryParents(workflow);
   const workflowRefs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
   const env = Object.entries(workflow.env).map(
@@ -102,7 +124,8 @@ export function buildPlan(meta: RunMeta): RunPlan {
   for (const id of workflow.order) {
     const step = workflow.steps[id]!;
     const refs: References = { steps: new Set(), contexts: new Set(), functions: new Set() };
-    const condition = parseExpression(step.if);
+    const condition = conditions.get(step.if) ?? parseExpression(step.if);
+    conditions.set(step.if, condition);
     references(condition, refs);
     const commandExprs = (step.command?.exprs ?? []).map((source) => {
       const expr = parseExpression(source);
@@ -128,6 +151,8 @@ export function buildPlan(meta: RunMeta): RunPlan {
       env: stepEnv,
       cwd,
       reads: [...reads],
+      readsDetails:
+        step.function !== undefined || refs.contexts.has('steps') || workflowRefs.contexts.has('steps'),
       secrets: secretNames(all),
       dependents: dependents.get(id) ?? [],
       gates: (dependents.get(id) ?? [])

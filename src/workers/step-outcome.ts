@@ -37,10 +37,12 @@ export interface StepJobResult {
 }
 
 /**
- * Records a step's outcome. Final statuses are sent without waiting for the reply: BullMQ's
- * `moveToFinished` follows on the same connection, so Redis applies them first and a dependent
- * never waits a round trip (should one land late, the dependent's start sees its need not final
- * and looks again). Gates are promoted for every final outcome, so dependents always wake.
+ * Records a step's outcome. Final statuses are sent without waiting for the reply, together with
+ * those of the other steps that end in the same tick (one script call): BullMQ's `moveToFinished`
+ * follows on the same connection, so Redis applies them first and a dependent never waits a
+ * round trip (should one land late, the dependent's start sees its need not final and looks
+ * again). Gates are promoted for every final outcome, after the status is sent, so dependents
+ * always wake and a gate never wakes before the status it waits for.
  */
 export async function recordStep(
   deps: StepProcessorDeps,
@@ -51,18 +53,18 @@ export async function recordStep(
   const { runId, stepId } = job.data;
   const { store } = deps;
   const attempt = outcome.attempt;
-  const final = (status: StepStatus, details: StepDetails, event: Record<string, unknown>) => {
-    store
-      .transition(
-        runId,
-        stepId,
-        status,
-        details,
-        { type: event.type as string, step: stepId, ...event },
-        sp?.dependents,
-        attempt,
-      )
-      .catch((err) => deps.logger.error({ err, runId, stepId, status }, 'could not record step status'));
+  const final = async (status: StepStatus, details: StepDetails, event: Record<string, unknown>) => {
+    const { sent, applied } = store.queueTransition(
+      runId,
+      stepId,
+      status,
+      details,
+      { type: event.type as string, step: stepId, ...event },
+      sp?.dependents,
+      attempt,
+    );
+    applied.catch((err) => deps.logger.error({ err, runId, stepId, status }, 'could not record step status'));
+    await sent;
     promoteGates(deps.gateQueue, sp?.gates ?? job.data.gates).catch((err) =>
       deps.logger.error({ err, runId, stepId }, 'could not promote gates'),
     );

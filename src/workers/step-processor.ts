@@ -16,7 +16,7 @@ import { buildScope, evaluateIn, type Scope } from './expression-context.ts';
 import { aggregate, fanOut } from './fan-out.ts';
 import { createMasker, type Masker } from './mask.ts';
 import { settleNeeds } from './reconciler.ts';
-import type { RunPlan, StepPlan } from './run-plan.ts';
+import type { RunPlan, RunSecrets, StepPlan } from './run-plan.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import { endJob, recordStep, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
@@ -161,6 +161,7 @@ async function begin(
       executor: step.executor,
       continueOnError: step.continueOnError,
       maxInterruptions: deps.limits.maxInterruptions,
+      details: sp.readsDetails,
     });
   let start = await once();
   const deadline = Date.now() + EARLY_WAIT_MS;
@@ -212,21 +213,39 @@ export async function prepare(
   attempt: number,
 ): Promise<Prepared> {
   let known: Record<string, string> = {};
+  let mask = createMasker([]);
   try {
     // The values of every secret of the run, for masking; the step's own, for its expressions.
-    known = plan.secrets.length && deps.secrets ? await deps.secrets.get(plan.secrets) : {};
+    ({ known, mask } = await runSecrets(deps, plan));
     const missing = sp.secrets.filter((name) => known[name] === undefined);
     if (missing.length) throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
     const secrets = Object.fromEntries(sp.secrets.map((name) => [name, known[name]!]));
     const scope = buildScope(plan, sp, snapshot, attempt, secrets);
-    return { scope, secrets, mask: createMasker(Object.values(known)) };
+    return { scope, secrets, mask };
   } catch (err) {
     const error =
       err instanceof ConveyorError
         ? serializeError(err)
         : { code: 'expression_error', message: (err as Error).message };
-    return { error: { ...error, message: createMasker(Object.values(known))(error.message) } };
+    return { error: { ...error, message: mask(error.message) } };
   }
+}
+
+/** The run's secret values and masker, read and built once per run (not once per step). */
+function runSecrets(deps: StepProcessorDeps, plan: RunPlan): Promise<RunSecrets> {
+  if (!plan.secrets.length || !deps.secrets) return Promise.resolve({ known: {}, mask: createMasker([]) });
+  if (!plan.secretValues) {
+    const loading = deps.secrets.get(plan.secrets).then((known) => ({
+      known,
+      mask: createMasker(Object.values(known)),
+    }));
+    plan.secretValues = loading;
+    // A failed read is not kept: the next step reads again.
+    loading.catch(() => {
+      if (plan.secretValues === loading) plan.secretValues = undefined;
+    });
+  }
+  return plan.secretValues;
 }
 
 /** The attempt's result as the job's outcome. */

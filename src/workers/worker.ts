@@ -134,6 +134,8 @@ export async function startWorker(
   const flows = allowDeepFlows(new FlowProducer({ connection, prefix }));
   const cancels = new CancelWatch(connection, store, logger, {
     onRunEnded: (runId) => {
+      // Whichever worker finalised the run, every worker forgets its plan (and secret values).
+      plans.drop(runId);
       for (const executor of executors.values()) {
         executor
           .runEnded?.(runId)

@@ -78,6 +78,26 @@ describe('record repair', () => {
     expect(done.steps.b!.status).toBe('succeeded');
   });
 
+  it('still repairs a run that keeps writing events (a busy run is looked at fully less often)', async () => {
+    const file = join(dir, 'busy-go');
+    const run = await engine.submit({
+      name: 'lost-busy',
+      steps: {
+        a: { run: 'echo a' },
+        b: { needs: ['a'], run: `while [ ! -e ${file} ]; do echo tick; sleep 0.05; done` },
+      },
+    });
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.log' && e.data.step === 'b');
+    // a's final write lost while b keeps logging: the run's stream grows between passes.
+    await redis.hset(keys(engine.prefix).run(run.id), 'st:a', 'running');
+    const failed = await engine.waitForEvent(run.id, (e) => e.type === 'step.failed' && e.data.step === 'a');
+    expect(failed.data).toMatchObject({ reconciled: true, error: { code: 'lost' } });
+    writeFileSync(file, '');
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.steps.a!.status).toBe('failed');
+    expect(done.steps.b!.status).toBe('succeeded');
+  });
+
   it('fails a run whose root job is missing, with the reason, and skips what is left', async () => {
     const run = await engine.submit({
       name: 'lost-root',
