@@ -43,11 +43,11 @@ export interface AgentStepRequest {
 export const AGENT_BOOTSTRAP = 'exec sh -s';
 
 /**
- * The prologue of every step's `sh -c`: `$1` marker, `$2` pid file, `$3` cwd. The pid file is
- * written before the `P` record, so once the worker knows the group, so does the agent.
+ * The prologue of every step's `sh -c`: `$1` marker, `$2` pid file (sudo steps, whose group id
+ * the agent cannot know otherwise; else empty), `$3` cwd.
  */
 const STEP_PROLOGUE = [
-  'echo "$$" > "$2"; printf "%sP%s\\n" "$1" "$$"',
+  'if [ -n "$2" ]; then echo "$$" > "$2"; fi; printf "%sP%s\\n" "$1" "$$"',
   'if [ -n "$3" ]; then cd -- "$3" 2>/dev/null || { printf "%sD\\n" "$1"; printf "%s\\n" "conveyor: working directory $3 does not exist or is not accessible" >&2; exit 1; }; fi',
   'shift 3',
   '',
@@ -63,15 +63,27 @@ const KILL_SCRIPT = [
   'exit 0',
 ].join('\n');
 
+/**
+ * The agent's state file on the host, as a double-quoted shell word: it holds the running
+ * step's group id. `id` is [0-9a-f], random per agent.
+ */
+export function agentStateFile(id: string): string {
+  if (!/^[0-9a-f]+$/.test(id)) throw new RangeError(`bad agent id ${id}`);
+  return `"\${TMPDIR:-/tmp}/conveyor-agent-${id}.g"`;
+}
+
 /** The agent's program, written on its stdin right after the channel opens. */
-export function agentProgram(agentMarker: string): string {
+export function agentProgram(agentMarker: string, id: string): string {
   return [
     `AM=${shellQuote(agentMarker)}`,
     `W=${shellQuote(STEP_PROLOGUE)}`,
     `K=${shellQuote(KILL_SCRIPT)}`,
     // Step state: T temp file stem, P pid file, U sudo, Q polls, M marker; r the running
-    // runner, r0 the one before (reaped one step late, off the critical path).
+    // runner, r0 the one before (reaped one step late, off the critical path). G holds the
+    // running step's group id, for the exit path (a builtin write per step, no fork).
     "T='' P='' U=0 Q=20 M='' r='' r0=''",
+    `G=${agentStateFile(id)}`,
+    'set -C; if ! : > "$G" 2>/dev/null; then set +C; printf \'%sF%s\\n\' "$AM" "cannot create $G (is ${TMPDIR:-/tmp} writable?)"; exit 254; fi; set +C',
     liveFunction(true).replace('live()', 'lv()'),
     liveFunction(false),
     // `live` for the step's user: under sudo `kill -s 0` cannot see root's processes.
@@ -82,30 +94,36 @@ export function agentProgram(agentMarker: string): string {
     '}',
     // At the end of stdin: the running step's group goes with the agent.
     'q() {',
-    '  [ -n "$P" ] && [ -e "$P" ] || exit',
-    '  read -r g < "$P" 2>/dev/null && k "$g"',
-    '  rm -f -- "$T.out" "$T.events" "$P" </dev/null >/dev/null 2>&1',
+    '  if [ -n "$r" ] && kill -s 0 "$r" 2>/dev/null; then',
+    '    if [ "$U" = 1 ]; then read -r g < "$P"; else read -r g < "$G"; fi 2>/dev/null && k "$g"',
+    '    rm -f -- "$T.out" "$T.events" "$P" </dev/null >/dev/null 2>&1',
+    '  fi',
+    '  rm -f -- "$G" </dev/null >/dev/null 2>&1',
     '  exit',
     '}',
     'trap q EXIT',
     's() {',
     '  [ -n "$r0" ] && wait "$r0" 2>/dev/null',
-    '  r0=$r; M=$2; U=$3; Q=$6; T="${TMPDIR:-/tmp}/conveyor-$1"; P="$T.pid"',
+    '  r0=$r; M=$2; U=$3; Q=$6; T="${TMPDIR:-/tmp}/conveyor-$1"; P=""; [ "$3" = 1 ] && P="$T.pid"',
     '  x "$@" &',
     '  r=$!',
     '}',
     // The runner, one per step, in the background so the agent keeps reading (for `k`, EOF).
     'x() {',
     '  o="$T.out" e="$T.events" d=$4 n=$5 c=$7; shift 7',
-    // noclobber: the files are created with O_EXCL, so nothing planted in /tmp is followed.
-    '  set -C',
-    '  if ! { : > "$o" && : > "$e" && : > "$P"; } 2>/dev/null; then',
-    '    set +C; printf \'%sF%s\\n\' "$M" "cannot create $T.* (is ${TMPDIR:-/tmp} writable?)"; printf \'%sE\\n\' "$M" >&2; exit',
-    '  fi',
-    '  set +C',
-    '  if [ "$U" = 1 ] && ! v=$(sudo -n true 2>&1 </dev/null); then',
-    '    printf \'%sS%s\\n\' "$M" "$(printf \'%s\' "$v" | tr \'\\n\' \' \')"; rm -f -- "$o" "$e" "$P"',
-    '    printf \'%sE\\n\' "$M" >&2; exit',
+    // A step's files are created by the step when it writes them: their names carry 72 random
+    // bits and appear on no command line, so nothing can be planted under them. Under sudo the
+    // user creates them first (O_EXCL, noclobber), so that root writes into the user's files.
+    '  if [ "$U" = 1 ]; then',
+    '    set -C',
+    '    if ! { : > "$o" && : > "$e" && : > "$P"; } 2>/dev/null; then',
+    '      set +C; printf \'%sF%s\\n\' "$M" "cannot create $T.* (is ${TMPDIR:-/tmp} writable?)"; printf \'%sE\\n\' "$M" >&2; exit',
+    '    fi',
+    '    set +C',
+    '    if ! v=$(sudo -n true 2>&1 </dev/null); then',
+    '      printf \'%sS%s\\n\' "$M" "$(printf \'%s\' "$v" | tr \'\\n\' \' \')"; rm -f -- "$o" "$e" "$P"',
+    '      printf \'%sE\\n\' "$M" >&2; exit',
+    '    fi',
     '  fi',
     // The step's env is set in its own process only, so no step variable can touch the
     // runner's. Under sudo it has to cross on env's command line, as sudo clears the rest.
@@ -115,22 +133,27 @@ export function agentProgram(agentMarker: string): string {
     '    ( export "$@" CONVEYOR_OUTPUT="$o" CONVEYOR_EVENTS="$e"; exec setsid sh -c "$W$c" sh "$M" "$P" "$d" ) &',
     '  fi',
     '  j=$!',
+    // Not a process group leader, setsid(1) calls setsid(2) without forking: $j is the group.
+    '  [ "$U" = 1 ] || echo "$j" > "$G"',
     // From here on the runner's own stderr would only carry job notices ("Terminated").
     '  exec 4>&2 2>/dev/null',
     '  wait "$j"; c=$?',
     // What the command left running in its group: TERM it, give it the grace time, then KILL.
-    '  if read -r g < "$P" && al "$g"; then',
+    '  g=$j; [ "$U" = 1 ] && { read -r g < "$P" || g=""; }',
+    '  if [ -n "$g" ] && al "$g"; then',
     '    if [ "$U" = 1 ]; then sudo -n kill -s TERM -- -"$g"; else kill -s TERM -- -"$g"; fi',
     '    i=0; while [ $i -lt "$Q" ] && al "$g"; do sleep 0.05 || sleep 1; i=$((i+1)); done',
     '    if al "$g"; then if [ "$U" = 1 ]; then sudo -n kill -s KILL -- -"$g"; else kill -s KILL -- -"$g"; fi; fi',
     '  fi',
     '  if [ -s "$o" ] || [ -s "$e" ]; then',
-    '    a=$(wc -c < "$o"); b=$(wc -c < "$e"); a=$((a)); b=$((b))',
+    '    a=0 b=0; [ -s "$o" ] && a=$(wc -c < "$o"); [ -s "$e" ] && b=$(wc -c < "$e"); a=$((a)); b=$((b))',
     '    printf \'%sX%s %s %s\\n\' "$M" "$c" "$a" "$b"',
-    '    if [ "$a" -le "$n" ] && [ "$b" -le "$n" ]; then cat -- "$o" "$e"; fi',
+    '    if [ "$a" -le "$n" ] && [ "$b" -le "$n" ]; then',
+    '      [ "$a" -gt 0 ] && cat -- "$o"; [ "$b" -gt 0 ] && cat -- "$e"',
+    '    fi',
     '  else printf \'%sX%s 0 0\\n\' "$M" "$c"; fi',
     '  printf \'%sE\\n\' "$M" >&4',
-    '  exec rm -f -- "$o" "$e" "$P" </dev/null >/dev/null',
+    '  if [ -n "$P" ] || [ -e "$o" ] || [ -e "$e" ]; then exec rm -f -- "$o" "$e" ${P:+"$P"} </dev/null >/dev/null; fi',
     '}',
     `command -v setsid >/dev/null 2>&1 || { printf '%sF%s\\n' "$AM" 'setsid is not installed on the host (util-linux)'; trap - EXIT; exit 254; }`,
     `printf '%sA%s\\n' "$AM" "$$"`,

@@ -19,7 +19,10 @@ export interface AgentExit {
 export interface AgentListener {
   stdout(chunk: Buffer): void;
   stderr(chunk: Buffer): void;
-  /** The channel closed (agent gone or connection lost). */
+  /**
+   * The agent is gone: its channel closed (connection lost, or closed by the worker), or sshd
+   * reported its exit, which comes first when the step's processes still hold the channel.
+   */
   closed(exit: AgentExit | undefined): void;
 }
 
@@ -31,6 +34,7 @@ export class RemoteAgent {
   private listener: AgentListener | undefined;
   private exit: AgentExit | undefined;
   private open = true;
+  private ended = false;
   /** Resolves once the channel has closed. */
   readonly closed: Promise<void>;
 
@@ -38,18 +42,19 @@ export class RemoteAgent {
     private readonly channel: ClientChannel,
     /** The agent's pid on the host. */
     readonly pid: number,
+    /** Random per agent; names its state file (`agentStateFile`). */
+    readonly id: string,
   ) {
     this.closed = new Promise((resolve) => {
       channel.once('close', () => {
         this.open = false;
-        const listener = this.listener;
-        this.listener = undefined;
-        listener?.closed(this.exit);
+        this.end();
         resolve();
       });
     });
     channel.on('exit', (code: number | null, signal?: string) => {
       this.exit = { code, signal: signal ?? null };
+      this.end();
     });
     channel.on('data', (chunk: Buffer) => this.listener?.stdout(chunk));
     channel.stderr.on('data', (chunk: Buffer) => this.listener?.stderr(chunk));
@@ -61,7 +66,8 @@ export class RemoteAgent {
    * answer within `timeoutMs`.
    */
   static start(channel: ClientChannel, timeoutMs: number, who: string): Promise<RemoteAgent> {
-    const marker = `\x1ecva${randomBytes(12).toString('hex')}:`;
+    const id = randomBytes(12).toString('hex');
+    const marker = `\x1ecva${id}:`;
     return new Promise((resolve, reject) => {
       let stderr = '';
       let exit: AgentExit | undefined;
@@ -79,7 +85,7 @@ export class RemoteAgent {
             fail(new StepError('remote_setup_failed', `${who}: ${record.message}`, false));
           if (record.type === 'ready') {
             cleanup();
-            resolve(new RemoteAgent(channel, record.pid));
+            resolve(new RemoteAgent(channel, record.pid, id));
           }
         },
       );
@@ -126,18 +132,30 @@ export class RemoteAgent {
       channel.stderr.on('data', onStderr);
       channel.on('exit', onExit);
       channel.once('close', onClose);
-      channel.write(agentProgram(marker));
+      channel.write(agentProgram(marker, id));
     });
   }
 
-  /** Whether the channel is still open. */
+  /** Whether the agent still runs (and its channel is open). */
   get alive(): boolean {
-    return this.open;
+    return this.open && !this.ended;
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.closed(this.exit);
   }
 
   /** Routes the agent's output to `listener` (one step at a time). */
   attach(listener: AgentListener): void {
     if (this.listener) throw new Error('the agent is already running a step');
+    if (this.ended) {
+      listener.closed(this.exit);
+      return;
+    }
     this.listener = listener;
   }
 
@@ -147,7 +165,7 @@ export class RemoteAgent {
 
   /** Writes a request line (agent-script.ts). */
   send(request: string): void {
-    if (this.open) this.channel.write(request);
+    if (this.alive) this.channel.write(request);
   }
 
   /** Closes the channel: the agent sees its stdin end, kills what still runs, and exits. */

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { StepError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import type { AgentExit } from './agent.ts';
-import { abortRequest, stepRequest } from './agent-script.ts';
+import { abortRequest, agentStateFile, stepRequest } from './agent-script.ts';
 import { describeTarget } from './connect-errors.ts';
 import { type AgentLease, SshPool, type SshPoolOptions } from './pool.ts';
 import { buildKillCommand } from './remote-script.ts';
@@ -125,10 +125,13 @@ export class SshExecutor implements Executor {
     let outDone = false;
     let errDone = false;
     let abortSent = false;
+    let settled = false;
     let hardStop: NodeJS.Timeout | undefined;
 
     return new Promise<StepResult>((resolve) => {
       const finish = (result: StepResult, reusable: boolean) => {
+        if (settled) return;
+        settled = true;
         ctx.signal.removeEventListener('abort', onAbort);
         clearTimeout(hardStop);
         agent.detach();
@@ -189,6 +192,8 @@ export class SshExecutor implements Executor {
           void this.agentGone(lease, { ...a, records, pid, exit }).then((r) => finish(r, false));
         },
       });
+      // An agent that ended while idle calls `closed` at once: nothing was sent.
+      if (settled || !agent.alive) return;
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       if (ctx.signal.aborted) onAbort();
       agent.send(request);
@@ -226,6 +231,8 @@ export class SshExecutor implements Executor {
         .catch(() => undefined);
       killedWith = await untilTimeout(kill, this.killGraceMs + 5_000);
     }
+    // A signalled agent had no chance to remove its state file.
+    this.pool.run(a.target, `rm -f -- ${agentStateFile(lease.agent.id)}`).catch(() => {});
     if (a.ctx.signal.aborted)
       return aborted(a.ctx.signal.reason, killedWith === 'KILL' ? 'SIGKILL' : 'SIGTERM');
     const how = a.exit
