@@ -9,7 +9,9 @@
  * (b) 200 steps over 10 hosts, 20 at a time, steps per second, against `ssh -S` over 10
  *     ControlMasters at the same concurrency. "10 hosts" are 10 sshd processes on 10 ports of
  *     this machine, each its own inventory entry with its own connection: the SSH side is real,
- *     but every sshd, shell and client shares the same two cores.
+ *     but every sshd, shell and client shares the same two cores;
+ * (c) 200 steps on one host, 8 at a time: one connection, one agent per channel (the pool's
+ *     default cap), against `ssh -S` over one ControlMaster at the same concurrency.
  *
  * Each figure is the median of TRIALS trials, the two sides interleaved (this VM is noisy).
  * Needs root and openssh-server (like the tests). Runnable alone: `npm run bench ssh`.
@@ -31,6 +33,7 @@ const WARMUP = 20;
 const FANOUT_STEPS = 200;
 const HOSTS = 10;
 const CONCURRENCY = 20;
+const ONE_HOST_CONCURRENCY = 8;
 
 const ctx = (): ExecutorContext => ({ signal: new AbortController().signal, log() {}, progress() {} });
 
@@ -168,6 +171,12 @@ const suite: BenchSuite = {
         () => pooled(FANOUT_STEPS, CONCURRENCY, (i) => ssh(masters[i % HOSTS]!, 'true')),
       ]);
 
+      // (c) the same on one host: one connection, 8 agents on it.
+      const [oneHostMs, cmOneHostMs] = await interleaved([
+        () => pooled(FANOUT_STEPS, ONE_HOST_CONCURRENCY, (i) => run(target, i)),
+        () => pooled(FANOUT_STEPS, ONE_HOST_CONCURRENCY, () => ssh(cmArgs, 'true')),
+      ]);
+
       const rows: BenchRow[] = [
         {
           metric: `(a) chain of ${CHAIN} SSH \`run: true\` steps on one host, per step (median of ${TRIALS})`,
@@ -199,6 +208,13 @@ const suite: BenchSuite = {
           peer: `ssh -S over ${HOSTS} ControlMasters`,
           peerValue: round((FANOUT_STEPS / cmFanoutMs!) * 1000, 1),
           target: '≥ 3× peer',
+        },
+        {
+          metric: `(c) ${FANOUT_STEPS} steps on one host, ${ONE_HOST_CONCURRENCY} at a time (median of ${TRIALS})`,
+          value: round((FANOUT_STEPS / oneHostMs!) * 1000, 1),
+          unit: 'steps/s',
+          peer: 'ssh -S over one ControlMaster',
+          peerValue: round((FANOUT_STEPS / cmOneHostMs!) * 1000, 1),
         },
       ];
       return rows;

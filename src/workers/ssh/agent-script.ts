@@ -44,10 +44,10 @@ export const AGENT_BOOTSTRAP = 'exec sh -s';
 
 /**
  * The prologue of every step's `sh -c`: `$1` marker, `$2` pid file (sudo steps, whose group id
- * the agent cannot know otherwise; else empty), `$3` cwd.
+ * the runner cannot know otherwise: they report it themselves; else empty), `$3` cwd.
  */
 const STEP_PROLOGUE = [
-  'if [ -n "$2" ]; then echo "$$" > "$2"; fi; printf "%sP%s\\n" "$1" "$$"',
+  'if [ -n "$2" ]; then echo "$$" > "$2"; printf "%sP%s\\n" "$1" "$$"; fi',
   'if [ -n "$3" ]; then cd -- "$3" 2>/dev/null || { printf "%sD\\n" "$1"; printf "%s\\n" "conveyor: working directory $3 does not exist or is not accessible" >&2; exit 1; }; fi',
   'shift 3',
   '',
@@ -134,7 +134,8 @@ export function agentProgram(agentMarker: string, id: string): string {
     '  fi',
     '  j=$!',
     // Not a process group leader, setsid(1) calls setsid(2) without forking: $j is the group.
-    '  [ "$U" = 1 ] || echo "$j" > "$G"',
+    // Reported from here rather than by the step's shell: off the command's critical path.
+    '  [ "$U" = 1 ] || { echo "$j" > "$G"; printf \'%sP%s\\n\' "$M" "$j"; }',
     // From here on the runner's own stderr would only carry job notices ("Terminated").
     '  exec 4>&2 2>/dev/null',
     '  wait "$j"; c=$?',
