@@ -79,6 +79,38 @@ describe('one agent, many steps', () => {
     });
   });
 
+  it('passes a 100 KiB command and streams 4 MB of output through the agent', async () => {
+    const filler = 'x'.repeat(100 * 1024);
+    const ctx = new Recorder();
+    let bytes = 0;
+    ctx.log = (stream, chunk) => {
+      if (stream === 'stdout') bytes += Buffer.byteLength(chunk);
+    };
+    const big = await ex.run(sshStep(host(), `: '${filler}'; head -c 4000000 /dev/zero`), ctx);
+    expect(big).toEqual({ exitCode: 0, signal: null, outputs: {}, events: [] });
+    expect(bytes).toBe(4_000_000);
+
+    const tooBig = await ex.run(sshStep(host(), `: '${'y'.repeat(121 * 1024)}'`), new Recorder());
+    expect(tooBig.error).toMatchObject({ code: 'command_too_large', retriable: false });
+  });
+
+  it('closes an idle agent when a plain channel needs its slot', async () => {
+    const local = new SshExecutor({ maxConnectionsPerHost: 1, maxChannelsPerConnection: 2 });
+    try {
+      const both = await Promise.all(
+        [1, 2].map((i) => local.run(sshStep(host(), `sleep 0.2; echo ${i}`), new Recorder())),
+      );
+      expect(both.map((r) => r.exitCode)).toEqual([0, 0]);
+      await local.pool.settled();
+      expect(local.pool.stats()[0]).toMatchObject({ idleAgents: 2, channels: 0 });
+      expect(await local.pool.run(host(), 'echo plain')).toMatchObject({ code: 0, stdout: 'plain\n' });
+      expect(local.pool.stats()[0]).toMatchObject({ opened: 1, channelOpenFailures: 0 });
+      expect(local.pool.stats()[0]!.idleAgents).toBeLessThan(2);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('keeps env values off every command line the host can list', async () => {
     const secret = 'agent-Secret-0f9e8d';
     const ctx = new Recorder();
