@@ -149,6 +149,29 @@ describe('an agent killed on the host', () => {
     },
   );
 
+  it('frees the slot of an idle agent killed while an escaped process holds its channel', async () => {
+    const local = new SshExecutor({ maxConnectionsPerHost: 1, maxChannelsPerConnection: 1 });
+    try {
+      const ctx = new Recorder();
+      const done = local.run(sshStep(host(), 'setsid sleep 464646 & echo "runner=$PPID"; sleep 1'), ctx);
+      await ctx.waitFor(/runner=\d+\n/);
+      const agent = parentOf(Number(/runner=(\d+)/.exec(ctx.stdout)![1]));
+      expect((await done).exitCode).toBe(0);
+      process.kill(agent, 'SIGKILL');
+      // sshd reports the exit; the channel stays open (the escaped sleep holds its stdout)
+      // unless the worker closes it. (A step handed the agent before the report would fail,
+      // retriably, like a step sent on a connection that just died.)
+      await waitUntil(() => local.pool.stats()[0]?.idleAgents === 0, 'the pool to drop the dead agent');
+      // The only slot: the next step needs it back.
+      const next = new Recorder();
+      expect(await local.run(sshStep(host(), 'echo again'), next)).toMatchObject({ exitCode: 0 });
+      expect(next.stdout).toBe('again\n');
+    } finally {
+      await local.close();
+      for (const p of remoteProcesses(SSH_USER, 'sleep 464646')) process.kill(p.pid, 'SIGKILL');
+    }
+  });
+
   it('goes with its connection: an idle close leaves no agent on the host', async () => {
     const local = new SshExecutor({ idleTimeoutMs: 100 });
     try {

@@ -146,7 +146,10 @@ export class RemoteAgent {
     this.ended = true;
     const listener = this.listener;
     this.listener = undefined;
-    listener?.closed(this.exit);
+    if (listener) listener.closed(this.exit);
+    // Died while idle: a process that escaped a step and holds the channel's stdout would keep
+    // the channel (and its slot) open for good.
+    else this.close();
   }
 
   /** Routes the agent's output to `listener` (one step at a time). */
