@@ -82,6 +82,7 @@ export function agentProgram(agentMarker: string, id: string): string {
     // runner, r0 the one before (reaped one step late, off the critical path). G holds the
     // running step's group id, for the exit path (a builtin write per step, no fork).
     "T='' P='' U=0 Q=20 M='' r='' r0=''",
+    `command -v setsid >/dev/null 2>&1 || { printf '%sF%s\\n' "$AM" 'setsid is not installed on the host (util-linux)'; exit 254; }`,
     `G=${agentStateFile(id)}`,
     'set -C; if ! : > "$G" 2>/dev/null; then set +C; printf \'%sF%s\\n\' "$AM" "cannot create $G (is ${TMPDIR:-/tmp} writable?)"; exit 254; fi; set +C',
     liveFunction(true).replace('live()', 'lv()'),
@@ -156,7 +157,6 @@ export function agentProgram(agentMarker: string, id: string): string {
     '  printf \'%sE\\n\' "$M" >&4',
     '  if [ -n "$P" ] || [ -e "$o" ] || [ -e "$e" ]; then exec rm -f -- "$o" "$e" ${P:+"$P"} </dev/null >/dev/null; fi',
     '}',
-    `command -v setsid >/dev/null 2>&1 || { printf '%sF%s\\n' "$AM" 'setsid is not installed on the host (util-linux)'; trap - EXIT; exit 254; }`,
     `printf '%sA%s\\n' "$AM" "$$"`,
     '',
   ].join('\n');
