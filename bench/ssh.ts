@@ -11,7 +11,9 @@
  *     this machine, each its own inventory entry with its own connection: the SSH side is real,
  *     but every sshd, shell and client shares the same two cores;
  * (c) 200 steps on one host, 8 at a time: one connection, one agent per channel (the pool's
- *     default cap), against `ssh -S` over one ControlMaster at the same concurrency.
+ *     default cap), against `ssh -S` over one ControlMaster at the same concurrency;
+ * (d) the chain of (a) as a workflow through the engine (API, Redis, worker, 40 steps each
+ *     needing the previous one, `hosts:` an inventory entry), submit to finish, per step.
  *
  * Each figure is the median of TRIALS trials, the two sides interleaved (this VM is noisy).
  * Needs root and openssh-server (like the tests). Runnable alone: `npm run bench ssh`.
@@ -20,11 +22,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { generateSecretKey, parseSecretKey } from '../src/secrets/index.ts';
 import type { ExecutorContext, StepExecution } from '../src/workers/executor.ts';
-import { type HostTarget, SshExecutor } from '../src/workers/ssh/index.ts';
-import { type SshdHandle, startSshd } from '../test/support/sshd.ts';
-import { round } from './support.ts';
-import type { BenchRow, BenchSuite } from './types.ts';
+import { type HostTarget, SshExecutor, toHostTarget } from '../src/workers/ssh/index.ts';
+import { startEngine } from '../test/support/engine.ts';
+import { SSH_USER, type SshdHandle, startSshd } from '../test/support/sshd.ts';
+import { benchPrefix, round } from './support.ts';
+import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const CHAIN = 40;
 const TRIALS = 3;
@@ -122,9 +126,45 @@ async function interleaved(measures: Array<() => Promise<number>>): Promise<numb
   return runs.map(median);
 }
 
+/** (d): per-step time of a CHAIN-step SSH workflow on `sshd`, submit to finish, median of TRIALS. */
+async function engineChain(redisUrl: string, sshd: SshdHandle): Promise<number> {
+  const engine = await startEngine(redisUrl, benchPrefix('ssh'), {
+    secretKey: parseSecretKey(generateSecretKey()),
+    executors: ({ inventory, secrets }) => [
+      new SshExecutor({
+        resolveHost: async (host) =>
+          toHostTarget(await inventory.load(), host, {
+            secret: async (name) => (await secrets.get([name]))[name],
+          }),
+      }),
+    ],
+  });
+  try {
+    await engine.request('PUT', '/v1/secrets/bench_key', { value: sshd.clientKey });
+    const host = { address: '127.0.0.1', port: sshd.port, user: SSH_USER, auth: { secret: 'bench_key' } };
+    await engine.request('PUT', '/v1/hosts/bench', { ...host, hostKey: sshd.hostKeyLine() });
+    const steps: Record<string, unknown> = {};
+    for (let i = 0; i < CHAIN; i++) {
+      steps[`s${i}`] = { hosts: 'bench', run: 'true', ...(i ? { needs: [`s${i - 1}`] } : {}) };
+    }
+    const once = async () => {
+      const started = performance.now();
+      const run = await engine.submit({ name: 'ssh-chain', steps });
+      const { run: done } = await engine.waitForRun(run.id);
+      if (done.status !== 'succeeded') throw new Error(`bench chain run ended ${done.status}`);
+      return (performance.now() - started) / CHAIN;
+    };
+    await once();
+    const [perStep] = await interleaved([once]);
+    return perStep!;
+  } finally {
+    await engine.close();
+  }
+}
+
 const suite: BenchSuite = {
   name: 'ssh',
-  async run(): Promise<BenchRow[]> {
+  async run({ redisUrl }: BenchContext): Promise<BenchRow[]> {
     if (process.getuid?.() !== 0 || !existsSync('/usr/sbin/sshd')) {
       console.warn('bench ssh: skipped (needs root and openssh-server, like the SSH tests)');
       return [];
@@ -177,6 +217,9 @@ const suite: BenchSuite = {
         () => pooled(FANOUT_STEPS, ONE_HOST_CONCURRENCY, () => ssh(cmArgs, 'true')),
       ]);
 
+      // (d) the chain through the engine, when the suite has a Redis (npm run bench).
+      const engineMs = redisUrl ? await engineChain(redisUrl, first) : undefined;
+
       const rows: BenchRow[] = [
         {
           metric: `(a) chain of ${CHAIN} SSH \`run: true\` steps on one host, per step (median of ${TRIALS})`,
@@ -217,6 +260,16 @@ const suite: BenchSuite = {
           peerValue: round((FANOUT_STEPS / cmOneHostMs!) * 1000, 1),
         },
       ];
+      if (engineMs !== undefined) {
+        rows.push({
+          metric: `(d) chain of ${CHAIN} SSH steps as a workflow through the engine, submit to finish, per step`,
+          value: round(engineMs),
+          unit: 'ms',
+          peer: 'OpenSSH ssh -S over a ControlMaster (from (a))',
+          peerValue: round(cmMs!),
+          target: '≤ 0.5× peer (stretch 0.25×)',
+        });
+      }
       return rows;
     } finally {
       await ex.close();
