@@ -66,8 +66,15 @@ describe('one agent, many steps', () => {
     expect(Buffer.concat(chunks).equals(all)).toBe(true);
 
     const second = new Recorder();
-    const r = await ex.run(sshStep(host(), 'echo two; echo err-two >&2; exit 4'), second);
+    const r = await ex.run(
+      sshStep(
+        host(),
+        '[ -f "$CONVEYOR_OUTPUT" ] && [ -f "$CONVEYOR_EVENTS" ] && echo two; echo err-two >&2; exit 4',
+      ),
+      second,
+    );
     expect(r).toEqual({ exitCode: 4, signal: null, outputs: {}, events: [] });
+    // The files exist (empty) when the step starts, as on the local executor.
     expect(second.stdout).toBe('two\n');
     expect(second.stderr).toBe('err-two\n');
     await pool.settled();

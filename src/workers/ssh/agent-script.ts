@@ -112,19 +112,16 @@ export function agentProgram(agentMarker: string, id: string): string {
     // The runner, one per step, in the background so the agent keeps reading (for `k`, EOF).
     'x() {',
     '  o="$T.out" e="$T.events" d=$4 n=$5 c=$7; shift 7',
-    // A step's files are created by the step when it writes them: their names carry 72 random
-    // bits and appear on no command line, so nothing can be planted under them. Under sudo the
-    // user creates them first (O_EXCL, noclobber), so that root writes into the user's files.
-    '  if [ "$U" = 1 ]; then',
-    '    set -C',
-    '    if ! { : > "$o" && : > "$e" && : > "$P"; } 2>/dev/null; then',
-    '      set +C; printf \'%sF%s\\n\' "$M" "cannot create $T.* (is ${TMPDIR:-/tmp} writable?)"; printf \'%sE\\n\' "$M" >&2; exit',
-    '    fi',
-    '    set +C',
-    '    if ! v=$(sudo -n true 2>&1 </dev/null); then',
-    '      printf \'%sS%s\\n\' "$M" "$(printf \'%s\' "$v" | tr \'\\n\' \' \')"; rm -f -- "$o" "$e" "$P"',
-    '      printf \'%sE\\n\' "$M" >&2; exit',
-    '    fi',
+    // The step's files exist (empty) when it starts, as on every executor. noclobber: they are
+    // created with O_EXCL, so nothing planted in /tmp is followed. Sudo steps get a pid file.
+    '  set -C',
+    '  if ! { : > "$o" && : > "$e" && { [ -z "$P" ] || : > "$P"; }; } 2>/dev/null; then',
+    '    set +C; printf \'%sF%s\\n\' "$M" "cannot create $T.* (is ${TMPDIR:-/tmp} writable?)"; printf \'%sE\\n\' "$M" >&2; exit',
+    '  fi',
+    '  set +C',
+    '  if [ "$U" = 1 ] && ! v=$(sudo -n true 2>&1 </dev/null); then',
+    '    printf \'%sS%s\\n\' "$M" "$(printf \'%s\' "$v" | tr \'\\n\' \' \')"; rm -f -- "$o" "$e" "$P"',
+    '    printf \'%sE\\n\' "$M" >&2; exit',
     '  fi',
     // The step's env is set in its own process only, so no step variable can touch the
     // runner's. Under sudo it has to cross on env's command line, as sudo clears the rest.
@@ -155,7 +152,8 @@ export function agentProgram(agentMarker: string, id: string): string {
     '    fi',
     '  else printf \'%sX%s 0 0\\n\' "$M" "$c"; fi',
     '  printf \'%sE\\n\' "$M" >&4',
-    '  if [ -n "$P" ] || [ -e "$o" ] || [ -e "$e" ]; then exec rm -f -- "$o" "$e" ${P:+"$P"} </dev/null >/dev/null; fi',
+    // After the result: the next step need not wait for this.
+    '  exec rm -f -- "$o" "$e" ${P:+"$P"} </dev/null >/dev/null',
     '}',
     `printf '%sA%s\\n' "$AM" "$$"`,
     '',
