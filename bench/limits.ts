@@ -40,6 +40,15 @@ function yamlNearLimit(): string {
   return make(n);
 }
 
+/** `LIMITS.steps - 2` roots and two steps that each need all of them: the most edges into the fewest steps. */
+function dense(): { name: string; steps: Steps } {
+  const roots = Array.from({ length: LIMITS.steps - 2 }, (_, i) => `r${i}`);
+  const steps: Steps = Object.fromEntries(roots.map((id) => [id, { run: 'true' }]));
+  steps.a = { needs: roots, run: 'true' };
+  steps.b = { needs: roots, run: 'true' };
+  return { name: 'dense', steps };
+}
+
 function aliasBomb(): string {
   const roots = Array.from({ length: 5000 }, (_, i) => `root-${String(i).padStart(5, '0')}`);
   return [
@@ -81,10 +90,11 @@ const suite: BenchSuite = {
     const prefix = benchPrefix('limits');
     const api = await startApi({ redisUrl, prefix, port: 0, logger: pino({ level: 'silent' }) });
     const base = `http://127.0.0.1:${api.port}`;
-    const post = async (body: string, type: string, expected: number) => {
-      const res = await fetch(`${base}/v1/runs`, { method: 'POST', headers: { 'content-type': type }, body });
+    const post = async (body: string, type: string, expected: number, path = '/v1/runs') => {
+      const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
       if (res.status !== expected)
         throw new Error(`expected ${expected}, got ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
     };
     const rows: BenchRow[] = [];
     try {
@@ -94,7 +104,25 @@ const suite: BenchSuite = {
         'application/json',
         202,
       );
-      const cases: Array<[string, string, string, number]> = [
+      const denseJson = JSON.stringify(dense());
+      const cases: Array<[string, string, string, number, string?]> = [
+        ['dense (9,998 roots, 2 fan-ins): register', denseJson, 'application/json', 201, '/v1/workflows'],
+        ['dense: run of the stored version', '{}', 'application/json', 202, '/v1/workflows/dense/runs'],
+        [
+          'dense: dry run of the stored version',
+          '{}',
+          'application/json',
+          200,
+          '/v1/workflows/dense/runs?dryRun=true',
+        ],
+        ['dense: ad-hoc run', JSON.stringify({ workflow: dense() }), 'application/json', 202],
+        [
+          'dense: ad-hoc dry run',
+          JSON.stringify({ workflow: dense() }),
+          'application/json',
+          200,
+          '/v1/runs?dryRun=true',
+        ],
         [
           `${LIMITS.steps} steps, ${2 * LIMITS.steps - 3} needs (JSON)`,
           JSON.stringify({ workflow: widest() }),
@@ -104,8 +132,8 @@ const suite: BenchSuite = {
         ['YAML chain near 1 MiB', yamlNearLimit(), 'application/yaml', 202],
         ['alias fan-in bomb (refused)', aliasBomb(), 'application/yaml', 400],
       ];
-      for (const [what, body, type, status] of cases) {
-        const m = await whileSubmitting(base, () => post(body, type, status));
+      for (const [what, body, type, status, path] of cases) {
+        const m = await whileSubmitting(base, () => post(body, type, status, path));
         rows.push({
           metric: `${what}: worst /healthz`,
           value: round(m.healthz, 1),

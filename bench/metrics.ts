@@ -6,10 +6,10 @@
  * grow with the number of runs. Target: a scrape under 50 ms.
  */
 import { performance } from 'node:perf_hooks';
-import type { Redis } from 'ioredis';
 import pino from 'pino';
 import { startApi } from '../src/api/server.ts';
 import { QUEUES, type RunMeta, validateDefinition } from '../src/flows/index.ts';
+import type { RedisClient } from '../src/redis-client.ts';
 import { bullPrefix, type RunStore } from '../src/store/index.ts';
 import { dropPrefix } from '../test/support/prefix.ts';
 import { benchPrefix, percentile, round } from './support.ts';
@@ -20,7 +20,7 @@ const RUNS = Number(process.env.BENCH_METRICS_RUNS ?? 100_000);
 const BATCH = 1000;
 
 /** Writes `RUNS` finished runs of a two-step workflow, `BATCH` at a time. */
-async function seed(store: RunStore, redis: Redis, prefix: string) {
+async function seed(store: RunStore, redis: RedisClient, prefix: string) {
   const definition = validateDefinition({
     name: 'retained',
     steps: { build: { run: 'make' }, test: { needs: ['build'], run: 'make test' } },

@@ -3,11 +3,22 @@
  * free port), prints one table with ratios, and writes bench/results/<suite>-<date>.json.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { spawnRedis } from '../test/support/redis-server.ts';
 import type { BenchRow, BenchSuite } from './types.ts';
 
-const SUITES = ['core', 'ssh', 'vm', 'limits', 'retention', 'webhooks', 'schedules', 'api', 'metrics'];
+const SUITES = [
+  'core',
+  'ssh',
+  'vm',
+  'limits',
+  'retention',
+  'webhooks',
+  'schedules',
+  'api',
+  'metrics',
+  'scaling',
+];
 
 async function loadSuites(only: string[]): Promise<BenchSuite[]> {
   const out: BenchSuite[] = [];
@@ -18,6 +29,8 @@ async function loadSuites(only: string[]): Promise<BenchSuite[]> {
   }
   return out;
 }
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
 
 function ratio(row: BenchRow): string {
   if (row.peerValue === undefined || row.peerValue === 0) return '';
@@ -44,6 +57,8 @@ async function main(): Promise<void> {
   try {
     for (const suite of await loadSuites(only)) {
       const started = Date.now();
+      // Other work on the machine moves every figure: the 1-minute load average when the suite began.
+      const load = round2(loadavg()[0]!);
       const rows = await suite.run({ redisUrl });
       printTable(suite.name, rows);
       results[suite.name] = rows;
@@ -51,7 +66,7 @@ async function main(): Promise<void> {
       const record = {
         suite: suite.name,
         date: new Date().toISOString(),
-        machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+        machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, load },
         durationMs: Date.now() - started,
         rows: rows.map((r) => ({ ...r, ratio: r.peerValue ? r.value / r.peerValue : undefined })),
       };

@@ -6,7 +6,7 @@
 // again without them, hands them over on a pipe (fd 3), and stays as a thin supervisor: it
 // forwards SIGTERM, SIGINT and SIGHUP and exits as the child did. The supervisor's own environ
 // still holds them: only a step running as another user (WORKER_RUN_AS) cannot read that.
-// Plain JavaScript, loaded before tsx, so the supervisor costs one small Node.js process.
+// Plain JavaScript, loaded before dist/ or tsx, so the supervisor costs one small Node.js process.
 import { spawn } from 'node:child_process';
 import { closeSync, readFileSync } from 'node:fs';
 

@@ -4,9 +4,11 @@
  */
 import { z } from 'zod';
 import { parseCorsOrigins, parseRateLimit } from './api/middleware/index.ts';
+import { cliSchema } from './config-cli.ts';
 import { FILE_VARIABLES, readCredentialFiles, withRedisPassword } from './config-credentials.ts';
 import { ValidationError } from './errors.ts';
 import { MAX_TAGS, TAG } from './flows/routing.ts';
+import { parseClusterNodes, type RedisTarget } from './redis-client.ts';
 
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -33,6 +35,14 @@ const schema = z.object({
   /** Address the API binds; anything but loopback needs tokens or CONVEYOR_ALLOW_ANONYMOUS. */
   HOST: z.string().trim().min(1).default('127.0.0.1'),
   REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
+  /**
+   * `host:port,…` of a Redis Cluster's nodes (a few are enough: the rest are discovered); set =
+   * cluster mode, with REDIS_URL's credentials and scheme (`rediss:` = TLS) for every node.
+   */
+  REDIS_CLUSTER_NODES: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.string().transform(parsedBy(parseClusterNodes)).optional(),
+  ),
   CONVEYOR_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." or "-", at most 64')
@@ -126,6 +136,7 @@ const schema = z.object({
  */
 export const CONFIG_VARIABLES: readonly string[] = [
   ...Object.keys(schema.shape),
+  ...Object.keys(cliSchema.shape).filter((name) => !(name in schema.shape)),
   ...FILE_VARIABLES.map((name) => `${name}_FILE`),
   'REDIS_PASSWORD',
 ];
@@ -134,6 +145,8 @@ export const CONFIG_VARIABLES: readonly string[] = [
 export type Config = z.output<typeof schema> & {
   /** True when REDIS_URL was not set, so standalone mode may start a private redis-server. */
   redisUrlIsDefault: boolean;
+  /** Where Redis is: REDIS_URL, or the cluster of REDIS_CLUSTER_NODES with REDIS_URL's credentials. */
+  redis: RedisTarget;
 };
 
 /**
@@ -150,9 +163,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issues,
     );
   }
+  const url = withRedisPassword(parsed.data.REDIS_URL, env.REDIS_PASSWORD);
+  const cluster = parsed.data.REDIS_CLUSTER_NODES;
+  // A cluster has database 0 only (SELECT is refused): a URL naming another would be ignored.
+  if (cluster && !/^\/?0?$/.test(new URL(url).pathname)) {
+    throw new ValidationError('invalid configuration: REDIS_URL: a Redis Cluster has no database index', [
+      {
+        path: 'REDIS_URL',
+        message: 'with REDIS_CLUSTER_NODES, REDIS_URL may carry credentials only, no /db',
+      },
+    ]);
+  }
   return {
     ...parsed.data,
-    REDIS_URL: withRedisPassword(parsed.data.REDIS_URL, env.REDIS_PASSWORD),
+    REDIS_URL: url,
     redisUrlIsDefault: !env.REDIS_URL || env.REDIS_URL === DEFAULT_REDIS_URL,
+    redis: { url, ...(cluster && { cluster }) },
   };
 }

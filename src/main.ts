@@ -11,6 +11,8 @@ import { withEnvFile } from './env-file.ts';
 import { ValidationError } from './errors.ts';
 import { type Inventory, loadInventoryFile } from './inventory/index.ts';
 import { createLogger } from './logger.ts';
+import { describeTarget, openRedis, type RedisTarget } from './redis-client.ts';
+import { checkRedisSettings } from './redis-settings.ts';
 import { probeRedis, waitForRedis } from './redis-wait.ts';
 import { parseSecretKey, type SecretKey } from './secrets/index.ts';
 import { startPrivateRedis } from './standalone-redis.ts';
@@ -23,6 +25,9 @@ import { VmExecutor } from './workers/vm/index.ts';
 import { startWorker, type WorkerServices } from './workers/worker.ts';
 
 type Mode = 'standalone' | 'api' | 'worker';
+
+/** How long past WORKER_SHUTDOWN_GRACE_MS a stopping process waits before exiting anyway. */
+export const SHUTDOWN_MARGIN_MS = 10_000;
 
 /** Files and keys named by the configuration, read once at start. */
 interface Resources {
@@ -88,6 +93,20 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
   });
 }
 
+/** The eviction and AOF warnings (redis-settings.ts), on a short-lived connection of their own. */
+async function checkSettings(target: RedisTarget, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const client = openRedis(target, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await checkRedisSettings(client, logger);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not check the Redis settings');
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** Runs one mode until SIGINT/SIGTERM. */
 export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const envFile = withEnvFile(env);
@@ -116,7 +135,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     setLongTimeout(() => {
       logger.error('shutdown did not finish in time (Redis unreachable?): exiting');
       process.exit(1);
-    }, config.WORKER_SHUTDOWN_GRACE_MS + 10_000);
+    }, config.WORKER_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS);
     for (const close of closers.reverse())
       await close().catch((err) => logger.error({ err }, 'close failed'));
     redisProcess?.kill('SIGTERM');
@@ -124,8 +143,10 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  const probe = await probeRedis(config.REDIS_URL);
-  if (!probe.ok && !probe.permanent && mode === 'standalone' && config.redisUrlIsDefault) {
+  const probe = await probeRedis(config.redis);
+  // With REDIS_CLUSTER_NODES set, Redis is the cluster: never a private server in its place.
+  const mayStartRedis = mode === 'standalone' && config.redisUrlIsDefault && !config.redis.cluster;
+  if (!probe.ok && !probe.permanent && mayStartRedis) {
     logger.info(
       { dataDir: `${config.CONVEYOR_DATA_DIR}/redis` },
       'no Redis at the default URL: starting a private redis-server',
@@ -133,12 +154,14 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
     redisProcess = await startPrivateRedis(config.REDIS_URL, config.CONVEYOR_DATA_DIR);
   } else {
     // A passing outage (Redis restarting, at maxclients) is waited out with backoff, not fatal.
-    if (!probe.ok) await waitForRedis(config.REDIS_URL, { logger });
-    logger.info({ redis: config.REDIS_URL.replace(/\/\/[^@]*@/, '//***@') }, 'using Redis');
+    if (!probe.ok) await waitForRedis(config.redis, { logger });
+    logger.info({ redis: describeTarget(config.redis) }, 'using Redis');
+    await checkSettings(config.redis, logger);
   }
   if (mode !== 'worker') {
     const api = await startApi({
       redisUrl: config.REDIS_URL,
+      redisCluster: config.redis.cluster,
       prefix: config.CONVEYOR_PREFIX,
       port: config.PORT,
       host: config.HOST,
@@ -155,6 +178,7 @@ export async function main(mode: Mode, env: NodeJS.ProcessEnv = process.env): Pr
   if (mode !== 'api') {
     const worker = await startWorker({
       redisUrl: config.REDIS_URL,
+      redisCluster: config.redis.cluster,
       prefix: config.CONVEYOR_PREFIX,
       executors: (services) => createExecutors(config, resources, services),
       inventoryFile: resources.inventoryFile,

@@ -3,9 +3,9 @@
  * yet) from a configuration that can never work (a database index out of range, a wrong
  * password), and a wait that retries the first with backoff while saying so in the log.
  */
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ValidationError } from './errors.ts';
+import { describeTarget, isCluster, openRedis, type RedisClient, type RedisTarget } from './redis-client.ts';
 
 /** What a probe found. */
 export type RedisProbe = { ok: true } | { ok: false; permanent: boolean; reason: string };
@@ -24,10 +24,14 @@ export function redisDatabase(url: string): number {
   return Number(path);
 }
 
-/** One connection attempt, PING and the URL's `SELECT`, within `timeoutMs`. */
-export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisProbe> {
-  const db = redisDatabase(url);
-  const client = new Redis(url, {
+/**
+ * One connection attempt, PING and the URL's `SELECT`, within `timeoutMs`; for a cluster, also
+ * that its state is `ok` (every slot served).
+ */
+export async function probeRedis(target: RedisTarget | string, timeoutMs = 1000): Promise<RedisProbe> {
+  if (typeof target === 'string') target = { url: target };
+  const db = target.cluster ? 0 : redisDatabase(target.url);
+  const client = openRedis(target, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,
@@ -37,21 +41,32 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisPr
     db: 0,
   });
   let lastError: Error | undefined;
-  client.on('error', (err: Error) => {
+  client.on('error', (err: Error & { lastNodeError?: Error }) => {
+    lastError = err.lastNodeError ?? err;
+  });
+  // A cluster reports a node's refusal (a wrong password) only here, then "None of startup nodes
+  // is available": keep the node's reason, so a bad password is not retried for ever.
+  client.on('node error', (err: Error) => {
     lastError = err;
   });
   try {
     await client.connect();
     await client.ping();
     if (db !== 0) await client.select(db);
+    if (isCluster(client)) {
+      const state = /cluster_state:(\w+)/.exec(String(await client.cluster('INFO')))?.[1];
+      if (state !== 'ok')
+        return { ok: false, permanent: false, reason: `cluster_state is ${state ?? 'unknown'}` };
+    }
     return { ok: true };
   } catch (err) {
     const reason = ((lastError ?? err) as Error).message || String(err);
     const message = (err as Error).message ?? '';
+    const permanent = PERMANENT.test(message) || PERMANENT.test(reason);
     return {
       ok: false,
-      permanent: PERMANENT.test(message) || PERMANENT.test(reason),
-      reason: message || reason,
+      permanent,
+      reason: permanent && !PERMANENT.test(message) ? reason : message || reason,
     };
   } finally {
     client.disconnect();
@@ -59,12 +74,11 @@ export async function probeRedis(url: string, timeoutMs = 1000): Promise<RedisPr
 }
 
 /** The error for a Redis configuration that retrying cannot fix. */
-function misconfigured(url: string, reason: string): ValidationError {
-  const shown = url.replace(/\/\/[^@]*@/, '//***@');
+function misconfigured(target: RedisTarget, reason: string): ValidationError {
   const hint = /DB index/i.test(reason)
-    ? `database ${redisDatabase(url)} does not exist on this Redis (see its "databases" setting)`
+    ? `database ${redisDatabase(target.url)} does not exist on this Redis (see its "databases" setting)`
     : 'Redis refused the credentials';
-  return new ValidationError(`REDIS_URL ${shown}: ${hint} (${reason})`, [
+  return new ValidationError(`REDIS_URL ${describeTarget(target)}: ${hint} (${reason})`, [
     { path: 'REDIS_URL', message: hint },
   ]);
 }
@@ -82,16 +96,17 @@ export interface RedisWaitOptions {
  * Resolves once Redis at `url` answers; retries a passing outage for as long as it lasts, with
  * one log line per attempt, and throws at once for a configuration that can never work.
  */
-export async function waitForRedis(url: string, options: RedisWaitOptions): Promise<void> {
+export async function waitForRedis(target: RedisTarget | string, options: RedisWaitOptions): Promise<void> {
+  if (typeof target === 'string') target = { url: target };
   const { logger, initialMs = 250, maxMs = 10_000 } = options;
   let delay = initialMs;
   for (let attempt = 1; ; attempt++) {
-    const probe = await probeRedis(url);
+    const probe = await probeRedis(target);
     if (probe.ok) return;
-    if (probe.permanent) throw misconfigured(url, probe.reason);
+    if (probe.permanent) throw misconfigured(target, probe.reason);
     logger.warn(
       { attempt, retryInMs: delay, reason: probe.reason },
-      `Redis at ${url.replace(/\/\/[^@]*@/, '//***@')} is not reachable; retrying`,
+      `Redis at ${describeTarget(target)} is not reachable; retrying`,
     );
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, maxMs);
@@ -102,7 +117,7 @@ export async function waitForRedis(url: string, options: RedisWaitOptions): Prom
  * Logs a long-lived connection's errors once per outage (ioredis reconnects by itself, with
  * backoff; an error per attempt would flood the log) and its recovery.
  */
-export function logConnectionErrors(redis: Redis, logger: Logger, name: string): void {
+export function logConnectionErrors(redis: RedisClient, logger: Logger, name: string): void {
   let down = false;
   redis.on('error', (err: Error) => {
     if (down) return;

@@ -32,10 +32,15 @@ export async function readBody(
  * validated on the submission thread, off the event loop.
  */
 export async function readDefinition(c: Context, deps: ApiDeps, field?: string): Promise<CheckedBody> {
+  const { text, format } = await readDefinitionText(c);
+  return deps.launcher.submissions.check(text, format, await deps.inventory.load(), field);
+}
+
+/** A body that holds a definition to register, as its text and format (the thread parses it). */
+export async function readDefinitionText(c: Context): Promise<{ text: string; format: 'json' | 'yaml' }> {
   const text = await readText(c);
   if (text.trim() === '') throw emptyBody();
-  const format = bodyFormat(c, true);
-  return deps.launcher.submissions.check(text, format, await deps.inventory.load(), field);
+  return { text, format: bodyFormat(c, true) };
 }
 
 function bodyFormat(c: Context, yaml: boolean): 'json' | 'yaml' {

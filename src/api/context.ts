@@ -1,6 +1,7 @@
 /** What the API's route modules share, built once by `createApp`'s caller. */
-import type { Redis } from 'ioredis';
+
 import type { Logger } from 'pino';
+import type { RedisClient } from '../redis-client.ts';
 import type {
   EventFeed,
   InventoryStore,
@@ -11,16 +12,19 @@ import type {
 } from '../store/index.ts';
 import type { EventTriggers, Schedules, TriggerLauncher } from '../triggers/index.ts';
 import type { KnownHosts } from '../workers/ssh/index.ts';
+import type { Drain } from './drain.ts';
 import type { QueueSet } from './queues.ts';
 import type { RunLauncher } from './run-launcher.ts';
 import type { RunRemoval } from './run-removal.ts';
 
 /** The API's dependencies. */
 export interface ApiDeps {
-  redis: Redis;
+  redis: RedisClient;
   store: RunStore;
   /** The one shared reader that serves every open event stream of this process. */
   events: EventFeed;
+  /** The graceful stop: open event streams end on its signal with a last comment. */
+  drain: Drain;
   workflows: WorkflowStore;
   launcher: RunLauncher;
   /** Deletes finished runs whole (`DELETE /v1/runs/:id`, the retention pass). */

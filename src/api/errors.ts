@@ -66,7 +66,8 @@ function isRedisDown(err: unknown): boolean {
   return (
     e.name === 'MaxRetriesPerRequestError' ||
     e.code === 'ECONNREFUSED' ||
-    /enableOfflineQueue|Connection is closed|connect ECONNREFUSED|Stream isn't writeable/.test(
+    // The last four: a Redis Cluster failing over, or with no node left to ask.
+    /enableOfflineQueue|Connection is closed|connect ECONNREFUSED|Stream isn't writeable|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|None of startup nodes is available/.test(
       e.message ?? '',
     )
   );

@@ -3,15 +3,15 @@
  * readers of the whole set: the dashboard and `/metrics`. Built on first use.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { queueNames } from '../flows/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 
 /** The API's handles on every queue. */
 export class QueueSet {
   private queues?: Queue[];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** BullMQ prefix (hash-tagged). */
     private readonly prefix: string,
   ) {}

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type FlowProducer, Job, type Queue } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import {
@@ -17,10 +16,11 @@ import {
   stepJobId,
   type Workflow,
 } from '../flows/index.ts';
+import { connectionSpec, type RedisClient } from '../redis-client.ts';
 import { type RunDocument, RunStore, type WorkerHeartbeat, type WorkerRegistry } from '../store/index.ts';
 import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 import { requestLogger } from './middleware/index.ts';
-import { SubmissionThread } from './submissions.ts';
+import { type DefinitionSource, SubmissionThread } from './submissions.ts';
 
 /** A new run id: time-ordered, URL-safe, never all digits and without ':' (BullMQ job id rules). */
 export function newRunId(): string {
@@ -33,12 +33,6 @@ const WORKERS_CACHE_MS = 1000;
 /** How long an idempotency key names its run (7 days, as the README says). */
 const IDEMPOTENCY_TTL_S = 7 * 24 * 3600;
 
-/** TLS options as they can cross to a thread: functions (custom checks) cannot, and are dropped. */
-function cloneable(tls: RedisOptions['tls']): RedisOptions['tls'] {
-  if (!tls) return undefined;
-  return Object.fromEntries(Object.entries(tls).filter(([, v]) => typeof v !== 'function'));
-}
-
 /** What starts a run. */
 export interface LaunchRequest {
   workflow: Workflow;
@@ -49,6 +43,12 @@ export interface LaunchRequest {
   idempotencyKey?: string;
   /** How long the key names its run, in seconds. @defaultValue 7 days */
   idempotencyTtlS?: number;
+  /**
+   * Where the submission thread finds `workflow` without copying it there: the thread's own
+   * check of an ad-hoc definition. A registered version (`version` set) is found by the thread
+   * in the workflow store.
+   */
+  source?: DefinitionSource;
 }
 
 /** Starts and cancels runs. */
@@ -58,10 +58,10 @@ export class RunLauncher {
   private workers?: { at: number; list: Promise<WorkerHeartbeat[]> };
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly store: RunStore,
-    /** Adds grouped runs' flows when their group admits them (others go through the thread). */
-    private readonly flows: FlowProducer,
+    /** Its connection and prefix are the submission thread's, which adds every run's flow. */
+    flows: FlowProducer,
     private readonly queues: { runs: Queue; step: (queueName: string) => Queue },
     private readonly registry: WorkerRegistry,
     /** Seconds a finished run is kept (its keys' TTL, its jobs' age); undefined: until deleted. */
@@ -69,9 +69,11 @@ export class RunLauncher {
     private readonly logger?: Logger,
   ) {
     // The thread adds flows on a connection of its own, to the producer's Redis and prefix.
-    const { host, port, path, username, password, db, tls } = (flows.opts.connection as Redis).options;
-    const redisOptions: RedisOptions = { host, port, path, username, password, db, tls: cloneable(tls) };
-    this.submissions = new SubmissionThread({ redis: redisOptions, bullPrefix: flows.opts.prefix ?? 'bull' });
+    this.submissions = new SubmissionThread({
+      redis: connectionSpec(flows.opts.connection as RedisClient),
+      bullPrefix: flows.opts.prefix ?? 'bull',
+      prefix: store.prefix,
+    });
   }
 
   /** Stops the submission thread. */
@@ -104,16 +106,30 @@ export class RunLauncher {
     const queueNames = [...new Set(steps.map((s) => QUEUES.step(s.executor, s.runsOn)))];
     // Before the jobs exist, so workers serving a new tag set start consuming its queue.
     await this.registry.registerQueues(queueNames);
+    // The thread compiles, adds and records the run, finding its definition itself.
+    const from: DefinitionSource =
+      request.source ??
+      (request.version === null
+        ? { kind: 'meta' }
+        : { kind: 'stored', name: request.workflow.name, version: request.version });
     if (meta.concurrency) {
       // Recorded first: a run waiting for its group exists only as its record until admitted.
-      await this.store.announce(meta);
+      await this.submissions.start(meta, { from, flow: false, announce: true });
       await admitRun(
-        { store: this.store, flows: this.flows, cancel: (id) => this.cancelIfRunning(id) },
+        {
+          store: this.store,
+          start: (admitted) =>
+            this.submissions.start(admitted, {
+              from: admitted.id === meta.id ? from : { kind: 'meta' },
+              flow: true,
+              announce: false,
+            }),
+          cancel: (id) => this.cancelIfRunning(id),
+        },
         meta,
       );
     } else {
-      await this.submissions.add(meta);
-      await this.store.announce(meta);
+      await this.submissions.start(meta, { from, flow: true, announce: true });
     }
     // The run exists now: a failed check must not turn its 202 into an error, and the periodic
     // waiting check (every 2 s, any API or worker) flags its steps anyway.

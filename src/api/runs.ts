@@ -6,10 +6,11 @@ import { Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { LimitError } from '../flows/limits.ts';
-import type { RunDocument } from '../store/index.ts';
+import { isTerminalEvent, type RunDocument } from '../store/index.ts';
 import { readDefinition } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
+import { SHUTDOWN_COMMENT } from './drain.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { checkName, own, param } from './params.ts';
 import {
@@ -64,6 +65,7 @@ export function runRoutes(deps: ApiDeps): Hono {
     const { run, created } = await deps.launcher.launch({
       workflow,
       version: null,
+      source: checked.source,
       inputs: body.inputs,
       idempotencyKey: body.idempotencyKey,
       trigger: { type: 'http' },
@@ -103,24 +105,36 @@ export function runRoutes(deps: ApiDeps): Hono {
     if (after !== undefined) checkParam(eventIdParam, 'Last-Event-ID', after, 'bad Last-Event-ID');
     // Before the 200: a stream that could never receive events answers 503 instead.
     await deps.events.ready();
-    return streamSSE(c, async (stream) => {
-      const aborted = new AbortController();
-      stream.onAbort(() => aborted.abort());
-      try {
-        for await (const event of deps.events.follow(runId, after, aborted.signal)) {
-          if (event === null) await stream.write(': keep-alive\n\n');
-          else
-            await stream.writeSSE({
-              id: event.id,
-              event: event.type,
-              data: JSON.stringify({ id: event.id, ...event.data }),
-            });
+    if (deps.drain.stopping) return deps.drain.refusal();
+    return streamSSE(c, (stream) =>
+      deps.drain.stream(async () => {
+        const aborted = new AbortController();
+        stream.onAbort(() => aborted.abort());
+        // The server stopping ends the stream as a client leaving would, then says so (below).
+        const ended = AbortSignal.any([aborted.signal, deps.drain.signal]);
+        let finished = false;
+        try {
+          for await (const event of deps.events.follow(runId, after, ended)) {
+            if (event === null) await stream.write(': keep-alive\n\n');
+            else {
+              await stream.writeSSE({
+                id: event.id,
+                event: event.type,
+                data: JSON.stringify({ id: event.id, ...event.data }),
+              });
+              finished = isTerminalEvent(event.type);
+            }
+          }
+        } catch (err) {
+          // Headers are sent: ending the stream is all that is left; the client resumes from its last id.
+          if (!aborted.signal.aborted) deps.logger.warn({ err, runId }, 'event stream ended by an error');
         }
-      } catch (err) {
-        // Headers are sent: ending the stream is all that is left; the client resumes from its last id.
-        if (!aborted.signal.aborted) deps.logger.warn({ err, runId }, 'event stream ended by an error');
-      }
-    });
+        // A stream cut short by the stop (not one that reached its run's end) tells its client to
+        // reconnect, to another API process, from its last id.
+        if (deps.drain.stopping && !aborted.signal.aborted && !finished)
+          await stream.write(SHUTDOWN_COMMENT).catch(() => undefined);
+      }),
+    );
   });
 
   app.get('/:id/steps/:step/logs', async (c) => {

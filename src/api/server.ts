@@ -4,11 +4,11 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { type ServerType, serve } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { QUEUES } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
+import { openRedis, type RedisNode, type RedisTarget } from '../redis-client.ts';
 import { logConnectionErrors } from '../redis-wait.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import {
@@ -38,6 +38,7 @@ import { createApp } from './app.ts';
 import { type ApiToken, checkExposure } from './auth/index.ts';
 import { answerClientErrors } from './client-errors.ts';
 import type { ApiDeps } from './context.ts';
+import { Drain } from './drain.ts';
 import type { CorsOrigins, RateLimitOptions } from './middleware/index.ts';
 import { QueueSet } from './queues.ts';
 import { type RetentionPass, type RetentionPassOptions, startRetentionPass } from './retention-pass.ts';
@@ -61,7 +62,10 @@ export interface ConveyorApi {
 
 /** Options of the API. */
 export interface ApiOptions {
+  /** Redis; in cluster mode only its credentials and scheme count. */
   redisUrl: string;
+  /** `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster (unset: the Redis at `redisUrl`). */
+  redisCluster?: readonly RedisNode[];
   prefix: string;
   /** Listen on this port (0: any free port); omit to only build the app. */
   port?: number;
@@ -94,6 +98,9 @@ export interface ApiOptions {
   rateLimit?: RateLimitOptions;
 }
 
+/** How long a stop waits for open event streams to write their last comment and end. */
+const STREAM_DRAIN_MS = 2000;
+
 /** The default retention: 14 days. */
 export const DEFAULT_RETENTION_SECONDS = 14 * 86_400;
 
@@ -109,7 +116,8 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   if (!Number.isInteger(retentionSeconds) || retentionSeconds < 1)
     throw new RangeError(`retentionSeconds must be a positive integer, got ${retentionSeconds}`);
   // No offline queue: while Redis is down, requests fail at once with 503 instead of hanging.
-  const redis = new Redis(options.redisUrl, {
+  const target: RedisTarget = { url: options.redisUrl, cluster: options.redisCluster };
+  const redis = openRedis(target, {
     enableOfflineQueue: false,
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -168,6 +176,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     redis,
     store,
     events: new EventFeed(redis, store.keys),
+    drain: new Drain(),
     workflows,
     launcher,
     removal,
@@ -202,7 +211,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let bus: EventBusConsumer | undefined;
   if (options.consumeEvents !== false) {
     bus = await startEventBus({
-      redisUrl: options.redisUrl,
+      redis: target,
       prefix: options.prefix,
       events: eventTriggers,
       depthOf: async (runId) => Number((await store.getRun(runId))?.trigger.depth ?? 0) || 0,
@@ -212,7 +221,7 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   if (options.schedules ?? true) {
     await schedules.syncAll();
     ticks = await startScheduleProcessor({
-      redisUrl: options.redisUrl,
+      redis: target,
       prefix,
       queue: scheduleQueue,
       workflows,
@@ -227,7 +236,10 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
   let url: string | undefined;
   if (options.port !== undefined) {
     bound = await new Promise<AddressInfo>((resolve, reject) => {
-      const s = serve({ fetch: app.fetch, port: options.port, hostname: host }, (info) => resolve(info));
+      // Once stopping, requests on connections already open are refused (503, Connection: close).
+      const fetch: typeof app.fetch = (request, ...rest) =>
+        deps.drain.stopping ? deps.drain.refusal() : app.fetch(request, ...rest);
+      const s = serve({ fetch, port: options.port, hostname: host }, (info) => resolve(info));
       s.once('error', reject);
       answerClientErrors(s as Server);
       server = s;
@@ -254,14 +266,33 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
     address: bound?.address,
     url,
     async close() {
+      if (server) await stopServing(server as Server, deps.drain);
+      else await deps.drain.drain(0);
       await bus?.close();
       await retention.close();
-      if (server) {
-        // Open SSE streams would keep close() waiting forever.
-        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        await new Promise<void>((resolve) => server!.close(() => resolve()));
-      }
       await closeAll();
     },
   };
+}
+
+/**
+ * Stops accepting (the listener closes, idle connections go, new requests on open ones get a
+ * 503), ends every event stream with its last comment, then closes what is left: a client that
+ * does not read its stream is cut off after `STREAM_DRAIN_MS`.
+ */
+async function stopServing(server: Server, drain: Drain): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await drain.drain(STREAM_DRAIN_MS);
+  // Streams that ended leave idle keep-alive connections; close them as they go idle.
+  const deadline = Date.now() + STREAM_DRAIN_MS;
+  let done = false;
+  void closed.then(() => {
+    done = true;
+  });
+  while (!done && Date.now() < deadline) {
+    server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  server.closeAllConnections();
+  await closed;
 }

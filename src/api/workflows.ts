@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import type { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import { readBody, readDefinition } from './body.ts';
+import { readBody, readDefinitionText } from './body.ts';
 import type { ApiDeps } from './context.ts';
 import { dryRunFlag, runPlan } from './dry-run.ts';
 import { param } from './params.ts';
@@ -23,12 +23,13 @@ export function workflowRoutes(deps: ApiDeps): Hono {
   const app = new Hono();
 
   app.post('/', async (c) => {
-    const { value: definition, workflow, definitionError } = await readDefinition(c, deps);
-    if (!workflow) throw definitionError ?? new ValidationError('workflow definition is invalid');
-    const { version, created } = await deps.workflows.register(definition, workflow);
+    // Parsed, validated and stored by the submission thread: only the version comes back.
+    const { text, format } = await readDefinitionText(c);
+    const registration = await deps.launcher.submissions.register(text, format, await deps.inventory.load());
+    const { name, version, created, schedules } = registration;
     // Also for an identical body: it repairs a registration whose process died before this.
-    await deps.schedules.sync(workflow.name);
-    return c.json({ name: workflow.name, version }, created ? 201 : 200);
+    await deps.schedules.sync(name, { version, entries: schedules });
+    return c.json({ name, version }, created ? 201 : 200);
   });
 
   app.get('/', async (c) => c.json({ workflows: await deps.workflows.list() }));

@@ -5,13 +5,13 @@
  * sessions, and logging out deletes one at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
 
 /** Sessions over one Redis connection and prefix. */
 export class AdminSessions {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     /** How long a session lasts. @defaultValue 12 h */
     readonly ttlMs = 12 * 3600_000,

@@ -3,9 +3,12 @@
  * replayed on the caller's (non-blocking) connection, then one `XREAD BLOCK` connection reads the
  * tail of every followed run at once and hands each follower what comes after its position.
  * A follower on a new run interrupts the blocked read (`CLIENT UNBLOCK`) so it joins at once.
+ * In a Redis Cluster the reader is a plain connection to the master of the streams' slot (all of
+ * Conveyor's keys share one), so `CLIENT ID` and `CLIENT UNBLOCK` reach the node it blocks on.
  */
 import type { Redis } from 'ioredis';
 import { UnavailableError } from '../errors.ts';
+import { type RedisClient, slotOwner } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
 import { isTerminalEvent, type RunEvent, toEvent } from './run-types.ts';
 
@@ -55,6 +58,8 @@ export class EventFeed {
   private readonly runs = new Map<string, Set<Follower>>();
   private reader?: Redis;
   private readerId?: number;
+  /** A connection to the reader's node, for `CLIENT UNBLOCK` (the shared one for a single Redis). */
+  private readerNode?: Redis;
   private connecting?: Promise<Redis>;
   private loop?: Promise<void>;
   /** Per run, the id the in-flight read started from; undefined while no read is blocked. */
@@ -66,7 +71,7 @@ export class EventFeed {
   private lagMs = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     options: Partial<EventFeedOptions> = {},
   ) {
@@ -200,19 +205,22 @@ export class EventFeed {
       this.reader = undefined;
       // No reconnect of its own: the read loop reconnects with backoff, and a refused connection
       // must surface at once (a new stream answers 503) rather than be retried in the background.
-      const reader = this.redis.duplicate({
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-        enableOfflineQueue: false,
-        connectTimeout: this.options.connectTimeoutMs,
-      });
-      reader.on('error', () => {}); // surfaced by connect() and by the read that fails
+      let reader: Redis | undefined;
       try {
+        const node = await slotOwner(this.redis, this.keys.records());
+        reader = node.duplicate({
+          lazyConnect: true,
+          retryStrategy: () => null,
+          maxRetriesPerRequest: 0,
+          enableOfflineQueue: false,
+          connectTimeout: this.options.connectTimeoutMs,
+        });
+        reader.on('error', () => {}); // surfaced by connect() and by the read that fails
+        this.readerNode = node;
         await reader.connect();
         this.readerId = Number(await reader.client('ID'));
       } catch (err) {
-        reader.disconnect();
+        reader?.disconnect();
         throw new UnavailableError('Redis refused a connection for event streams; try again later', {
           cause: err,
         });
@@ -235,7 +243,7 @@ export class EventFeed {
     if (!reading || this.unblocking === reading) return;
     this.unblocking = reading;
     for (let i = 0; i < 50 && this.reading === reading && this.readerId !== undefined; i++) {
-      const unblocked = await this.redis.client('UNBLOCK', this.readerId).catch(() => 0);
+      const unblocked = await (this.readerNode ?? this.redis).client('UNBLOCK', this.readerId).catch(() => 0);
       if (unblocked === 1) return;
       await sleep(10);
     }
@@ -281,8 +289,10 @@ export class EventFeed {
         )) as typeof reply;
         backoff = 100;
       } catch {
-        // The reader's connection broke (Redis restarting): reconnect with backoff, lose nothing.
+        // The reader's connection broke (Redis restarting), or its node no longer owns the slot
+        // (a cluster failover answers MOVED): reconnect, to the slot's owner, and lose nothing.
         this.reading = undefined;
+        if (reader.status === 'ready') reader.disconnect();
         if (this.closed) break;
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 5000);

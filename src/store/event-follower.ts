@@ -3,7 +3,7 @@
  * live reading as the API's shared `EventFeed`, on a duplicated connection that waits out a
  * Redis restart instead of failing. The API serves its streams from one shared feed instead.
  */
-import type { Redis } from 'ioredis';
+import { duplicateRedis, type RedisClient } from '../redis-client.ts';
 import { EventFeed } from './event-feed.ts';
 import type { Keys } from './keys.ts';
 import type { RunEvent } from './run-types.ts';
@@ -13,13 +13,13 @@ import type { RunEvent } from './run-types.ts';
  * `null` after each quiet spell so the caller can send a keep-alive.
  */
 export async function* followEvents(
-  source: Redis,
+  source: RedisClient,
   keys: Keys,
   runId: string,
   afterId: string | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<RunEvent | null> {
-  const redis = source.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true });
+  const redis = duplicateRedis(source, { maxRetriesPerRequest: null, enableOfflineQueue: true });
   const feed = new EventFeed(redis, keys);
   try {
     yield* feed.follow(runId, afterId, signal);

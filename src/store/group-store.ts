@@ -2,7 +2,7 @@
  * Concurrency groups' state (concurrency-group.lua): which run holds a group and which one waits
  * for it. Atomic in Redis, so it holds across any number of API and worker processes.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -25,7 +25,7 @@ export class GroupStore {
   private readonly redis: ScriptedRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
   ) {
     this.redis = withScripts(redis);

@@ -2,7 +2,7 @@
  * The SSH inventory: hosts from the `CONVEYOR_INVENTORY` file (read-only) merged with hosts
  * managed through `PUT/DELETE /v1/hosts/:name` (stored in Redis; they win on a name clash).
  */
-import type { Redis } from 'ioredis';
+
 import { ConflictError, ValidationError } from '../errors.ts';
 import type { HostCatalog } from '../flows/index.ts';
 import {
@@ -12,6 +12,7 @@ import {
   parseHostEntry,
   resolveTargets,
 } from '../inventory/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 
 /** Inventory over Redis plus an optional file inventory. */
@@ -19,7 +20,7 @@ export class InventoryStore {
   private readonly keys: Keys;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly file: Inventory = { hosts: {} },
   ) {

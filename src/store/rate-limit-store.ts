@@ -1,5 +1,5 @@
 /** Per-client request buckets for the API's rate limit, shared by every API process on the Redis. */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -17,7 +17,7 @@ export class RateLimitStore {
   private readonly redis: ScriptedRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: Keys,
   ) {
     this.redis = withScripts(redis);

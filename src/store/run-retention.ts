@@ -3,7 +3,7 @@
  * deletion of a run's keys and index entries (delete-run.lua), and the lock that keeps one
  * retention pass at a time across processes. BullMQ's jobs are removed through BullMQ.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -24,7 +24,7 @@ export class RunRetention {
   readonly keys: Keys;
   private readonly redis: ScriptedRedis;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
   }

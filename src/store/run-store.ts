@@ -3,8 +3,9 @@
  * events (BullMQ's parent/child links only wake steps up). Every state change and its event are
  * written by one Lua script, so a reader never sees one without the other.
  */
-import type { Redis } from 'ioredis';
+
 import { type RunMeta, stepQueueName } from '../flows/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 import {
   type EventInput,
@@ -48,8 +49,9 @@ export class RunStore {
 
   /** `workerId`: the worker this store writes for, named in the `step.started` events it writes. */
   constructor(
-    redis: Redis,
-    prefix: string,
+    redis: RedisClient,
+    /** Conveyor's key prefix, without the hash tag's braces. */
+    readonly prefix: string,
     private readonly workerId = '',
   ) {
     this.redis = withScripts(redis);
@@ -57,7 +59,7 @@ export class RunStore {
   }
 
   /** The connection, for stores that share it (concurrency groups). */
-  get connection(): Redis {
+  get connection(): RedisClient {
     return this.redis;
   }
 

@@ -1,6 +1,6 @@
 /** Loads the Lua scripts in ./lua as ioredis commands (EVALSHA with automatic fallback). */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 
 const SCRIPTS = {
   announceRun: { file: 'announce-run.lua', keys: 6 },
@@ -21,12 +21,12 @@ type Name = keyof typeof SCRIPTS;
 const sources = new Map<Name, string>();
 
 /** A Redis client with Conveyor's scripts defined on it. */
-export type ScriptedRedis = Redis & {
+export type ScriptedRedis = RedisClient & {
   [K in Name]: (...args: Array<string | number>) => Promise<unknown>;
 };
 
 /** Defines every script on `redis` (idempotent) and returns it typed. */
-export function withScripts(redis: Redis): ScriptedRedis {
+export function withScripts(redis: RedisClient): ScriptedRedis {
   for (const [name, { file, keys }] of Object.entries(SCRIPTS) as Array<[Name, (typeof SCRIPTS)[Name]]>) {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
     let lua = sources.get(name);

@@ -2,8 +2,9 @@
  * Secrets at rest: AES-256-GCM ciphertext in one Redis hash, readable only with
  * `CONVEYOR_SECRET_KEY`. Without the key nothing can be stored, and every attempt says why.
  */
-import type { Redis } from 'ioredis';
+
 import { ConveyorError } from '../errors.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { decryptSecret, encryptSecret, type SecretKey } from '../secrets/index.ts';
 import { type Keys, keys } from './keys.ts';
 
@@ -23,7 +24,7 @@ export class SecretStore {
   private readonly keys: Keys;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly key: SecretKey | undefined,
   ) {

@@ -13,7 +13,7 @@
  * - `runs:created`, `runs:<succeeded|failed|cancelled>`: runs announced and ended
  *   (announce-run.lua, finish-run.lua).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
 import type { StepDetails } from './run-types.ts';
 
@@ -91,6 +91,6 @@ export function parseStats(hash: Record<string, string>): Stats {
 }
 
 /** Reads every counter in one round trip. */
-export async function readStats(redis: Redis, keys: Keys): Promise<Stats> {
+export async function readStats(redis: RedisClient, keys: Keys): Promise<Stats> {
   return parseStats(await redis.hgetall(keys.stats()));
 }

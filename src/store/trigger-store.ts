@@ -3,7 +3,7 @@
  * the log of recent events, the count of cut-off event chains, and the consumer-group reads of
  * the event bus that steps publish to.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 
 /** How long a delivery id or event key remembers what it started (as idempotency keys: 7 days). */
@@ -34,7 +34,7 @@ export class TriggerStore {
   readonly keys: Keys;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
     this.keys = keys(prefix);

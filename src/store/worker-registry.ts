@@ -13,7 +13,7 @@
  *   rewrites it; run documents read it for their steps' `waiting`).
  * - `{p}:rec:lease:<name>`: string, holder id with a TTL (`claimLease`).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 
 /** One heartbeat, as stored (JSON) and listed. */
@@ -47,7 +47,7 @@ export class WorkerRegistry {
 
   /** `ttlMs`: how long a heartbeat counts as live. @defaultValue 6000 */
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     readonly ttlMs = 6000,
   ) {

@@ -1,6 +1,7 @@
 /** Registered workflow definitions and their versions. */
-import type { Redis } from 'ioredis';
+
 import { digestOf, type Workflow } from '../flows/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 import { type ScriptedRedis, withScripts } from './scripts.ts';
 
@@ -18,7 +19,7 @@ export class WorkflowStore {
   private readonly keys: Keys;
   private readonly redis: ScriptedRedis;
 
-  constructor(redis: Redis, prefix: string) {
+  constructor(redis: RedisClient, prefix: string) {
     this.redis = withScripts(redis);
     this.keys = keys(prefix);
   }
@@ -36,6 +37,11 @@ export class WorkflowStore {
       workflow.name,
     )) as [number, number];
     return { version, created: created === 1 };
+  }
+
+  /** The number of a workflow's latest version, or undefined when it has none. */
+  async latestVersion(name: string): Promise<number | undefined> {
+    return Number(await this.redis.hget(this.keys.workflow(name), 'latest')) || undefined;
   }
 
   /** A version (the latest when `version` is omitted), or undefined. */

@@ -54,20 +54,25 @@ export function evaluateGroup(
 }
 
 /** Adds a run's flow from its record, unless the flow exists or the run has ended. */
-export async function startFromRecord(store: RunStore, flows: FlowProducer, runId: string): Promise<boolean> {
+export async function startFromRecord(
+  store: RunStore,
+  start: (meta: RunMeta) => Promise<unknown>,
+  runId: string,
+): Promise<boolean> {
   const redis = store.connection;
   if (await redis.exists(store.keys.rootJob(runId))) return false;
   const [status, meta] = await redis.hmget(store.keys.run(runId), 'status', 'meta');
   if (!meta || status !== 'queued') return false;
   // BullMQ keeps one copy of each job id, should two processes get here at once.
-  await flows.add(compileRun(JSON.parse(meta) as RunMeta));
+  await start(JSON.parse(meta) as RunMeta);
   return true;
 }
 
 /** What admitting a grouped run needs. */
 export interface AdmitDeps {
   store: RunStore;
-  flows: FlowProducer;
+  /** Compiles and adds a run's flow (the API does it on its submission thread). */
+  start(meta: RunMeta): Promise<unknown>;
   /** Cancels a run in progress (its workers stop it); a run that has just ended is no error. */
   cancel(runId: string): Promise<unknown>;
 }
@@ -80,12 +85,12 @@ export async function admitRun(deps: AdmitDeps, meta: RunMeta): Promise<void> {
   const { group, cancelInProgress } = meta.concurrency!;
   const admission = await groupsOf(deps.store).acquire(group, meta.id, cancelInProgress);
   if (admission.start) {
-    await deps.flows.add(compileRun(meta));
+    await deps.start(meta);
     return;
   }
   if (admission.cancel) await deps.cancel(admission.cancel);
   if (Date.now() - admission.heldSince > ADMISSION_GRACE_MS)
-    await startFromRecord(deps.store, deps.flows, admission.holder);
+    await startFromRecord(deps.store, deps.start, admission.holder);
 }
 
 /**
@@ -99,7 +104,7 @@ export async function releaseGroup(
 ): Promise<void> {
   if (!meta.concurrency) return;
   const { next } = await groupsOf(deps.store).release(meta.concurrency.group, meta.id);
-  if (next) await startFromRecord(deps.store, deps.flows, next);
+  if (next) await startFromRecord(deps.store, (meta) => deps.flows.add(compileRun(meta)), next);
 }
 
 /**

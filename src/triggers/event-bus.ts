@@ -10,14 +10,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { openRedis, type RedisTarget } from '../redis-client.ts';
 import { type BusEntry, TriggerStore } from '../store/index.ts';
 import type { EventSource, EventTriggers } from './events.ts';
 
 /** Options of the consumer. */
 export interface EventBusOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   prefix: string;
   events: EventTriggers;
   /** The `trigger.depth` of a run (0 when it was not started by an event). */
@@ -39,7 +39,7 @@ export async function startEventBus(options: EventBusOptions): Promise<EventBusC
   const { claimIdleMs = 60_000, blockMs = 5000, logger } = options;
   // A blocking read holds its connection: this one is the consumer's alone. No offline queue:
   // while Redis is down a command fails at once and the loop waits, instead of piling up.
-  const connection = new Redis(options.redisUrl, {
+  const connection = openRedis(options.redis, {
     enableOfflineQueue: false,
     lazyConnect: true,
     maxRetriesPerRequest: 1,

@@ -5,9 +5,9 @@
  * executors; BullMQ gives each tick job to one of however many API processes are up.
  */
 import { type Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { QUEUES } from '../flows/index.ts';
+import { openRedis, type RedisTarget } from '../redis-client.ts';
 import type { WorkflowStore } from '../store/index.ts';
 import { createTickProcessor, type Launch, type TickData } from './schedules.ts';
 
@@ -18,7 +18,7 @@ export interface ScheduleProcessor {
 
 /** Starts processing ticks; resolves once the worker is connected. */
 export async function startScheduleProcessor(options: {
-  redisUrl: string;
+  redis: RedisTarget;
   /** The hash-tagged BullMQ prefix. */
   prefix: string;
   queue: Queue<TickData>;
@@ -27,7 +27,7 @@ export async function startScheduleProcessor(options: {
   logger: Logger;
 }): Promise<ScheduleProcessor> {
   // A BullMQ worker needs a connection that retries forever; the API's own fails fast (503).
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  const connection = openRedis(options.redis, { maxRetriesPerRequest: null });
   connection.on('error', (err) => options.logger.debug({ err }, 'schedule worker connection error'));
   const worker = new Worker<TickData>(QUEUES.schedule, createTickProcessor(options), {
     connection,

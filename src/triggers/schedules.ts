@@ -75,10 +75,16 @@ export class Schedules {
     private readonly workflows: WorkflowStore,
   ) {}
 
-  /** Makes `name`'s schedulers match its latest version (none when it was deleted). */
-  async sync(name: string): Promise<void> {
-    const latest = await this.workflows.get(name);
-    const wanted = latest ? scheduleEntries(latest.workflow) : [];
+  /**
+   * Makes `name`'s schedulers match its latest version (none when it was deleted). `known` gives
+   * the schedules of a version just registered: used when it is still the latest, which spares
+   * reading (and parsing) the stored version.
+   */
+  async sync(name: string, known?: { version: number; entries: ScheduleEntry[] }): Promise<void> {
+    const wanted =
+      known && (await this.workflows.latestVersion(name)) === known.version
+        ? known.entries
+        : await this.workflows.get(name).then((latest) => (latest ? scheduleEntries(latest.workflow) : []));
     const existing = (await this.schedulers()).filter((s) => s.key.startsWith(`${name}.`));
     for (const scheduler of existing) {
       if (!wanted.some((w) => w.id === scheduler.key)) await this.queue.removeJobScheduler(scheduler.key);

@@ -3,8 +3,9 @@
  * and, in case a message was missed while the connection was down, by polling the cancel flag of
  * runs that have steps running here.
  */
-import type { Redis } from 'ioredis';
+
 import type { Logger } from 'pino';
+import { duplicateRedis, type RedisClient } from '../redis-client.ts';
 import type { RunStore } from '../store/index.ts';
 
 /** Options of the watcher. */
@@ -18,18 +19,18 @@ export interface CancelWatchOptions {
 /** One worker's cancel watcher. */
 export class CancelWatch {
   private readonly listeners = new Map<string, Set<() => void>>();
-  private readonly subscriber: Redis;
+  private readonly subscriber: RedisClient;
   private readonly poller: NodeJS.Timeout;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly store: RunStore,
     private readonly logger: Logger,
     options: Partial<CancelWatchOptions> = {},
   ) {
     const { pollMs, onRunEnded } = { pollMs: 2000, ...options };
     const ended = store.keys.endedChannel();
-    this.subscriber = redis.duplicate();
+    this.subscriber = duplicateRedis(redis);
     this.subscriber.on('message', (channel: string, runId: string) => {
       if (channel === ended) onRunEnded?.(runId);
       else this.fire(runId);

@@ -5,8 +5,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { openRedis, type RedisTarget } from '../redis-client.ts';
 
 /** A listening health server. */
 export interface HealthServer {
@@ -23,13 +23,13 @@ const PING_TIMEOUT_MS = 1000;
 export async function startHealthServer(options: {
   port: number;
   host: string;
-  redisUrl: string;
+  redis: RedisTarget;
   workerId: string;
   logger: Logger;
 }): Promise<HealthServer> {
   // Its own connection without an offline queue: a PING while Redis is down fails at once
   // instead of waiting in the worker's queue (whose connection retries forever, as BullMQ needs).
-  const probe = new Redis(options.redisUrl, {
+  const probe = openRedis(options.redis, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,

@@ -3,8 +3,8 @@
  * repair (one process of many does each pass, by lease), and the optional health port.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { RedisClient, RedisTarget } from '../redis-client.ts';
 import type { RunStore, WorkerRegistry } from '../store/index.ts';
 import { startHealthServer } from './health-server.ts';
 import { type Beat, startHeartbeat } from './heartbeat.ts';
@@ -15,8 +15,9 @@ import { WaitingCheck } from './waiting-check.ts';
 /** What the maintenance needs from its worker. */
 export interface MaintenanceOptions {
   id: string;
-  redis: Redis;
-  redisUrl: string;
+  redis: RedisClient;
+  /** Where `redis` is, for the health port's own connection. */
+  target: RedisTarget;
   prefix: string;
   store: RunStore;
   registry: WorkerRegistry;
@@ -70,7 +71,7 @@ export async function startMaintenance(o: MaintenanceOptions): Promise<Maintenan
       : await startHealthServer({
           port: o.healthPort,
           host: o.healthHost,
-          redisUrl: o.redisUrl,
+          redis: o.target,
           workerId: o.id,
           logger: o.logger,
         });

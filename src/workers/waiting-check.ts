@@ -7,9 +7,9 @@
  * once; this check covers workers that die or stop later.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { classifyQueues, type StepJobData } from '../flows/index.ts';
+import type { RedisClient } from '../redis-client.ts';
 import { bullPrefix, type RunStore, type WorkerRegistry } from '../store/index.ts';
 
 /** Waiting jobs looked at per unserved queue and pass (the oldest first). */
@@ -17,7 +17,7 @@ const JOBS_PER_PASS = 200;
 
 /** Options of the check. */
 export interface WaitingCheckOptions {
-  redis: Redis;
+  redis: RedisClient;
   /** `CONVEYOR_PREFIX`. */
   prefix: string;
   store: RunStore;

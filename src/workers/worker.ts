@@ -9,11 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { FlowProducer, Job, Queue, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { QUEUES, type RunMeta, type StepJobData } from '../flows/index.ts';
 import type { Inventory } from '../inventory/index.ts';
+import { openRedis, type RedisNode, type RedisTarget } from '../redis-client.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkerRegistry } from '../store/index.ts';
 import { CancelWatch } from './cancel-watch.ts';
@@ -38,7 +38,10 @@ export interface WorkerServices {
 
 /** Options of a worker. */
 export interface WorkerOptions {
+  /** Redis; in cluster mode only its credentials and scheme count. */
   redisUrl: string;
+  /** `REDIS_CLUSTER_NODES`: seed nodes of a Redis Cluster (unset: the Redis at `redisUrl`). */
+  redisCluster?: readonly RedisNode[];
   prefix: string;
   /** The executors, or a function that builds them from the worker's services. */
   executors: Executor[] | ((services: WorkerServices) => Executor[]);
@@ -119,7 +122,8 @@ export async function startWorker(
   };
   const logger = opts.logger;
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
+  const target: RedisTarget = { url: opts.redisUrl, cluster: opts.redisCluster };
+  const connection = openRedis(target, { maxRetriesPerRequest: null });
   const prefix = bullPrefix(opts.prefix);
   const store = new RunStore(connection, opts.prefix, id);
   const registry = new WorkerRegistry(connection, opts.prefix, opts.heartbeatMs * 3);
@@ -233,6 +237,7 @@ export async function startWorker(
     ...opts,
     id,
     redis: connection,
+    target,
     store,
     registry,
     deps,

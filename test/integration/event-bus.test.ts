@@ -112,7 +112,7 @@ describe('the event bus consumer group', () => {
       )) as Array<[string, Array<[string, string[]]>]>;
       const entryId = read[0]![1][0]![0];
       const rescuer = await startEventBus({
-        redisUrl: redisUrl(),
+        redis: { url: redisUrl() },
         prefix: lonely,
         events: api.deps.eventTriggers,
         depthOf: async () => 0,

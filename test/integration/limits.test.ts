@@ -226,3 +226,60 @@ describe('a 10,000-step chain', () => {
     }
   });
 });
+
+describe('the largest definitions off the event loop', () => {
+  /** `LIMITS.steps - 2` roots and two steps needing all of them. */
+  const dense = () => {
+    const roots = Array.from({ length: LIMITS.steps - 2 }, (_, i) => `r${i}`);
+    const steps: Record<string, { run: string; needs?: string[] }> = Object.fromEntries(
+      roots.map((id) => [id, { run: 'true' }]),
+    );
+    steps.a = { run: 'true', needs: roots };
+    steps.b = { run: 'true', needs: roots };
+    return { name: 'dense', steps };
+  };
+
+  /** Sends `path` over a real socket and counts `/healthz` answers that arrive before it answers. */
+  async function healthzDuring(path: string, body: string): Promise<{ status: number; answered: number }> {
+    const base = `http://127.0.0.1:${api.port}`;
+    let done = false;
+    let answered = 0;
+    const poll = (async () => {
+      while (!done) {
+        const res = await fetch(`${base}/healthz`);
+        if (res.ok && !done) answered++;
+        await res.arrayBuffer();
+      }
+    })();
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    await res.arrayBuffer();
+    done = true;
+    await poll;
+    return { status: res.status, answered };
+  }
+
+  it('keeps answering /healthz while a dense 10,000-step definition is registered and run', async () => {
+    const definition = JSON.stringify(dense());
+    // Each phase proportional to the definition (parse, validate, digest, store, compile, add,
+    // record) runs on the submission thread; the event loop stays free for other requests.
+    const registered = await healthzDuring('/v1/workflows', definition);
+    expect(registered.status).toBe(201);
+    expect(registered.answered).toBeGreaterThan(0);
+    const run = await healthzDuring('/v1/workflows/dense/runs', '{}');
+    expect(run.status).toBe(202);
+    expect(run.answered).toBeGreaterThan(0);
+    // The thread added the run whole, and its record: every step there, the fan-ins behind the roots.
+    const runs = (await (await api.app.request('/v1/runs?workflow=dense')).json()) as {
+      runs: Array<{ id: string }>;
+    };
+    const doc = (await (await api.app.request(`/v1/runs/${runs.runs[0]!.id}`)).json()) as {
+      steps: Record<string, { status: string }>;
+    };
+    expect(Object.keys(doc.steps)).toHaveLength(LIMITS.steps);
+    expect(doc.steps.a!.status).toBe('pending');
+  }, 120_000);
+});

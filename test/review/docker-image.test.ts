@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const dockerfile = readFileSync(new URL('../../infra/Dockerfile', import.meta.url), 'utf8');
-const compose = readFileSync(new URL('../../infra/docker-compose.yml', import.meta.url), 'utf8');
+const compose = readFileSync(new URL('../../infra/compose.yaml', import.meta.url), 'utf8');
 
 /** The last `USER` of the final stage, or undefined (root). */
 function finalUser(text: string): string | undefined {

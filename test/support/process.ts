@@ -16,9 +16,14 @@ export interface ConveyorProcess {
 
 /** Starts `bin/conveyor.mjs mode` with `env` added to this process's environment (undefined removes). */
 export function spawnConveyor(mode: string, env: Record<string, string | undefined>): ConveyorProcess {
+  return spawnConveyorArgs([mode], env);
+}
+
+/** Starts `bin/conveyor.mjs ...args` (`serve --api-only`), as `spawnConveyor`. */
+export function spawnConveyorArgs(args: string[], env: Record<string, string | undefined>): ConveyorProcess {
   const merged: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'info', ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete merged[k];
-  const child = spawn(process.execPath, ['bin/conveyor.mjs', mode], {
+  const child = spawn(process.execPath, ['bin/conveyor.mjs', ...args], {
     env: merged,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

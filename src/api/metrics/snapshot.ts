@@ -5,7 +5,7 @@
  * heartbeats, the event bus's consumer groups, and a timed PING.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../../redis-client.ts';
 import { readStats, type Stats, type WorkerHeartbeat } from '../../store/index.ts';
 import type { ApiDeps } from '../context.ts';
 
@@ -39,7 +39,7 @@ export interface MetricsSnapshot {
   redisPingSeconds: number;
 }
 
-async function queueSnapshot(redis: Redis, queue: Queue, now: number): Promise<QueueSnapshot> {
+async function queueSnapshot(redis: RedisClient, queue: Queue, now: number): Promise<QueueSnapshot> {
   const [counts, nextId] = await Promise.all([
     queue.getJobCounts(...QUEUE_STATES),
     // Workers take from the right end of the wait list: that job has waited longest for a slot.
@@ -59,7 +59,7 @@ async function queueSnapshot(redis: Redis, queue: Queue, now: number): Promise<Q
 }
 
 /** XINFO GROUPS of the bus (Redis 7 reports each group's lag); none when the stream is absent. */
-async function busGroups(redis: Redis, key: string): Promise<MetricsSnapshot['busGroups']> {
+async function busGroups(redis: RedisClient, key: string): Promise<MetricsSnapshot['busGroups']> {
   let reply: unknown[];
   try {
     reply = (await redis.xinfo('GROUPS', key)) as unknown[];
