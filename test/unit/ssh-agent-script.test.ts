@@ -72,7 +72,11 @@ class LocalAgent {
           },
           (r) => {
             records.push(r);
-            if (r.type === 'pid') pgid = r.pid;
+            if (r.type === 'pid') {
+              // The runner reports the group while the command runs: either may come first.
+              pgid = r.pid;
+              onOutput?.(pgid, Buffer.concat(out).toString());
+            }
             if (r.type === 'exit' || r.type === 'setup') {
               outDone = true;
               done();
