@@ -35,6 +35,8 @@ export class RemoteAgent {
   private exit: AgentExit | undefined;
   private open = true;
   private ended = false;
+  /** Called when the agent dies while idle, killed on the host (it left its state file). */
+  onIdleDeath: (() => void) | undefined;
   /** Resolves once the channel has closed. */
   readonly closed: Promise<void>;
 
@@ -146,10 +148,14 @@ export class RemoteAgent {
     this.ended = true;
     const listener = this.listener;
     this.listener = undefined;
-    if (listener) listener.closed(this.exit);
+    if (listener) {
+      listener.closed(this.exit);
+      return;
+    }
     // Died while idle: a process that escaped a step and holds the channel's stdout would keep
     // the channel (and its slot) open for good.
-    else this.close();
+    if (this.exit?.signal) this.onIdleDeath?.();
+    this.close();
   }
 
   /** Routes the agent's output to `listener` (one step at a time). */

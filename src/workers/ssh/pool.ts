@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { StepError } from '../../errors.ts';
 import { RemoteAgent } from './agent.ts';
-import { AGENT_BOOTSTRAP } from './agent-script.ts';
+import { AGENT_BOOTSTRAP, agentStateFile } from './agent-script.ts';
 import { afterServerCatchesUp, openExec } from './channels.ts';
 import { connectHost, type SshLink } from './connect.ts';
 import { channelError, describeTarget } from './connect-errors.ts';
@@ -121,6 +121,9 @@ export class SshPool extends EventEmitter {
         }
         const started = agent;
         started.closed.then(() => remove(got.conn.idle, started));
+        started.onIdleDeath = () => {
+          this.run(target, `rm -f -- ${agentStateFile(started.id)}`).catch(() => {});
+        };
       }
       return this.lease(state, got.conn, agent);
     }

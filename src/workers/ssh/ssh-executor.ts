@@ -223,16 +223,16 @@ export class SshExecutor implements Executor {
     const lost = lease.connectionClosed();
     // A lost connection closed the agent's stdin: the agent kills the group itself.
     if (lost || finished) return outcome({ ...a, killedWith: undefined, exited: a.exit, lost });
+    // A killed agent had no chance to remove its state file: the kill channel does.
+    const cleanup = `rm -f -- ${agentStateFile(lease.agent.id)}`;
     let killedWith: string | undefined;
     if (a.pid !== undefined) {
       const kill = this.pool
-        .run(a.target, buildKillCommand(a.pid, a.sudo, this.killGraceMs), { urgent: true })
+        .run(a.target, `${cleanup}; ${buildKillCommand(a.pid, a.sudo, this.killGraceMs)}`, { urgent: true })
         .then((r) => r.stdout.trim())
         .catch(() => undefined);
       killedWith = await untilTimeout(kill, this.killGraceMs + 5_000);
-    }
-    // A signalled agent had no chance to remove its state file.
-    this.pool.run(a.target, `rm -f -- ${agentStateFile(lease.agent.id)}`).catch(() => {});
+    } else this.pool.run(a.target, cleanup).catch(() => {});
     if (a.ctx.signal.aborted)
       return aborted(a.ctx.signal.reason, killedWith === 'KILL' ? 'SIGKILL' : 'SIGTERM');
     const how = a.exit
