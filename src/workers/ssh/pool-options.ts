@@ -43,7 +43,10 @@ export interface PooledChannel {
 export interface HostPoolStats {
   host: string;
   connections: number;
+  /** Channels running something (a step, a probe, a kill); idle agents not counted. */
   channels: number;
+  /** Agents kept open between steps, each on a channel of its own. */
+  idleAgents: number;
   queued: number;
   /** Most channels ever open at once on one connection. */
   peakChannelsPerConnection: number;

@@ -2,14 +2,19 @@
  * SSH connections shared by every step on a worker, per host: reused across steps and runs, at
  * most `maxConnectionsPerHost` connections and `maxChannelsPerConnection` open channels on each
  * (kept below sshd's MaxSessions, 10 by default, so channel opens never fail), with requests
- * queued beyond that. A dead peer is found by keepalives; an idle connection is closed; the next
- * request after either simply connects again.
+ * queued beyond that. Steps run through resident agents (agent.ts), one per channel, kept open
+ * between steps; a request that needs a channel while every slot holds an idle agent retires
+ * one. A dead peer is found by keepalives; an idle connection is closed; the next request after
+ * either simply connects again.
  */
 import { EventEmitter } from 'node:events';
+import type { ClientChannel } from 'ssh2';
 import { StepError } from '../../errors.ts';
+import { RemoteAgent } from './agent.ts';
+import { AGENT_BOOTSTRAP, agentStateFile } from './agent-script.ts';
 import { afterServerCatchesUp, openExec } from './channels.ts';
 import { connectHost, type SshLink } from './connect.ts';
-import { channelError } from './connect-errors.ts';
+import { channelError, describeTarget } from './connect-errors.ts';
 import { HostKeyVerifier } from './host-key-policy.ts';
 import {
   DEFAULTS,
@@ -24,14 +29,25 @@ import type { HostTarget } from './types.ts';
 interface Conn {
   id: number;
   link?: SshLink;
+  /** Slots taken: open channels, idle agents included. */
   channels: number;
   cap: number;
+  /** Agents waiting for their next step (each holds one of `channels`). */
+  idle: RemoteAgent[];
   idleTimer?: NodeJS.Timeout;
+}
+
+/** What a waiter gets: a free slot, or (for an agent request) an idle agent. */
+interface Grant {
+  conn: Conn;
+  agent?: RemoteAgent;
 }
 
 interface Waiter {
   urgent: boolean;
-  resolve(conn: Conn): void;
+  /** Takes an idle agent as well as a free slot. */
+  agent: boolean;
+  resolve(grant: Grant): void;
   reject(err: unknown): void;
 }
 
@@ -75,15 +91,80 @@ export class SshPool extends EventEmitter {
    * caller's job once done with it.
    */
   async exec(target: HostTarget, command: string, request: ExecRequest = {}): Promise<PooledChannel> {
-    if (this.closing) throw new StepError('connection_lost', 'the SSH pool is closed', true);
+    const state = this.state(target);
+    const { conn, channel } = await this.open(state, command, request, false);
+    const link = conn.link!;
+    return { channel: channel!, connectionClosed: () => link.closeReason() };
+  }
+
+  /**
+   * A resident agent on `target` for one step: an idle one if any, else a new one on a free
+   * slot (connecting as needed). Hand it back with `lease.release()` once its step is over.
+   */
+  async agent(target: HostTarget, request: ExecRequest = {}): Promise<AgentLease> {
     const state = this.state(target);
     for (let attempt = 1; ; attempt++) {
-      const conn = await this.acquire(state, request);
+      const got = await this.open(state, AGENT_BOOTSTRAP, request, true);
+      const link = got.conn.link!;
+      let agent = got.agent;
+      if (!agent) {
+        try {
+          agent = await RemoteAgent.start(
+            got.channel!,
+            this.options.connectTimeoutMs,
+            describeTarget(target),
+          );
+        } catch (err) {
+          // The connection died under a fresh agent: nothing ran, try another.
+          if (!link.isOpen() && attempt < 3) continue;
+          throw link.closeReason() ?? err;
+        }
+        const started = agent;
+        started.closed.then(() => remove(got.conn.idle, started));
+        started.onIdleDeath = () => {
+          this.run(target, `rm -f -- ${agentStateFile(started.id)}`).catch(() => {});
+        };
+      }
+      return this.lease(state, got.conn, agent);
+    }
+  }
+
+  private lease(state: HostState, conn: Conn, agent: RemoteAgent): AgentLease {
+    let released = false;
+    return {
+      agent,
+      connectionClosed: () => conn.link?.closeReason(),
+      release: (reusable) => {
+        if (released) return;
+        released = true;
+        if (reusable && agent.alive && conn.link?.isOpen() && !this.closing) {
+          conn.idle.push(agent);
+          this.afterUse(state, conn);
+        } else {
+          // Its slot is released when the channel has closed.
+          agent.close();
+        }
+      },
+    };
+  }
+
+  /** Takes a slot (or an idle agent, with `reuse`) and opens `command` on a new slot. */
+  private async open(
+    state: HostState,
+    command: string,
+    request: ExecRequest,
+    reuse: boolean,
+  ): Promise<Grant & { channel?: ClientChannel }> {
+    if (this.closing) throw new StepError('connection_lost', 'the SSH pool is closed', true);
+    const target = state.target;
+    for (let attempt = 1; ; attempt++) {
+      const grant = await this.acquire(state, request, reuse);
+      if (grant.agent) return grant;
+      const conn = grant.conn;
       try {
         const channel = await openExec(conn.link!, command);
         channel.once('close', () => afterServerCatchesUp(conn.link!, () => this.release(state, conn)));
-        const link = conn.link!;
-        return { channel, connectionClosed: () => link.closeReason() };
+        return { conn, channel };
       } catch (err) {
         const open = conn.link!.isOpen();
         const busy = conn.channels - 1;
@@ -135,7 +216,8 @@ export class SshPool extends EventEmitter {
     return [...this.hosts.values()].map((s) => ({
       host: s.target.name,
       connections: s.conns.length,
-      channels: s.conns.reduce((n, c) => n + c.channels, 0),
+      channels: s.conns.reduce((n, c) => n + c.channels - c.idle.length, 0),
+      idleAgents: s.conns.reduce((n, c) => n + c.idle.length, 0),
       queued: s.waiters.length,
       peakChannelsPerConnection: s.peak,
       opened: s.opened,
@@ -151,7 +233,7 @@ export class SshPool extends EventEmitter {
 
   private isSettled(): boolean {
     for (const s of this.hosts.values()) {
-      if (s.waiters.length || s.conns.some((c) => c.channels > 0)) return false;
+      if (s.waiters.length || s.conns.some((c) => c.channels > c.idle.length)) return false;
     }
     return true;
   }
@@ -187,10 +269,10 @@ export class SshPool extends EventEmitter {
     return state;
   }
 
-  private acquire(state: HostState, request: ExecRequest): Promise<Conn> {
+  private acquire(state: HostState, request: ExecRequest, agent: boolean): Promise<Grant> {
     const { signal } = request;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<Conn>((resolve, reject) => {
+    return new Promise<Grant>((resolve, reject) => {
       const onAbort = () => {
         const i = state.waiters.indexOf(waiter);
         if (i >= 0) state.waiters.splice(i, 1);
@@ -198,9 +280,10 @@ export class SshPool extends EventEmitter {
       };
       const waiter: Waiter = {
         urgent: request.urgent === true,
-        resolve: (conn) => {
+        agent,
+        resolve: (grant) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve(conn);
+          resolve(grant);
         },
         reject: (err) => {
           signal?.removeEventListener('abort', onAbort);
@@ -216,10 +299,15 @@ export class SshPool extends EventEmitter {
 
   private release(state: HostState, conn: Conn): void {
     conn.channels--;
-    if (conn.channels === 0 && conn.link?.isOpen()) {
+    this.afterUse(state, conn);
+  }
+
+  /** A slot was freed or an agent went idle: arm the idle close, serve waiters, settle. */
+  private afterUse(state: HostState, conn: Conn): void {
+    if (conn.channels === conn.idle.length && conn.link?.isOpen()) {
       clearTimeout(conn.idleTimer);
       conn.idleTimer = setTimeout(() => {
-        if (conn.channels > 0) return;
+        if (conn.channels > conn.idle.length) return;
         this.emit('idle-close', state.target.name);
         conn.link?.close();
       }, this.options.idleTimeoutMs);
@@ -235,6 +323,16 @@ export class SshPool extends EventEmitter {
       const waiter = state.waiters[0];
       if (!waiter) return;
       const extra = waiter.urgent ? 1 : 0;
+      if (waiter.agent) {
+        for (const c of state.conns) if (c.idle.some((x) => !x.alive)) c.idle = c.idle.filter((x) => x.alive);
+        const warm = state.conns.find((c) => c.link?.isOpen() && c.idle.length > 0);
+        if (warm) {
+          state.waiters.shift();
+          clearTimeout(warm.idleTimer);
+          waiter.resolve({ conn: warm, agent: warm.idle.pop()! });
+          continue;
+        }
+      }
       let best: Conn | undefined;
       for (const c of state.conns) {
         if (!c.link?.isOpen() || c.channels >= c.cap + extra) continue;
@@ -245,7 +343,7 @@ export class SshPool extends EventEmitter {
         clearTimeout(best.idleTimer);
         best.channels++;
         state.peak = Math.max(state.peak, best.channels);
-        waiter.resolve(best);
+        waiter.resolve({ conn: best });
         continue;
       }
       const connecting = state.conns.filter((c) => !c.link).length;
@@ -257,12 +355,21 @@ export class SshPool extends EventEmitter {
         this.connect(state);
         continue;
       }
+      // Every slot is taken and some hold idle agents: retire one, its slot serves the waiter
+      // once the channel has closed (release pumps again).
+      const spare = state.conns.find((c) => c.link?.isOpen() && c.idle.length > 0);
+      spare?.idle.shift()?.close();
       return;
     }
   }
 
   private connect(state: HostState): void {
-    const conn: Conn = { id: this.nextId++, channels: 0, cap: this.options.maxChannelsPerConnection };
+    const conn: Conn = {
+      id: this.nextId++,
+      channels: 0,
+      cap: this.options.maxChannelsPerConnection,
+      idle: [],
+    };
     state.conns.push(conn);
     state.opened++;
     connectHost(state.target, { ...this.options, verifier: this.verifier }).then(
@@ -302,6 +409,15 @@ function remove<T>(list: T[], item: T): void {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** An agent lent to one step. */
+export interface AgentLease {
+  agent: RemoteAgent;
+  /** Why the connection closed, once it has. */
+  connectionClosed(): StepError | undefined;
+  /** The step is over: keep the agent for the next one (`reusable`) or close it. */
+  release(reusable: boolean): void;
 }
 
 export type { ExecRequest, HostPoolStats, PooledChannel, SshPoolOptions };

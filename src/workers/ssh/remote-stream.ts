@@ -1,15 +1,19 @@
 /**
- * Splits a step's stdout into the command's own bytes (streamed on as they arrive) and the
- * wrapper's marker records (see remote-script.ts). Only a tail that could be the start of a
+ * Splits a step's stdout (or stderr) into the command's own bytes (streamed on as they arrive)
+ * and the agent's marker records (see agent-script.ts). Only a tail that could be the start of a
  * marker is ever held back, so output is not delayed in practice.
  */
 
-/** A record the remote wrapper wrote. */
+/** A record the remote agent wrote. */
 export type RemoteRecord =
   | { type: 'pid'; pid: number }
   | { type: 'setup'; message: string }
   | { type: 'sudo'; message: string }
   | { type: 'cwd' }
+  /** The agent is ready (agent marker); its pid. */
+  | { type: 'ready'; pid: number }
+  /** On stderr: the step's last stderr byte has been sent. */
+  | { type: 'end' }
   | {
       type: 'exit';
       code: number;
@@ -118,6 +122,14 @@ export class RecordSplitter {
         return;
       case 'D':
         this.onRecord({ type: 'cwd' });
+        return;
+      case 'A': {
+        const pid = Number(rest);
+        if (Number.isInteger(pid) && pid > 1) this.onRecord({ type: 'ready', pid });
+        return;
+      }
+      case 'E':
+        this.onRecord({ type: 'end' });
         return;
       case 'X': {
         const [code, out, ev] = rest.split(' ').map(Number) as [number, number, number];

@@ -16,6 +16,11 @@ export function shellQuote(value: string): string {
 
 /** `NAME='value'` words for `export` or `env`, after checking every name. */
 export function envAssignments(env: Record<string, string>): string[] {
+  return envPairs(env).map(([name, value]) => `${name}=${shellQuote(value)}`);
+}
+
+/** The `[name, value]` pairs of `env`, after checking every name and value. */
+export function envPairs(env: Record<string, string>): Array<[string, string]> {
   return Object.entries(env).map(([name, value]) => {
     if (!ENV_NAME.test(name)) {
       throw new StepError(
@@ -24,6 +29,8 @@ export function envAssignments(env: Record<string, string>): string[] {
         false,
       );
     }
-    return `${name}=${shellQuote(value)}`;
+    if (value.includes('\0'))
+      throw new StepError('invalid_env', `the value of ${name} contains a NUL byte`, false);
+    return [name, value];
   });
 }

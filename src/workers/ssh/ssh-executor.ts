@@ -1,23 +1,22 @@
 /**
- * The `ssh` executor: one step attempt on one host, over a pooled connection. The command runs
- * under `sh -c` in its own session on the host (see remote-script.ts); stdout and stderr stream
- * to the step's log; outputs and events come back on the same channel; an abort (timeout,
- * cancel) kills the remote process group, TERM then KILL, through a second channel.
+ * The `ssh` executor: one step attempt on one host, through a resident agent on a pooled
+ * connection (agent-script.ts). The command runs under `sh -c` in its own session on the host;
+ * stdout and stderr stream to the step's log; outputs and events come back on the same channel;
+ * an abort (timeout, cancel) asks the agent to kill the remote process group, TERM then KILL.
+ * If the agent itself dies mid-step, the worker kills the step's group over a channel of its
+ * own and fails the attempt (retriable), and the next step gets a new agent.
  */
 import { randomBytes } from 'node:crypto';
 import { StepError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
-import { type PooledChannel, SshPool, type SshPoolOptions } from './pool.ts';
-import {
-  buildKillCommand,
-  buildRemoteCommand,
-  LOGIN_SHELL_PROBE,
-  POSIX_LOGIN_SHELLS,
-} from './remote-script.ts';
+import type { AgentExit } from './agent.ts';
+import { abortRequest, agentStateFile, stepRequest } from './agent-script.ts';
+import { describeTarget } from './connect-errors.ts';
+import { type AgentLease, SshPool, type SshPoolOptions } from './pool.ts';
+import { buildKillCommand } from './remote-script.ts';
 import { RecordSplitter, type RemoteRecord } from './remote-stream.ts';
-import { envAssignments } from './shell.ts';
+import { envPairs } from './shell.ts';
 import { aborted, failed, outcome, targetSecrets } from './step-result.ts';
-import { targetKey } from './target-key.ts';
 import type { HostTarget } from './types.ts';
 
 /** Executor settings: the pool's, plus how hosts are found and how long TERM gets. */
@@ -33,10 +32,10 @@ export interface SshExecutorOptions extends SshPoolOptions {
   killGraceMs?: number;
 }
 
-/** How long a channel may stay open after the step's result is in. */
-const LINGER_MS = 2_000;
-
-/** sshd hands the command to `execve` as one argument; Linux caps one argument at 128 KiB. */
+/**
+ * The command becomes one argument of the step's `sh -c`; Linux caps one argument at 128 KiB.
+ * Kept for the whole request (command and env), as before the agent.
+ */
 const MAX_COMMAND_BYTES = 120 * 1024;
 
 /** Runs steps on SSH hosts. `step.options`: `{ host: string | HostTarget, sudo?: boolean }`. */
@@ -46,8 +45,6 @@ export class SshExecutor implements Executor {
   private readonly ownsPool: boolean;
   private readonly killGraceMs: number;
   private readonly resolveHost: SshExecutorOptions['resolveHost'];
-  /** Per host: does its login shell run the wrapper as is? Probed once per worker. */
-  private readonly loginShells = new Map<string, Promise<boolean>>();
 
   constructor(options: SshExecutorOptions = {}) {
     const { pool, resolveHost, killGraceMs = 5_000, ...poolOptions } = options;
@@ -87,129 +84,177 @@ export class SshExecutor implements Executor {
   private async attempt(step: StepExecution, ctx: ExecutorContext, target: HostTarget): Promise<StepResult> {
     if (step.command === undefined) throw new StepError('invalid_step', 'an ssh step needs a command', false);
     const sudo = step.options.sudo === true;
-    const posixLoginShell = await this.posixLoginShell(target, ctx.signal);
     const marker = `\x1ecvy${randomBytes(12).toString('hex')}:`;
-    const command = buildRemoteCommand({
+    const request = stepRequest({
       id: randomBytes(9).toString('hex'),
       marker,
       command: step.command,
       // Forced after the step's own variables, so a step cannot spoof the key.
-      env: envAssignments({ ...step.env, CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey }),
+      env: envPairs({ ...step.env, CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey }),
       cwd: step.cwd,
       sudo,
       maxOutputBytes: step.limits.maxOutputBytes,
       killGraceMs: this.killGraceMs,
-      posixLoginShell,
     });
-    if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) {
+    if (Buffer.byteLength(request) > MAX_COMMAND_BYTES) {
       throw new StepError(
         'command_too_large',
-        `the command and its environment take ${Buffer.byteLength(command)} bytes once quoted; an SSH step allows ${MAX_COMMAND_BYTES}`,
+        `the command and its environment take ${Buffer.byteLength(request)} bytes once quoted; an SSH step allows ${MAX_COMMAND_BYTES}`,
         false,
       );
     }
     if (ctx.signal.aborted) return aborted(ctx.signal.reason, null);
-    const pooled = await this.pool.exec(target, command, { signal: ctx.signal });
-    return this.follow(pooled, { step, ctx, target, marker, sudo });
+    const lease = await this.pool.agent(target, { signal: ctx.signal });
+    if (ctx.signal.aborted) {
+      lease.release(true);
+      return aborted(ctx.signal.reason, null);
+    }
+    return this.follow(lease, request, { step, ctx, target, marker, sudo });
+  }
+
+  /** Sends the step to its agent, streams it to its end and turns what came back into a result. */
+  private follow(
+    lease: AgentLease,
+    request: string,
+    a: { step: StepExecution; ctx: ExecutorContext; target: HostTarget; marker: string; sudo: boolean },
+  ): Promise<StepResult> {
+    const { agent } = lease;
+    const { ctx, step } = a;
+    const records: RemoteRecord[] = [];
+    let pid: number | undefined;
+    let outDone = false;
+    let errDone = false;
+    let abortSent = false;
+    let settled = false;
+    let hardStop: NodeJS.Timeout | undefined;
+
+    return new Promise<StepResult>((resolve) => {
+      const finish = (result: StepResult, reusable: boolean) => {
+        if (settled) return;
+        settled = true;
+        ctx.signal.removeEventListener('abort', onAbort);
+        clearTimeout(hardStop);
+        agent.detach();
+        lease.release(reusable);
+        resolve(result);
+      };
+      const maybeDone = () => {
+        if (outDone && errDone)
+          finish(outcome({ ...a, records, killedWith: undefined, exited: undefined, lost: undefined }), true);
+      };
+      const sendAbort = () => {
+        if (abortSent || pid === undefined || outDone) return;
+        abortSent = true;
+        agent.send(abortRequest(pid));
+      };
+      const onAbort = () => {
+        sendAbort();
+        // An agent that stopped answering would hold the step until keepalives notice.
+        hardStop = setTimeout(() => agent.close(), this.killGraceMs + 5_000);
+      };
+      const out = new RecordSplitter(
+        a.marker,
+        step.limits.maxOutputBytes,
+        (chunk) => {
+          // After the result: bytes from a process that left the step's session.
+          if (!outDone) ctx.log('stdout', chunk);
+        },
+        (record) => {
+          records.push(record);
+          if (record.type === 'pid') {
+            pid = record.pid;
+            if (ctx.signal.aborted) sendAbort();
+          }
+          if (record.type === 'exit' || record.type === 'setup' || record.type === 'sudo') {
+            outDone = true;
+            maybeDone();
+          }
+        },
+      );
+      const err = new RecordSplitter(
+        a.marker,
+        0,
+        (chunk) => {
+          if (!errDone) ctx.log('stderr', chunk);
+        },
+        (record) => {
+          if (record.type !== 'end') return;
+          errDone = true;
+          maybeDone();
+        },
+      );
+      agent.attach({
+        stdout: (chunk) => out.push(chunk),
+        stderr: (chunk) => err.push(chunk),
+        closed: (exit) => {
+          out.end();
+          err.end();
+          void this.agentGone(lease, { ...a, records, pid, exit }).then((r) => finish(r, false));
+        },
+      });
+      // An agent that ended while idle calls `closed` at once: nothing was sent.
+      if (settled || !agent.alive) return;
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      if (ctx.signal.aborted) onAbort();
+      agent.send(request);
+    });
   }
 
   /**
-   * One round trip on the first step to a host: a POSIX login shell can run the wrapper itself.
-   * A failed probe is not cached; its error (unreachable, auth…) is the step's error.
+   * The agent's channel closed before the step's result was complete. A lost connection is
+   * the connection's error; an agent that died (killed on the host) leaves the step's group
+   * running with no one to kill it, so the worker does, then fails the attempt (retriable).
    */
-  private posixLoginShell(target: HostTarget, signal: AbortSignal): Promise<boolean> {
-    const key = targetKey(target);
-    let known = this.loginShells.get(key);
-    if (!known) {
-      // Shared by every step that starts meanwhile, so not tied to this step's abort signal.
-      known = this.pool.run(target, LOGIN_SHELL_PROBE).then((r) => {
-        const name = r.stdout.trim().replace(/^-/, '').split('/').pop() ?? '';
-        return r.code === 0 && POSIX_LOGIN_SHELLS.has(name);
-      });
-      this.loginShells.set(key, known);
-      known.catch(() => this.loginShells.delete(key));
-    }
-    return untilAborted(known, signal);
-  }
-
-  /** Streams one running attempt to its end and turns what came back into a result. */
-  private follow(
-    pooled: PooledChannel,
-    a: { step: StepExecution; ctx: ExecutorContext; target: HostTarget; marker: string; sudo: boolean },
+  private async agentGone(
+    lease: AgentLease,
+    a: {
+      step: StepExecution;
+      ctx: ExecutorContext;
+      target: HostTarget;
+      sudo: boolean;
+      records: RemoteRecord[];
+      pid: number | undefined;
+      exit: AgentExit | undefined;
+    },
   ): Promise<StepResult> {
-    const { channel } = pooled;
-    const { ctx, target, step } = a;
-    const records: RemoteRecord[] = [];
-    let pid: number | undefined;
-    let exited: { code: number | null; signal: string | null } | undefined;
-    let kill: Promise<string | undefined> | undefined;
-    let hardStop: NodeJS.Timeout | undefined;
-    let linger: NodeJS.Timeout | undefined;
-
-    const startKill = () => {
-      if (kill || pid === undefined) return;
-      kill = this.pool
-        .run(target, buildKillCommand(pid, a.sudo, this.killGraceMs), { urgent: true })
+    const finished = a.records.some((r) => r.type === 'exit');
+    // A dying connection closes its channels first: give its reason a moment to be known.
+    if (!finished && !lease.connectionClosed()) await new Promise((r) => setImmediate(r));
+    const lost = lease.connectionClosed();
+    // A lost connection closed the agent's stdin: the agent kills the group itself.
+    if (lost || finished) return outcome({ ...a, killedWith: undefined, exited: a.exit, lost });
+    // A killed agent had no chance to remove its state file: the kill channel does.
+    const cleanup = `rm -f -- ${agentStateFile(lease.agent.id)}`;
+    let killedWith: string | undefined;
+    if (a.pid !== undefined) {
+      const kill = this.pool
+        .run(a.target, `${cleanup}; ${buildKillCommand(a.pid, a.sudo, this.killGraceMs)}`, { urgent: true })
         .then((r) => r.stdout.trim())
         .catch(() => undefined);
-    };
-    const splitter = new RecordSplitter(
-      a.marker,
-      step.limits.maxOutputBytes,
-      (chunk) => ctx.log('stdout', chunk),
-      (record) => {
-        records.push(record);
-        // Everything is in; only a process that left the step's session (its own setsid, stdout
-        // still on the channel) could keep the channel open now. Do not wait on it for long.
-        if (record.type === 'exit') linger = setTimeout(() => channel.close(), LINGER_MS);
-        if (record.type === 'pid') {
-          pid = record.pid;
-          if (ctx.signal.aborted) startKill();
-        }
-      },
+      killedWith = await untilTimeout(kill, this.killGraceMs + 5_000);
+    } else this.pool.run(a.target, cleanup).catch(() => {});
+    if (a.ctx.signal.aborted)
+      return aborted(a.ctx.signal.reason, killedWith === 'KILL' ? 'SIGKILL' : 'SIGTERM');
+    const how = a.exit
+      ? a.exit.signal
+        ? `signal ${a.exit.signal}`
+        : `exit ${a.exit.code ?? '-'}`
+      : 'no exit status';
+    const group =
+      a.pid === undefined
+        ? ''
+        : killedWith === undefined
+          ? `; killing the step's process group ${a.pid} failed`
+          : `; the step's process group ${a.pid} was killed`;
+    return failed(
+      new StepError(
+        'connection_lost',
+        `${describeTarget(a.target)}: the remote agent running the step (pid ${lease.agent.pid}) ended (${how}) while the step was running${group}`,
+        true,
+      ),
+      [...a.step.secrets, ...targetSecrets(a.target)],
     );
-    const onAbort = () => {
-      // EOF on stdin wakes the wrapper's watcher: a kill that needs no new channel, and the only
-      // one possible while the process group id is not known yet.
-      channel.end();
-      startKill();
-      // A peer that stopped answering would keep the channel open until keepalives notice.
-      hardStop = setTimeout(() => channel.close(), this.killGraceMs + 5_000);
-    };
-
-    return new Promise<StepResult>((resolve) => {
-      channel.on('data', (chunk: Buffer) => splitter.push(chunk));
-      channel.stderr.on('data', (chunk: Buffer) => ctx.log('stderr', chunk));
-      channel.on('exit', (code: number | null, signal?: string) => {
-        exited = { code, signal: signal ?? null };
-      });
-      channel.on('error', () => {
-        // Surfaced through 'close' and the connection's close reason.
-      });
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      if (ctx.signal.aborted) onAbort();
-      channel.once('close', async () => {
-        ctx.signal.removeEventListener('abort', onAbort);
-        clearTimeout(hardStop);
-        clearTimeout(linger);
-        splitter.end();
-        // Returning after the kill channel means the group is gone; but a dead connection must
-        // not hold the result for a whole connect timeout.
-        const killedWith = kill ? await untilTimeout(kill, this.killGraceMs + 5_000) : undefined;
-        if (!exited && !pooled.connectionClosed()) await new Promise((r) => setImmediate(r));
-        resolve(outcome({ ...a, records, killedWith, exited, lost: pooled.connectionClosed() }));
-      });
-    });
   }
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function untilTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
