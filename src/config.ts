@@ -103,6 +103,8 @@ const schema = z.object({
     .transform((v) => v === 'true'),
   /** Pre-spawned function VMs per worker. */
   WORKER_VM_POOL: z.coerce.number().int().min(0).max(64).default(2),
+  /** Most function VMs the pool grows to under load (ready or starting); default max(8, WORKER_VM_POOL). */
+  WORKER_VM_POOL_MAX: z.coerce.number().int().min(0).max(64).optional(),
   /** How long a job lock lives (renewed at half); a killed worker's step comes back after it expires. */
   WORKER_LOCK_MS: z.coerce.number().int().min(1000).default(8000),
   /** How often expired locks are looked for: recovery takes at most lock + interval. */

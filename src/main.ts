@@ -88,7 +88,11 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
       });
     }
     if (name === 'vm')
-      return new VmExecutor({ sandbox: config.WORKER_VM_SANDBOX, poolSize: config.WORKER_VM_POOL });
+      return new VmExecutor({
+        sandbox: config.WORKER_VM_SANDBOX,
+        poolSize: config.WORKER_VM_POOL,
+        poolMax: config.WORKER_VM_POOL_MAX,
+      });
     throw new RangeError(`WORKER_EXECUTORS: unknown executor "${name}" (known: local, ssh, vm)`);
   });
 }

@@ -1,12 +1,13 @@
 /**
  * The warm pool: VMs wait ready, each serves exactly one step, nothing passes between steps,
- * dead idle VMs are replaced, and close() leaves no process behind.
+ * dead idle VMs are replaced, the pool grows with demand and shrinks back, and close() leaves
+ * no process behind.
  */
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { VmExecutor } from '../../src/workers/vm/index.ts';
+import { ProcessVmDriver, type VmDriver, VmExecutor } from '../../src/workers/vm/index.ts';
 import { fnStep, pidsWith, Recorder } from './vm-harness.ts';
 
 /** Leaves a mark in every place a reused VM would still show it, and reports what it found. */
@@ -19,6 +20,12 @@ export default async () => {
   return { ...seen, origin: performance.timeOrigin };
 }`;
 
+/** Says it is in, then holds its VM until the step is aborted. */
+const HOLD = `export default async (ctx) => {
+  ctx.log('in');
+  await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+}`;
+
 let tmpDir = '';
 let executor: VmExecutor;
 
@@ -26,7 +33,8 @@ beforeAll(async () => {
   tmpDir = await mkdtemp(join(tmpdir(), 'vm-pool-'));
   // Guests run as uids of their own and must be able to pass through (as under /tmp itself).
   await chmod(tmpDir, 0o711);
-  executor = new VmExecutor({ poolSize: 2, tmpDir });
+  // A fixed size here (poolMax = poolSize): the counts below are exact.
+  executor = new VmExecutor({ poolSize: 2, poolMax: 2, tmpDir });
 });
 
 afterAll(async () => {
@@ -80,6 +88,55 @@ describe('warm pool', () => {
     await vi.waitFor(() => expect(executor.poolStats()).toMatchObject({ started: started + 1, idle: 2 }), {
       timeout: 10_000,
     });
+  });
+
+  it('grows toward the steps in flight, in parallel, and shrinks back when they stop', async () => {
+    // The real driver, with a count of the starts under way at once.
+    const real = new ProcessVmDriver({ tmpDir });
+    let starting = 0;
+    let mostAtOnce = 0;
+    const driver: VmDriver = {
+      name: real.name,
+      capabilities: () => real.capabilities(),
+      close: () => real.close(),
+      start: async (spec) => {
+        mostAtOnce = Math.max(mostAtOnce, ++starting);
+        try {
+          return await real.start(spec);
+        } finally {
+          starting--;
+        }
+      },
+    };
+    const elastic = new VmExecutor({ poolSize: 1, poolMax: 4, poolIdleMs: 300, tmpDir, driver });
+    try {
+      await elastic.whenPoolFull();
+      expect(elastic.poolStats()).toMatchObject({ idle: 1, target: 1 });
+      // Four steps held in flight at once: the target follows them.
+      const recorders = Array.from({ length: 4 }, () => new Recorder());
+      const held = recorders.map((r) => elastic.run(fnStep(HOLD), r));
+      await Promise.all(recorders.map((r) => r.waitFor(/in/)));
+      expect(elastic.poolStats()!.target).toBe(4);
+      await elastic.whenPoolFull();
+      expect(elastic.poolStats()).toMatchObject({ idle: 4 });
+      expect(mostAtOnce).toBeGreaterThan(1);
+      for (const r of recorders) r.abort(new Error('done'));
+      await Promise.all(held);
+      // Every VM that served a step was fresh, the ready ones too.
+      const results = await Promise.all(
+        Array.from({ length: 4 }, () => elastic.run(fnStep(PROBE), new Recorder())),
+      );
+      for (const r of results) expect(r.outputs).toMatchObject({ global: null, tmp: false, home: false });
+      await vi.waitFor(
+        () => {
+          expect(elastic.poolStats()).toMatchObject({ target: 1, idle: 1, starting: 0 });
+          expect(elastic.poolStats()!.shrunk).toBeGreaterThan(0);
+        },
+        { timeout: 10_000 },
+      );
+    } finally {
+      await elastic.close();
+    }
   });
 
   it('leaves no process and no directory behind on close', async () => {

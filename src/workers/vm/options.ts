@@ -2,7 +2,7 @@
  * Options of the VM executor and its process driver: defaults spread under the caller's values,
  * then validated with messages that name the field (the bullmq worker-options habit).
  */
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type Issue, ValidationError } from '../../errors.ts';
 import type { VmDriver } from './driver.ts';
@@ -50,8 +50,17 @@ export interface VmExecutorOptions extends ProcessDriverOptions {
    * with `vm.sandbox: false`. @defaultValue true
    */
   sandbox: boolean;
-  /** Pre-spawned VMs kept waiting for a function step; 0 disables the pool. @defaultValue 2 */
+  /** Pre-spawned VMs kept waiting for a function step even when idle; 0 disables the pool. @defaultValue 2 */
   poolSize: number;
+  /**
+   * The pool grows toward the number of function steps in flight, up to this many VMs ready or
+   * starting (at least `poolSize`). @defaultValue `max(8, poolSize)`
+   */
+  poolMax: number;
+  /** VM starts the pool runs at once, at most. @defaultValue `max(4, 2 × CPUs)`, at most `poolMax` */
+  poolStarts: number;
+  /** After this long without the demand that grew it, the pool shrinks back. @defaultValue 30000 */
+  poolIdleMs: number;
   /** The `vm` options warm VMs are made for; other steps start a cold VM. @defaultValue `stepDefaults` */
   poolProfile: Partial<VmStepOptions>;
   /** Defaults under every step's `vm` block. @defaultValue `DEFAULT_STEP_OPTIONS` */
@@ -87,12 +96,21 @@ export function defaultDriverOptions(): ProcessDriverOptions {
 }
 
 /** Spreads defaults under `user`, then validates; throws `ValidationError` listing every problem. */
-export function resolveExecutorOptions(user: Partial<VmExecutorOptions> = {}): ResolvedVmExecutorOptions {
+export function resolveExecutorOptions(given: Partial<VmExecutorOptions> = {}): ResolvedVmExecutorOptions {
   const issues: Issue[] = [];
+  // A field passed as `undefined` (an unset environment variable) means its default.
+  const user = Object.fromEntries(
+    Object.entries(given).filter(([, v]) => v !== undefined),
+  ) as Partial<VmExecutorOptions>;
+  const poolSize = user.poolSize ?? 2;
+  const poolMax = user.poolMax ?? Math.max(8, poolSize);
   const merged = {
     ...defaultDriverOptions(),
     sandbox: true,
-    poolSize: 2,
+    poolSize,
+    poolMax,
+    poolStarts: Math.max(1, Math.min(poolMax, Math.max(4, 2 * availableParallelism()))),
+    poolIdleMs: 30_000,
     maxLogBytes: 16 * 1024 * 1024,
     killGraceMs: 250,
     ...user,
@@ -104,6 +122,12 @@ export function resolveExecutorOptions(user: Partial<VmExecutorOptions> = {}): R
     }
   };
   int('poolSize', 0, 64);
+  int('poolMax', 0, 64);
+  int('poolStarts', 1, 64);
+  int('poolIdleMs', 100, 3_600_000);
+  if (merged.poolMax < merged.poolSize) {
+    issues.push({ path: 'poolMax', message: `must be at least poolSize (${merged.poolSize})` });
+  }
   int('maxLogBytes', 1024, 2 ** 40);
   // The guest must be gone within a second of an abort: the grace leaves room for the kill.
   int('killGraceMs', 0, 800);

@@ -33,7 +33,12 @@ export class VmExecutor implements Executor {
     const profile = this.options.poolProfile;
     this.#poolKey = profileKey(profile);
     if (this.options.poolSize > 0 && (this.options.sandbox || !profile.sandbox)) {
-      const pool = new WarmPool(() => this.driver.start(functionSpec(profile)), this.options.poolSize);
+      const pool = new WarmPool(() => this.driver.start(functionSpec(profile)), {
+        min: this.options.poolSize,
+        max: this.options.poolMax,
+        parallel: this.options.poolStarts,
+        idleMs: this.options.poolIdleMs,
+      });
       this.#pool = pool;
       // Fill only once the host is known: a pool of sandboxed VMs on a host without a sandbox
       // would only collect failures.
@@ -117,25 +122,30 @@ export class VmExecutor implements Executor {
         false,
       );
     }
-    const warm = profileKey(options) === this.#poolKey ? (this.#pool?.take() ?? null) : null;
-    const starting = warm ? Promise.resolve(warm) : this.driver.start(functionSpec(options));
-    let code: string;
+    const pool = profileKey(options) === this.#poolKey ? this.#pool : null;
+    pool?.demand(1);
     try {
-      code = await compileFunction(source);
-    } catch (err) {
-      void starting.then(
-        (vm) => vm.dispose(),
-        () => {},
-      );
-      throw err;
-    }
-    const refill = () => this.#pool?.fill();
-    try {
+      const warm = (await pool?.acquire()) ?? null;
+      // No VM was ready: this step starts cold, and the pool starts the next step's now.
+      if (!warm) pool?.fill();
+      const starting = warm ? Promise.resolve(warm) : this.driver.start(functionSpec(options));
+      let code: string;
+      try {
+        code = await compileFunction(source);
+      } catch (err) {
+        void starting.then(
+          (vm) => vm.dispose(),
+          () => {},
+        );
+        throw err;
+      }
+      const refill = () => pool?.fill();
       return await this.#use(await starting, ctx, (vm) =>
         runFunction(vm, step, code, options, ctx, this.options, { started: refill }),
       );
     } finally {
-      refill();
+      pool?.demand(-1);
+      pool?.fill();
     }
   }
 
