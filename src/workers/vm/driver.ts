@@ -78,6 +78,11 @@ export interface VmDriver {
   capabilities(): Promise<DriverCapabilities>;
   /** Starts a VM; resolves once it is ready (a function runtime has said `ready`). */
   start(spec: VmSpec): Promise<Vm>;
+  /**
+   * Makes later starts of `spec` cheaper where the driver can (the process driver builds its
+   * runner snapshot for that heap size). Never rejects; starts work without it.
+   */
+  prepare?(spec: VmSpec): Promise<void>;
   /** Releases what the driver holds (its cgroup and directory roots). VMs are disposed first. */
   close(): Promise<void>;
 }

@@ -40,6 +40,11 @@ export interface ProcessDriverOptions {
   moduleRoot: string;
   /** Parent of the VMs' private directories. @defaultValue `os.tmpdir()` */
   tmpDir: string;
+  /**
+   * Start function VMs from a V8 startup snapshot of the guest runner (built once per worker and
+   * heap size, in the background). @defaultValue true
+   */
+  snapshot: boolean;
 }
 
 /** Options of `new VmExecutor(…)`. Every field is optional; see each default. */
@@ -92,6 +97,7 @@ export function defaultDriverOptions(): ProcessDriverOptions {
     guestUids: { first: 1_500_000_000, count: 16_777_216 },
     moduleRoot: fileURLToPath(new URL('../../..', import.meta.url)),
     tmpDir: tmpdir(),
+    snapshot: true,
   };
 }
 
@@ -135,7 +141,9 @@ export function resolveExecutorOptions(given: Partial<VmExecutorOptions> = {}): 
   if (typeof merged.cpus !== 'number' || !(merged.cpus >= 0.05 && merged.cpus <= 1024)) {
     issues.push({ path: 'cpus', message: 'must be a number of cores from 0.05 to 1024' });
   }
-  if (typeof merged.sandbox !== 'boolean') issues.push({ path: 'sandbox', message: 'must be true or false' });
+  for (const key of ['sandbox', 'snapshot'] as const) {
+    if (typeof merged[key] !== 'boolean') issues.push({ path: key, message: 'must be true or false' });
+  }
   if (merged.cgroups !== 'auto' && merged.cgroups !== 'off') {
     issues.push({ path: 'cgroups', message: 'must be "auto" or "off"' });
   }

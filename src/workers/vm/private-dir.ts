@@ -35,6 +35,11 @@ export class PrivateDirs {
     return dir;
   }
 
+  /** The per-worker base directory (mode 0711), created on first use. */
+  base(): Promise<string> {
+    return this.#ensureBase();
+  }
+
   /** Removes a VM's directory. Only called once no process of the VM can be running. */
   async remove(dir: string): Promise<void> {
     await rm(dir, { recursive: true, force: true, maxRetries: 2 });

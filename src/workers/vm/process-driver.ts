@@ -1,7 +1,7 @@
 /**
  * The process driver: a VM is a fresh process tree started as
  *
- *   [sh gate] → prlimit → [bwrap] → node guest-runner.mjs | sh -c command
+ *   [sh gate] → prlimit → [bwrap] → node [--snapshot-blob] guest-runner.cjs | sh -c command
  *
  * all of it already running as the VM's own unprivileged uid (when the worker is root), so no
  * binary ever runs privileged with the guest's environment. The gate holds the tree still until
@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { StepError } from '../../errors.ts';
@@ -24,6 +24,7 @@ import { defaultDriverOptions, type ProcessDriverOptions } from './options.ts';
 import { PrivateDirs } from './private-dir.ts';
 import { FILE_NAMES, ProcessVm } from './process-vm.ts';
 import { bwrapArgs } from './sandbox.ts';
+import { RunnerSnapshots } from './snapshot.ts';
 
 /** A guest message may not exceed this (outputs are capped far below it by the executor). */
 export const MAX_MESSAGE_BYTES = 8 * 2 ** 20;
@@ -39,9 +40,10 @@ export class ProcessVmDriver implements VmDriver {
   #toolPaths: Promise<{ setpriv: string; unshare: string; prlimit: string; bwrap: string }> | undefined;
   readonly #dirs: PrivateDirs;
   readonly #modules: ModuleResolver;
-  readonly #runner = fileURLToPath(new URL('./guest-runner.mjs', import.meta.url));
+  readonly #runner = fileURLToPath(new URL('./guest-runner.cjs', import.meta.url));
   readonly #uids = new Set<number>();
   readonly #live = new Set<Vm>();
+  readonly #snapshots: RunnerSnapshots | null;
   #facts: Promise<HostFacts> | null = null;
   #seq = 0;
 
@@ -49,6 +51,23 @@ export class ProcessVmDriver implements VmDriver {
     this.#options = { ...defaultDriverOptions(), ...options };
     this.#dirs = new PrivateDirs(this.#options.tmpDir);
     this.#modules = new ModuleResolver(this.#options.moduleRoot);
+    const dirs = this.#dirs;
+    this.#snapshots = this.#options.snapshot
+      ? new RunnerSnapshots(this.#options.nodePath, this.#runner, async () =>
+          join(await dirs.base(), 'snapshots'),
+        )
+      : null;
+  }
+
+  async prepare(spec: VmSpec): Promise<void> {
+    if (spec.kind !== 'function' || !this.#snapshots) return;
+    this.#snapshots.lookup(heapFlags(spec.options.memoryMb));
+    await this.#snapshots.settled();
+  }
+
+  /** What the runner's snapshots are doing, by V8 flag set (`building`, `ready`, `failed: …`). */
+  snapshotStates(): Record<string, string> {
+    return this.#snapshots?.states() ?? {};
   }
 
   async capabilities(): Promise<DriverCapabilities> {
@@ -103,6 +122,8 @@ export class ProcessVmDriver implements VmDriver {
     let dir: string | null = null;
     let cgroup: VmCgroup | null = null;
     let child: ChildProcess | null = null;
+    const v8Flags = heapFlags(options.memoryMb);
+    const blob = spec.kind === 'function' ? (this.#snapshots?.lookup(v8Flags) ?? null) : null;
     try {
       dir = await this.#dirs.create(id, uid, modules, !options.sandbox);
       const notes: string[] = [];
@@ -130,9 +151,11 @@ export class ProcessVmDriver implements VmDriver {
           : {}),
       };
       let argv =
-        spec.kind === 'function' ? this.#nodeArgv(dir, modules, spec) : ['/bin/sh', '-c', spec.command ?? ''];
+        spec.kind === 'function'
+          ? this.#nodeArgv(dir, modules, spec, v8Flags, blob)
+          : ['/bin/sh', '-c', spec.command ?? ''];
       if (options.sandbox) {
-        const readOnly = spec.kind === 'function' ? [this.#runner, ...modules.readable] : [];
+        const readOnly = spec.kind === 'function' ? [blob ?? this.#runner, ...modules.readable] : [];
         const mounts = { dir, readOnly, network: options.network, tmpBytes: memoryBytes(options) };
         argv = [this.#options.bwrapPath, ...bwrapArgs(facts.system, mounts), ...argv];
       }
@@ -206,6 +229,8 @@ export class ProcessVmDriver implements VmDriver {
       if (channel) await waitReady(vm, channel);
       return vm;
     } catch (err) {
+      if (blob && child && (child.exitCode !== null || child.signalCode !== null))
+        this.#snapshots?.suspect(blob);
       if (child?.pid) killGroup(child.pid);
       await cgroup?.remove().catch(() => {});
       if (dir) await this.#dirs.remove(dir).catch(() => {});
@@ -218,14 +243,21 @@ export class ProcessVmDriver implements VmDriver {
     }
   }
 
-  #nodeArgv(dir: string, modules: ResolvedModules, spec: VmSpec): string[] {
+  #nodeArgv(
+    dir: string,
+    modules: ResolvedModules,
+    spec: VmSpec,
+    v8Flags: string[],
+    blob: string | null,
+  ): string[] {
     const sandbox = spec.options.sandbox;
     return [
       this.#options.nodePath,
       // The permission model: reads only of the runner, the VM's directory and the allowed
-      // modules; writes only there; no child processes, worker threads, addons or WASI.
+      // modules; writes only there; no child processes, worker threads, addons or WASI. (A
+      // snapshot blob is read by Node.js itself, before the permission model starts.)
       '--experimental-permission',
-      `--allow-fs-read=${this.#runner}`,
+      ...(blob ? [] : [`--allow-fs-read=${this.#runner}`]),
       `--allow-fs-read=${dir}`,
       ...modules.readable.map((path) => `--allow-fs-read=${path}`),
       `--allow-fs-write=${dir}`,
@@ -234,8 +266,8 @@ export class ProcessVmDriver implements VmDriver {
       '--no-addons',
       '--disable-warning=ExperimentalWarning',
       '--enable-source-maps',
-      ...heapFlags(spec.options.memoryMb),
-      this.#runner,
+      ...v8Flags,
+      ...(blob ? ['--snapshot-blob', blob] : [this.#runner]),
       dir,
     ];
   }
@@ -256,6 +288,8 @@ export class ProcessVmDriver implements VmDriver {
 
   async close(): Promise<void> {
     await Promise.all([...this.#live].map((vm) => vm.dispose()));
+    // A build still running would write into the directory about to be removed.
+    await this.#snapshots?.settled();
     const facts = await this.#facts?.catch(() => null);
     await facts?.cgroups?.close();
     await this.#dirs.close();

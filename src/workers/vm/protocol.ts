@@ -1,8 +1,8 @@
 /**
- * The wire protocol between the worker and a function VM's guest runner (`guest-runner.mjs`):
+ * The wire protocol between the worker and a function VM's guest runner (`guest-runner.cjs`):
  * one JSON object per line on the guest's fd 3, a socketpair only the two ends hold. The guest is
  * untrusted, so everything it sends is size-capped by the channel and shape-checked here before
- * the executor looks at it. Keep this file and the runner in step: the runner is plain `.mjs`
+ * the executor looks at it. Keep this file and the runner in step: the runner is plain CommonJS
  * and cannot import these types.
  */
 

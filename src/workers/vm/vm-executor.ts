@@ -40,10 +40,15 @@ export class VmExecutor implements Executor {
         idleMs: this.options.poolIdleMs,
       });
       this.#pool = pool;
-      // Fill only once the host is known: a pool of sandboxed VMs on a host without a sandbox
-      // would only collect failures.
+      // Fill only once the host is known (a pool of sandboxed VMs on a host without a sandbox
+      // would only collect failures), and once the driver has prepared the profile (the
+      // runner's snapshot), so the first VMs already start the cheap way.
       void this.driver.capabilities().then(
-        (caps) => (profile.sandbox && caps.sandboxUnavailable ? this.#dropPool() : pool.fill()),
+        async (caps) => {
+          if (profile.sandbox && caps.sandboxUnavailable) return this.#dropPool();
+          await this.driver.prepare?.(functionSpec(profile));
+          pool.fill();
+        },
         () => this.#dropPool(),
       );
     }
