@@ -4,6 +4,7 @@
  * where a hierarchy is writable; otherwise the driver falls back to rlimits and says so.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, realpath, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -40,9 +41,12 @@ export class VmCgroup {
     return [...new Set(Object.values(this.dirs))];
   }
 
-  /** Moves `pid` (and its future children) into this cgroup. */
+  /**
+   * Moves `pid` (and its future children) into this cgroup. A migration waits for the kernel
+   * (an RCU grace period on v1, milliseconds): asynchronous, and all hierarchies at once.
+   */
   async join(pid: number): Promise<void> {
-    for (const dir of this.directories) await writeFile(join(dir, 'cgroup.procs'), String(pid));
+    await Promise.all(this.directories.map((dir) => writeFile(join(dir, 'cgroup.procs'), String(pid))));
   }
 
   /** Reads what the limits observed; missing files read as zero. */
@@ -76,7 +80,7 @@ export class VmCgroup {
   /** SIGKILLs every process in the cgroup until it is empty (bounded: pids.max caps re-forks). */
   async killAll(): Promise<void> {
     for (const dir of this.directories) {
-      if (this.version === 2 && (await writeFile(join(dir, 'cgroup.kill'), '1').then(yes, no))) continue;
+      if (this.version === 2 && (await write(join(dir, 'cgroup.kill'), '1').then(yes, no))) continue;
       for (let round = 0; round < 100; round++) {
         const pids = (await read(dir, 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
         if (pids.length === 0) break;
@@ -127,11 +131,11 @@ export class CgroupManager {
     // Fails with EBUSY when the worker's cgroup holds processes and is not the root: then the
     // worker must run in a delegated cgroup, and rlimits are the fallback.
     if (wanted.length)
-      await writeFile(join(parent, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
+      await write(join(parent, 'cgroup.subtree_control'), wanted.map((c) => `+${c}`).join(' '));
     await sweepStale(parent);
     const base = join(parent, tag);
     await mkdir(base);
-    await writeFile(join(base, 'cgroup.subtree_control'), '+memory +pids +cpu');
+    await write(join(base, 'cgroup.subtree_control'), '+memory +pids +cpu');
     return new CgroupManager(2, { memory: base, pids: base, cpu: base, cpuacct: base });
   }
 
@@ -175,21 +179,21 @@ export class CgroupManager {
     const quota = String(Math.round(limits.cpus * CFS_PERIOD_US));
     if (this.version === 2) {
       const dir = dirs.memory!;
-      await writeFile(join(dir, 'memory.max'), String(limits.memoryBytes));
-      await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => {});
-      await writeFile(join(dir, 'pids.max'), String(limits.pids));
-      await writeFile(join(dir, 'cpu.max'), `${quota} ${CFS_PERIOD_US}`);
+      await write(join(dir, 'memory.max'), String(limits.memoryBytes));
+      await write(join(dir, 'memory.swap.max'), '0').catch(() => {});
+      await write(join(dir, 'pids.max'), String(limits.pids));
+      await write(join(dir, 'cpu.max'), `${quota} ${CFS_PERIOD_US}`);
       return;
     }
-    await writeFile(join(dirs.memory!, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+    await write(join(dirs.memory!, 'memory.limit_in_bytes'), String(limits.memoryBytes));
     // Without this, a guest could spill past its limit into swap where swap exists.
-    await writeFile(join(dirs.memory!, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(
+    await write(join(dirs.memory!, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes)).catch(
       () => {},
     );
-    await writeFile(join(dirs.pids!, 'pids.max'), String(limits.pids));
+    await write(join(dirs.pids!, 'pids.max'), String(limits.pids));
     if (dirs.cpu) {
-      await writeFile(join(dirs.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
-      await writeFile(join(dirs.cpu, 'cpu.cfs_quota_us'), quota);
+      await write(join(dirs.cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+      await write(join(dirs.cpu, 'cpu.cfs_quota_us'), quota);
     }
   }
 
@@ -240,9 +244,26 @@ async function removeDir(dir: string): Promise<void> {
   }
 }
 
+/*
+ * Control files live in kernel memory, not on a disk: reading one or writing a limit
+ * synchronously costs microseconds, while the asynchronous calls cost a thread-pool round trip
+ * each (four for a readFile), and a VM's life reads and writes some thirty of them. (Moving a
+ * process into a cgroup is the exception: see `join`.)
+ */
+
+/** Writes a control file; rejects as `writeFile` would. */
+async function write(path: string, data: string): Promise<void> {
+  writeFileSync(path, data);
+}
+
+/** Reads a control file; missing or unreadable reads as ''. */
 async function read(dir: string | undefined, file: string): Promise<string> {
   if (!dir) return '';
-  return readFile(join(dir, file), 'utf8').catch(() => '');
+  try {
+    return readFileSync(join(dir, file), 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 function field(text: string, name: string): number | undefined {
