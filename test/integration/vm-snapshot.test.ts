@@ -1,7 +1,7 @@
 /**
  * The guest runner's V8 startup snapshot: function VMs start from it once it is built, behave as
- * from the plain script (env, fences, warnings, source-mapped stacks), and a blob that no longer
- * loads is dropped so VMs start without it.
+ * from the plain script (env, fences, warnings, source-mapped stacks, a private directory with
+ * nothing but the module), and a blob that no longer loads is dropped so VMs start without it.
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -55,12 +55,13 @@ describe('runner snapshot', () => {
     const log = new Recorder();
     const result = await executor.run(
       fnStep(
-        `import { readFileSync } from 'node:fs';
+        `import { readdirSync, readFileSync } from 'node:fs';
 export default async (ctx) => {
   process.emitWarning('mind the gap', 'DeprecationWarning');
   let denied = '';
   try { readFileSync('/etc/hostname'); } catch (err) { denied = err.code; }
   ctx.log('env', Object.keys(process.env).sort().join(','));
+  ctx.log('home', readdirSync('.').join(',') || '(empty)');
   return { denied, value: ctx.inputs.n * 2 };
 };`,
         {},
@@ -72,6 +73,8 @@ export default async (ctx) => {
     expect(log.text).toContain('DeprecationWarning: mind the gap');
     expect(log.text).not.toContain('ExperimentalWarning');
     expect(log.text).toMatch(/env CONVEYOR_IDEMPOTENCY_KEY,HOME,ONLY,PATH,TMPDIR\n/);
+    // The loader's warm-up module is gone before the function runs; only its own module is there.
+    expect(log.text).toContain('home function.mjs\n');
 
     const thrown = await executor.run(
       fnStep(

@@ -12,7 +12,7 @@
  * is touched before `main` runs.
  */
 'use strict';
-const { writeSync } = require('node:fs');
+const { unlinkSync, writeSync } = require('node:fs');
 const net = require('node:net');
 const { join } = require('node:path');
 const { pathToFileURL } = require('node:url');
@@ -20,6 +20,8 @@ const { format } = require('node:util');
 const v8 = require('node:v8');
 
 const stringify = JSON.stringify;
+/** An empty module the worker writes into the VM's directory (see private-dir.ts). */
+const WARMUP_FILE = '.conveyor-warmup.mjs';
 const fromSnapshot = v8.startupSnapshot.isBuildingSnapshot();
 
 /**
@@ -243,7 +245,19 @@ function main() {
     finish(`{"t":"result","outputs":${json}}`);
   }
 
-  send({ t: 'ready' });
+  // The module loader starts on the first import() of a file: start it now, on the empty module
+  // the worker left in the directory, so that a warm VM does not pay for it between `run` and
+  // the function's first instruction (≈ 20–40 ms here otherwise); then the file goes.
+  const warmup = join(dir, WARMUP_FILE);
+  const ready = () => {
+    try {
+      unlinkSync(warmup);
+    } catch {
+      // Not there (an older worker): nothing to remove.
+    }
+    send({ t: 'ready' });
+  };
+  load(pathToFileURL(warmup).href).then(ready, ready);
 }
 
 if (fromSnapshot) v8.startupSnapshot.setDeserializeMainFunction(main);

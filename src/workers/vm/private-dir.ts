@@ -5,10 +5,17 @@
  * more than the cap.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { StepError } from '../../errors.ts';
 import type { ResolvedModules } from './modules.ts';
+
+/**
+ * An empty module left in a function VM's directory: the guest runner imports it before saying
+ * `ready`, so that Node.js's module loader is started before the step's own module arrives, then
+ * removes it (guest-runner.cjs keeps the same name).
+ */
+export const WARMUP_FILE = '.conveyor-warmup.mjs';
 
 /** Creates and removes VM directories below one per-worker base directory. */
 export class PrivateDirs {
@@ -16,11 +23,22 @@ export class PrivateDirs {
 
   constructor(private readonly tmpDir: string) {}
 
-  /** Makes `<base>/<id>` owned by `uid` (when given), with the module links. */
-  async create(id: string, uid: number | null, modules: ResolvedModules, withTmp: boolean): Promise<string> {
+  /**
+   * Makes `<base>/<id>` owned by `uid` (when given), with the module links and, for a function
+   * VM (`warmup`), the empty module its runner starts the module loader on.
+   */
+  async create(
+    id: string,
+    uid: number | null,
+    modules: ResolvedModules,
+    withTmp: boolean,
+    warmup = false,
+  ): Promise<string> {
     if (uid !== null) await this.#checkSearchable();
     const dir = join(await this.#ensureBase(), id);
     await mkdir(dir, { mode: 0o700 });
+    // Written while the directory is still the worker's alone: no guest runs yet.
+    if (warmup) await writeFile(join(dir, WARMUP_FILE), 'export {};\n', { mode: 0o444, flag: 'wx' });
     for (const { name, target } of modules.links) {
       const link = join(dir, 'node_modules', name);
       await mkdir(dirname(link), { recursive: true });

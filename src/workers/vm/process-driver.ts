@@ -125,7 +125,7 @@ export class ProcessVmDriver implements VmDriver {
     const v8Flags = heapFlags(options.memoryMb);
     const blob = spec.kind === 'function' ? (this.#snapshots?.lookup(v8Flags) ?? null) : null;
     try {
-      dir = await this.#dirs.create(id, uid, modules, !options.sandbox);
+      dir = await this.#dirs.create(id, uid, modules, !options.sandbox, spec.kind === 'function');
       const notes: string[] = [];
       let cgroupReason = facts.cgroupReason;
       if (facts.cgroups) {
