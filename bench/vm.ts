@@ -6,7 +6,7 @@
  *      spawn (same clean environment as a guest) and an in-process import-and-call
  *  (b) a sandboxed `run: true` step against the same step on the local executor and a bare
  *      `sh -c true` spawn
- *  (c) 200 function steps, 4 at a time (median of 3 trials): steps per second with the
+ *  (c) 200 function steps, 4 at a time (median of 3 trials, taking turns): steps per second with the
  *      demand-sized pool, without the snapshot, and with cold VMs only; CPU per step (worker
  *      process plus the VMs' cgroups, where cgroups are in use)
  * "First instruction" is the moment the worker receives the function's first log line.
@@ -144,8 +144,11 @@ function vmCgroupCpuMs(): number | null {
   return found ? total : null;
 }
 
+/** Steps per second, and CPU ms per step (`null` without cgroups), of one throughput trial. */
+type Trial = { rate: number; cpuMs: number | null };
+
 /** Steps per second and CPU ms per step for `STEPS` function steps, `CONCURRENCY` at a time. */
-async function throughput(executor: VmExecutor): Promise<{ rate: number; cpuMs: number | null }> {
+async function throughput(executor: VmExecutor): Promise<Trial> {
   await executor.whenPoolFull();
   let next = 0;
   const cpu = process.cpuUsage();
@@ -167,12 +170,16 @@ async function throughput(executor: VmExecutor): Promise<{ rate: number; cpuMs: 
   return { rate, cpuMs };
 }
 
-/** The trial with the median rate, of `TRIALS`. */
-async function medianTrial(executor: VmExecutor): Promise<{ rate: number; cpuMs: number | null }> {
-  const trials = [];
-  for (let i = 0; i < TRIALS; i++) trials.push(await throughput(executor));
-  trials.sort((a, b) => a.rate - b.rate);
-  return trials[Math.floor(trials.length / 2)]!;
+/**
+ * The trial with the median rate, of `TRIALS`, for each executor. The trials take turns (one of
+ * each, then again), so that load coming and going on a shared machine favours none of them.
+ */
+async function medianTrials(executors: VmExecutor[]): Promise<Trial[]> {
+  const trials = executors.map(() => [] as Trial[]);
+  for (let i = 0; i < TRIALS; i++) {
+    for (const [j, executor] of executors.entries()) trials[j]!.push(await throughput(executor));
+  }
+  return trials.map((t) => t.sort((a, b) => a.rate - b.rate)[Math.floor(t.length / 2)]!);
 }
 
 const p50 = (values: number[]) => round(percentile(values, 50), 1);
@@ -207,9 +214,11 @@ const suite: BenchSuite = {
       const vmTrue = await trueSteps(cold);
       const localTrue = await trueSteps(local);
       const shTrue = await spawnTimes('/bin/sh', ['-c', 'true']);
-      const pooledRate = await medianTrial(pooled);
-      const plainRate = await medianTrial(pooledPlain);
-      const coldRate = await medianTrial(cold);
+      const [pooledRate, plainRate, coldRate] = (await medianTrials([pooled, pooledPlain, cold])) as [
+        Trial,
+        Trial,
+        Trial,
+      ];
       const stats = pooled.poolStats();
       const rows: BenchRow[] = [
         {
