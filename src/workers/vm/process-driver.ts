@@ -53,8 +53,11 @@ export class ProcessVmDriver implements VmDriver {
     this.#modules = new ModuleResolver(this.#options.moduleRoot);
     const dirs = this.#dirs;
     this.#snapshots = this.#options.snapshot
-      ? new RunnerSnapshots(this.#options.nodePath, this.#runner, async () =>
-          join(await dirs.base(), 'snapshots'),
+      ? new RunnerSnapshots(
+          this.#options.nodePath,
+          this.#runner,
+          async () => join(await dirs.base(), 'snapshots'),
+          async () => (await this.#tools()).setpriv,
         )
       : null;
   }

@@ -36,6 +36,8 @@ export class RunnerSnapshots {
     private readonly runner: string,
     /** Resolves to the directory blobs go in (created on first use). */
     private readonly dir: () => Promise<string>,
+    /** Resolves to the absolute path of `setpriv`: a build dies with its worker. */
+    private readonly setpriv: () => Promise<string>,
   ) {}
 
   /**
@@ -75,7 +77,7 @@ export class RunnerSnapshots {
   suspect(blob: string): void {
     for (const [key, entry] of this.#entries) {
       if (entry.state !== 'ready' || entry.blob !== blob) continue;
-      const done = run(this.nodePath, [...entry.v8Flags, '--snapshot-blob', blob, SNAPSHOT_CHECK]).then(
+      const done = this.#node([...entry.v8Flags, '--snapshot-blob', blob, SNAPSHOT_CHECK]).then(
         () => {
           this.#entries.set(key, entry);
         },
@@ -87,16 +89,21 @@ export class RunnerSnapshots {
     }
   }
 
+  /** Runs this Node.js under the parent-death signal: a SIGKILLed worker leaves no build behind. */
+  async #node(args: string[]): Promise<void> {
+    await run(await this.setpriv(), ['--pdeathsig', 'KILL', '--', this.nodePath, ...args]);
+  }
+
   async #build(v8Flags: readonly string[]): Promise<Entry> {
     let blob = '';
     try {
       const dir = await this.dir();
       await mkdir(dir, { recursive: true, mode: 0o711 });
       blob = join(dir, `runner-${++this.#seq}.blob`);
-      await run(this.nodePath, [...v8Flags, '--snapshot-blob', blob, '--build-snapshot', this.runner]);
+      await this.#node([...v8Flags, '--snapshot-blob', blob, '--build-snapshot', this.runner]);
       // Root builds it; guests of other uids only read it.
       await chmod(blob, 0o444);
-      await run(this.nodePath, [...v8Flags, '--snapshot-blob', blob, SNAPSHOT_CHECK]);
+      await this.#node([...v8Flags, '--snapshot-blob', blob, SNAPSHOT_CHECK]);
       return { state: 'ready', blob, v8Flags };
     } catch (err) {
       if (blob) await rm(blob, { force: true }).catch(() => {});
@@ -105,7 +112,7 @@ export class RunnerSnapshots {
   }
 }
 
-/** Runs Node.js with a clean environment; rejects with its stderr unless it exits 0. */
+/** Runs `file` with a clean environment; rejects with its stderr unless it exits 0. */
 function run(file: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { env: { PATH: GUEST_PATH }, stdio: ['ignore', 'ignore', 'pipe'] });
