@@ -2,8 +2,7 @@
  * `conveyor run <file|name>`: starts a run of a registered workflow, or of a file as an ad-hoc
  * run (checked locally first), then watches it (the default on a terminal) or prints its id.
  */
-import { apiError } from '../client/errors.ts';
-import type { Plan, Run } from '../client/index.ts';
+import type { Run } from '../client/index.ts';
 import type { Command } from './command.ts';
 import { stringFlag } from './command.ts';
 import { EXIT, usageError } from './errors.ts';
@@ -50,12 +49,8 @@ export const run: Command = {
       const { value, workflow } = await checkedFile(ctx, target);
       const body = { workflow: value as never, inputs: parseInputs(pairs, workflow.inputs), idempotencyKey };
       if (values['dry-run']) {
-        const { data, error, response } = await client.api.POST('/v1/runs', {
-          params: { query: { dryRun: 'true' } },
-          body,
-        });
-        if (!response.ok) throw apiError(response.status, error);
-        printPlan(out, data as Plan, runtimeExpressions(workflow), `file ${target}, planned by ${ctx.url}`);
+        const plan = await client.runs.plan(body);
+        printPlan(out, plan, runtimeExpressions(workflow), `file ${target}, planned by ${ctx.url}`);
         return EXIT.ok;
       }
       started = await client.runs.create(body);

@@ -154,7 +154,7 @@ export const logs: Command = {
           });
         else out.write(out.isTTY ? sanitize(text) : text);
       }
-      const final = ['step.succeeded', 'step.skipped'].includes(event.event) || event.event === 'step.failed';
+      const final = ['step.succeeded', 'step.failed', 'step.skipped'].includes(event.event);
       if (final && (attempt === undefined || d.attempt === undefined || Number(d.attempt) >= attempt)) break;
     }
     out.document({ run: id, step, chunks });

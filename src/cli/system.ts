@@ -1,14 +1,7 @@
 /** `conveyor events publish`, `workers`, `triggers`, and `serve` (the server modes' help). */
-import { apiError } from '../client/errors.ts';
 import type { Command } from './command.ts';
 import { stringFlag } from './command.ts';
 import { CliError, EXIT } from './errors.ts';
-
-/** Throws the API's error of an openapi-fetch answer; returns its data. */
-function data<T>(answer: { data?: T; error?: unknown; response: Response }): T {
-  if (!answer.response.ok) throw apiError(answer.response.status, answer.error);
-  return answer.data as T;
-}
 
 const publish: Command = {
   name: 'publish',
@@ -29,15 +22,13 @@ const publish: Command = {
       }
     }
     const key = stringFlag(values, 'idempotency-key');
-    const record = data(
-      await client().api.POST('/v1/events/{type}', {
-        params: { path: { type } },
-        body: { ...(payload !== undefined && { payload }), ...(key && { idempotencyKey: key }) } as never,
-      }),
-    ) as { id: string; runs: string[]; refused?: unknown[] };
+    const record = await client().events.publish(type, {
+      ...(payload !== undefined && { payload }),
+      ...(key && { idempotencyKey: key }),
+    });
     out.result(record, () => {
       out.line(
-        `event ${record.id} published; runs started: ${record.runs.length ? record.runs.join(', ') : 'none'}`,
+        `event ${record.id} published; runs started: ${record.runs.map((r) => r.id).join(', ') || 'none'}`,
       );
     });
     return EXIT.ok;
@@ -52,25 +43,13 @@ export const events: Command = {
   subcommands: [publish],
 };
 
-/** A live worker as `GET /v1/workers` lists it (docs/reference.md, 7.3). */
-interface WorkerInfo {
-  id: string;
-  host: string;
-  executors: string[];
-  tags: string[];
-  tagsOnly: boolean;
-  slots: { total: number; busy: number; free: number };
-  version: string;
-  lastSeen: string | number;
-}
-
 /** `conveyor workers`. */
 export const workers: Command = {
   name: 'workers',
   summary: 'live workers: executors, tags, slots, last heartbeat',
   usage: 'workers',
   async run({ out, client }) {
-    const { workers } = data(await client().api.GET('/v1/workers')) as { workers: WorkerInfo[] };
+    const workers = await client().workers.list();
     out.result({ workers }, () => {
       if (workers.length === 0) return out.note('no live worker');
       out.table(
@@ -96,9 +75,7 @@ export const triggers: Command = {
   summary: 'every trigger of every workflow: push, schedule, event',
   usage: 'triggers',
   async run({ out, client }) {
-    const { triggers } = data(await client().api.GET('/v1/triggers')) as {
-      triggers: Array<Record<string, unknown>>;
-    };
+    const triggers = await client().triggers.list();
     out.result({ triggers }, () => {
       if (triggers.length === 0) return out.note('no triggers');
       out.table(

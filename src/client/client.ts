@@ -28,6 +28,25 @@ export type WorkflowVersion = Schemas['WorkflowVersion'];
 /** Inputs and idempotency key of a run. */
 export type RunRequest = Schemas['RunRequest'];
 
+/** A live worker as `GET /v1/workers` lists it. */
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  executors: string[];
+  tags: string[];
+  tagsOnly: boolean;
+  slots: { total: number; busy: number; free: number };
+  version: string;
+  lastSeen: string | number;
+}
+
+/** A published event and the runs it started. */
+export interface PublishedEvent {
+  id: string;
+  runs: Array<{ id: string; workflow: { name: string; version: number | null }; status: string }>;
+  refused?: unknown[];
+}
+
 /** Options of the client. */
 export interface ClientOptions {
   /** The API's base URL, such as `http://127.0.0.1:8080`. */
@@ -95,6 +114,9 @@ export function createConveyorClient(options: ClientOptions) {
     runs: {
       /** Runs a definition that is not registered. */
       create: async (body: Schemas['AdHocRunRequest']) => (await data(api.POST('/v1/runs', { body }))) as Run,
+      /** The plan of a run of a definition that is not registered, starting nothing. */
+      plan: async (body: Schemas['AdHocRunRequest']) =>
+        (await data(api.POST('/v1/runs', { params: { query: { dryRun: 'true' } }, body }))) as Plan,
       list: (query: NonNullable<paths['/v1/runs']['get']['parameters']['query']> = {}) =>
         data(api.GET('/v1/runs', { params: { query } })),
       get: (id: string) => data(api.GET('/v1/runs/{id}', { params: { path: { id } } })),
@@ -122,6 +144,22 @@ export function createConveyorClient(options: ClientOptions) {
         await data(api.DELETE('/v1/hosts/{name}', { params: { path: { name } } }));
       },
       check: (name: string) => data(api.POST('/v1/hosts/{name}/check', { params: { path: { name } } })),
+    },
+    events: {
+      /** Publishes an event: the workflows whose `on.event` lists `type` start. */
+      publish: async (type: string, body: Schemas['EventInput'] = {}) =>
+        (await data(
+          api.POST('/v1/events/{type}', { params: { path: { type } }, body }),
+        )) as unknown as PublishedEvent,
+    },
+    workers: {
+      /** Live workers, with their executors, tags and slots. */
+      list: async () => ((await data(api.GET('/v1/workers'))) as { workers: WorkerInfo[] }).workers,
+    },
+    triggers: {
+      /** Every trigger of every registered workflow's latest version. */
+      list: async () =>
+        ((await data(api.GET('/v1/triggers'))) as { triggers: Array<Record<string, unknown>> }).triggers,
     },
     secrets: {
       /** Secret names (values are write-only). */

@@ -11,9 +11,11 @@ export {
   type HostCheck,
   type HostInput,
   type Plan,
+  type PublishedEvent,
   type Run,
   type RunList,
   type RunRequest,
+  type WorkerInfo,
   type WorkflowVersion,
 } from './client.ts';
 export { type ApiIssue, ConveyorApiError } from './errors.ts';

@@ -422,18 +422,29 @@ describe('against the API', () => {
     expect(add.code).toBe(0);
     file('events-flow.yml', 'name: cli-on-event\non: { event: [cli.ping] }\nsteps:\n  a: { run: "true" }\n');
     await admin(['push', join(dir, 'events-flow.yml')]);
-    const [secretList, hostList, hostJson, check, published, workers, triggers, empty, badPayload] =
-      await Promise.all([
-        admin(['secrets', 'list', '--json']),
-        admin(['hosts', 'list']),
-        admin(['hosts', 'list', '--json']),
-        admin(['hosts', 'check', 'cli-web']),
-        admin(['events', 'publish', 'cli.ping', '{"n": 1}', '--json']),
-        admin(['workers', '--json']),
-        admin(['triggers']),
-        admin(['secrets', 'set', 'EMPTY']),
-        admin(['events', 'publish', 'cli.ping', '{bad']),
-      ]);
+    const [
+      secretList,
+      hostList,
+      hostJson,
+      check,
+      published,
+      publishedText,
+      workers,
+      triggers,
+      empty,
+      badPayload,
+    ] = await Promise.all([
+      admin(['secrets', 'list', '--json']),
+      admin(['hosts', 'list']),
+      admin(['hosts', 'list', '--json']),
+      admin(['hosts', 'check', 'cli-web']),
+      admin(['events', 'publish', 'cli.ping', '{"n": 1}', '--json']),
+      admin(['events', 'publish', 'cli.ping']),
+      admin(['workers', '--json']),
+      admin(['triggers']),
+      admin(['secrets', 'set', 'EMPTY']),
+      admin(['events', 'publish', 'cli.ping', '{bad']),
+    ]);
     expect(json(secretList.stdout).secrets).toContainEqual({ name: 'CLI_KEY' });
     expect(secretList.stdout).not.toContain(value);
     expect(hostList.stdout).toMatch(
@@ -445,6 +456,7 @@ describe('against the API', () => {
     expect(check.stdout).toMatch(/^cli-web +no +- +- +- +- +\S+/m);
     expect(published.code).toBe(0);
     expect(json(published.stdout).runs).toHaveLength(1);
+    expect(publishedText.stdout).toMatch(/^event \S+ published; runs started: run_[a-z0-9]+$/m);
     expect(json(workers.stdout).workers.length).toBeGreaterThan(0);
     expect(triggers.stdout).toMatch(/^cli-on-event v1 +event +\{"event":"cli\.ping"\}/m);
     expect(empty.code).toBe(2);

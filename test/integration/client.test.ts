@@ -95,6 +95,10 @@ describe('client', () => {
       workflow: { name: 'client-adhoc', steps: { a: { run: 'true' } } },
     });
     expect(adHoc.workflow).toEqual({ name: 'client-adhoc', version: null });
+    const adHocPlan = await client.runs.plan({
+      workflow: { name: 'client-adhoc', steps: { a: { run: 'true' } } },
+    });
+    expect(documented(responseSchemas.PlanSchema, adHocPlan)).toEqual(adHocPlan);
     await client.workflows.delete('client-hello');
     await expect(client.workflows.get('client-hello')).rejects.toMatchObject({
       status: 404,
@@ -111,6 +115,27 @@ describe('client', () => {
     expect(err.issues).toContainEqual(expect.objectContaining({ path: 'steps.a.needs[0]' }));
     const anonymous = createConveyorClient({ baseUrl: api.url! });
     await expect(anonymous.runs.list()).rejects.toMatchObject({ status: 401, code: 'unauthorized' });
+  });
+
+  it('publishes events and lists workers and triggers', async () => {
+    await client.workflows.register({
+      name: 'client-on-event',
+      on: { event: ['client.ping'] },
+      steps: { a: { run: 'true' } },
+    });
+    const published = await client.events.publish('client.ping', { payload: { n: 1 } });
+    expect(published.runs).toHaveLength(1);
+    expect(published.runs[0]!.workflow.name).toBe('client-on-event');
+    expect((await drain(client.runs.follow(published.runs[0]!.id))).at(-1)!.event).toBe('run.succeeded');
+    expect(await client.triggers.list()).toContainEqual(
+      expect.objectContaining({ workflow: 'client-on-event', type: 'event' }),
+    );
+    const [worker] = await client.workers.list();
+    expect(worker).toMatchObject({
+      executors: expect.arrayContaining(['local']),
+      slots: { total: expect.any(Number) },
+    });
+    await client.workflows.delete('client-on-event');
   });
 
   it('manages hosts and secrets', async () => {
