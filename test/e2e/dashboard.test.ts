@@ -9,18 +9,18 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE } from '../../src/api/admin/login.ts';
 import { parseTokens } from '../../src/api/auth/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { queueNames } from '../../src/flows/index.ts';
-import { followEvents, isTerminalEvent } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
+import { CHROMIUM, launchChromium } from '../support/browser.ts';
+import { waitForRunEnd } from '../support/engine.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const available = existsSync(CHROMIUM) || process.env.CI === 'true';
 if (!available) console.warn(`dashboard.test.ts skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
 
@@ -58,33 +58,10 @@ beforeAll(async () => {
   });
   expect(res.status).toBe(202);
   runId = ((await res.json()) as { id: string }).id;
-  const following = new AbortController();
-  for await (const event of followEvents(
-    api.deps.redis,
-    api.deps.store.keys,
-    runId,
-    undefined,
-    following.signal,
-  )) {
-    if (event && isTerminalEvent(event.type)) break;
-  }
-  following.abort();
+  await waitForRunEnd(api, runId);
   await mkdir(ARTIFACTS, { recursive: true });
   profile = await mkdtemp(join(tmpdir(), 'conveyor-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--headless',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  context = await launchChromium(profile);
   context.on('response', (response) => {
     if (response.url().includes('/admin/queues/static/') && response.status() !== 200) {
       failedAssets.push(`${response.status()} ${response.url()}`);

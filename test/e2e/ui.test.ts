@@ -12,20 +12,21 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTokens } from '../../src/api/auth/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { UI_CSP } from '../../src/api/ui/index.ts';
 import { generateSecretKey, parseSecretKey } from '../../src/secrets/index.ts';
-import { followEvents, isTerminalEvent, type RunDocument } from '../../src/store/index.ts';
+import type { RunDocument } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { SshExecutor, toHostTarget } from '../../src/workers/ssh/index.ts';
 import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
+import { CHROMIUM, LOOPBACK_ONLY, launchChromium } from '../support/browser.ts';
+import { waitForRunEnd } from '../support/engine.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 import { SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 // biome-ignore lint/suspicious/noExplicitAny: the page's globals (tsconfig has no DOM library); run in Chromium
 type Browser = any;
 const available = existsSync(CHROMIUM) || process.env.CI === 'true';
@@ -88,22 +89,9 @@ beforeAll(async () => {
     expect((await call('PUT', `/v1/hosts/${name}`, host, ADMIN)).status).toBe(201);
   }
   await mkdir(ARTIFACTS, { recursive: true });
-  context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
+  context = await launchChromium(join(dir, 'profile'), {
     viewport: { width: 1280, height: 800 },
-    args: [
-      '--no-sandbox',
-      '--headless',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // Every other host fails to resolve: the page must need nothing from outside.
-      '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-    ],
+    args: [LOOPBACK_ONLY],
   });
 }, 60_000);
 
@@ -144,19 +132,7 @@ async function submit(workflow: unknown): Promise<RunDocument> {
   return res.body as RunDocument;
 }
 
-async function waitForEnd(runId: string): Promise<void> {
-  const following = new AbortController();
-  for await (const event of followEvents(
-    api.deps.redis,
-    api.deps.store.keys,
-    runId,
-    undefined,
-    following.signal,
-  )) {
-    if (event && isTerminalEvent(event.type)) break;
-  }
-  following.abort();
-}
+const waitForEnd = (runId: string) => waitForRunEnd(api, runId);
 
 /** A page whose tab already holds `token` (as after the prompt), failing the test on any page error. */
 async function openPage(token: string | undefined, width = 1280, height = 800): Promise<Page> {

@@ -14,10 +14,10 @@ import { CLIENT_TYPES, generateClientTypes } from '../../infra/openapi-gen/gener
 import { accessFor, matchesPattern, parseTokens } from '../../src/api/auth/index.ts';
 import { openApiPath, UNDOCUMENTED } from '../../src/api/openapi/index.ts';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
+import { CHROMIUM, CHROMIUM_FLAGS, LOOPBACK_ONLY } from '../support/browser.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
 const root = new URL('../../', import.meta.url).pathname;
 const prefix = testPrefix(import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'conveyor-openapi-'));
@@ -173,12 +173,9 @@ describe('GET /docs', () => {
       });
       try {
         const args = [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
+          ...CHROMIUM_FLAGS,
           `--user-data-dir=${mkdtempSync(join(dir, 'chromium-'))}`,
-          // Every other host fails to resolve: the page must need nothing from outside.
-          '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+          LOOPBACK_ONLY,
           // Lets the page's scripts run to idle before the DOM is printed (virtual time, not a wait).
           '--virtual-time-budget=10000',
           '--dump-dom',

@@ -45,6 +45,34 @@ export interface TestEngineOptions extends Partial<Omit<WorkerOptions, 'redisUrl
   webhookSecrets?: string[];
 }
 
+/** The first event of `runId` that `match` accepts, read from the run's stream from its start. */
+export async function waitForRunEvent(
+  api: ConveyorApi,
+  runId: string,
+  match: (event: RunEvent) => boolean,
+): Promise<RunEvent> {
+  const controller = new AbortController();
+  try {
+    for await (const event of followEvents(
+      api.deps.redis,
+      api.deps.store.keys,
+      runId,
+      undefined,
+      controller.signal,
+    )) {
+      if (event && match(event)) return event;
+    }
+  } finally {
+    controller.abort();
+  }
+  throw new Error(`run ${runId} ended without the awaited event`);
+}
+
+/** Resolves once `runId` has ended (its terminal event is in its stream). */
+export async function waitForRunEnd(api: ConveyorApi, runId: string): Promise<void> {
+  await waitForRunEvent(api, runId, (event) => isTerminalEvent(event.type));
+}
+
 /** Starts an engine on `redisUrl` under `prefix`. */
 export async function startEngine(
   redisUrl: string,
@@ -92,23 +120,7 @@ export async function startEngine(
     return { status: res.status, body: parsed, headers: res.headers };
   };
 
-  const waitForEvent: TestEngine['waitForEvent'] = async (runId, match) => {
-    const controller = new AbortController();
-    try {
-      for await (const event of followEvents(
-        api.deps.redis,
-        api.deps.store.keys,
-        runId,
-        undefined,
-        controller.signal,
-      )) {
-        if (event && match(event)) return event;
-      }
-    } finally {
-      controller.abort();
-    }
-    throw new Error(`run ${runId} ended without the awaited event`);
-  };
+  const waitForEvent: TestEngine['waitForEvent'] = (runId, match) => waitForRunEvent(api, runId, match);
 
   return {
     api,
