@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
-import { marker, processesWithEnv } from '../support/processes.ts';
+import { eventually, isAlive, marker, processesWithEnv } from '../support/processes.ts';
 import { killAllWorkers, killWorker, spawnWorker } from '../support/worker-process.ts';
 
 let engine: TestEngine;
@@ -31,16 +31,6 @@ afterAll(async () => {
   await engine.close();
   await apiOnly.close();
 });
-
-/** Polls `check` until it is true or `ms` pass; returns whether it became true. */
-async function eventually(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
-}
 
 /** Live pids whose parent is `ppid` and whose command line mentions `word`. */
 function children(ppid: number, word: string): number[] {
@@ -138,12 +128,3 @@ describe('the spawner of a worker process', () => {
     await killWorker(supervisor);
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return !/\nState:\t[ZX]/.test(status);
-  } catch {
-    return false;
-  }
-}

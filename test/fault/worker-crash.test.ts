@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunEvent } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
-import { marker, processesWithEnv } from '../support/processes.ts';
+import { eventually, marker, processesWithEnv } from '../support/processes.ts';
 import { killAllWorkers, killWorker, spawnWorker as spawnOne } from '../support/worker-process.ts';
 
 let engine: TestEngine;
@@ -14,16 +14,6 @@ let dir: string;
 /** A worker with short locks, for fast recovery. */
 const spawnWorker = () =>
   spawnOne(engine.prefix, { WORKER_LOCK_MS: '2000', WORKER_STALLED_INTERVAL_MS: '1000' });
-
-/** Polls `check` until it is true or `ms` pass; returns whether it became true. */
-async function eventually(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
-}
 
 const started = (step: string, attempt: number) => (e: RunEvent) =>
   e.type === 'step.started' && e.data.step === step && e.data.attempt === attempt;

@@ -4,11 +4,11 @@
  * group; a launch that cannot start is a clear error; an oversized spawner is retired (it
  * finishes its steps, then exits) while a new one takes the next steps; `close` ends them all.
  */
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StepError } from '../../src/errors.ts';
 import { findExecutable } from '../../src/workers/executables.ts';
 import { Spawner } from '../../src/workers/local/spawner.ts';
+import { eventually, isAlive } from '../support/processes.ts';
 
 const spawners: Spawner[] = [];
 afterEach(async () => {
@@ -27,20 +27,6 @@ const sh = (command: string) => ({
   cwd: '/',
   env: { PATH: '/usr/bin:/bin' },
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    return !/\nState:\t[ZX]/.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-async function eventually(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline && !check()) await new Promise((resolve) => setTimeout(resolve, 50));
-  return check();
-}
 
 describe('the spawner', () => {
   it('delivers every byte of a 30 MB output, stdout and stderr apart', async () => {

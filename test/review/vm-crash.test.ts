@@ -7,20 +7,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
-import { marker, processesWithEnv } from '../support/processes.ts';
+import { eventually, marker, processesWithEnv } from '../support/processes.ts';
 import { killAllWorkers, killWorker, spawnWorker } from '../support/worker-process.ts';
 
 let engine: TestEngine;
-
-/** Polls `check` until it is true or `ms` pass; returns whether it became true. */
-async function eventually(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return check();
-}
 
 beforeAll(async () => {
   engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { worker: false });

@@ -27,3 +27,25 @@ export function processesWithEnv(name: string, value: string): number[] {
 export function marker(): string {
   return `m${process.pid}x${Math.random().toString(36).slice(2)}`;
 }
+
+/** Whether `pid` is a live process (a zombie, waiting to be reaped, is not). */
+export function isAlive(pid: number): boolean {
+  try {
+    return !/\nState:\t[ZX]/.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls `check` until it is true or `ms` pass; returns whether it became true. For states that
+ * announce themselves with no event the test could await, such as another process's death.
+ */
+export async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
