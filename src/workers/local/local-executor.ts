@@ -99,13 +99,14 @@ export class LocalExecutor implements Executor {
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
-    // The run's workspace first (it also makes the base), then what needs it, side by side.
-    const workspace = await this.options.workspaces.forRun(step.runId);
-    const [launch, where, dir] = await Promise.all([
+    // The run's workspace and the attempt's directory side by side; the cwd is checked as text
+    // (a stat only for an absolute one).
+    const [launch, workspace, dir] = await Promise.all([
       this.launcher(),
-      this.options.workspaces.cwdFor(step.runId, step.cwd, workspace),
+      this.options.workspaces.forRun(step.runId),
       this.options.workspaces.attemptDir(step.runId),
     ]);
+    const where = await this.options.workspaces.cwdFor(step.runId, step.cwd, workspace);
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
     const owner = this.options.runAs;

@@ -115,9 +115,13 @@ export class Workspaces {
     if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
     await this.#ensureBase();
     const parent = join(this.options.baseDir, ATTEMPTS, runId);
-    await mkdir(parent, { recursive: true, mode: 0o711 });
     const dir = join(parent, randomBytes(16).toString('hex'));
-    await mkdir(dir, { mode: 0o700 });
+    // One round trip once the run's parent exists (every attempt but its first).
+    await mkdir(dir, { mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      await mkdir(parent, { recursive: true, mode: 0o711 });
+      await mkdir(dir, { mode: 0o700 });
+    });
     const owner = this.options.runAs;
     if (owner) await chown(dir, owner.uid, owner.gid);
     return dir;
