@@ -10,9 +10,9 @@ import type { StepJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import type { StepPlan } from './run-plan.ts';
+import { judge, prepare } from './stages.ts';
 import type { planFor, StepProcessorDeps } from './step-deps.ts';
 import { endJob, type StepJobResult, type StepOutcome } from './step-outcome.ts';
-import { judge, prepare } from './step-processor.ts';
 
 /** Builds the processor of instance jobs. */
 export function createInstanceProcessor(deps: StepProcessorDeps) {

@@ -8,15 +8,15 @@
  * stages in instance-processor.ts.
  */
 import type { Job } from 'bullmq';
-import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
+import type { SerializedError } from '../errors.ts';
 import { type StepJobData, truthy } from '../flows/index.ts';
 import type { StepDetails } from '../store/index.ts';
-import { type AttemptOutcome, buildExecution, runAttempt } from './attempt.ts';
-import { buildScope, evaluateIn, type Scope } from './expression-context.ts';
+import { buildExecution, runAttempt } from './attempt.ts';
+import { evaluateIn, type Scope } from './expression-context.ts';
 import { aggregate, fanOut } from './fan-out.ts';
-import { createMasker, type Masker } from './mask.ts';
 import { settleNeeds } from './reconciler.ts';
-import type { RunPlan, RunSecrets, StepPlan } from './run-plan.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
+import { judge, type Prepared, prepare } from './stages.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import { endJob, recordStep, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
@@ -197,83 +197,6 @@ function decide(sp: StepPlan, start: Begun, base: StepDetails, scope: Scope): St
   }
   const reason = snapshot.cancelRequested ? 'run cancelled' : `condition "${sp.step.if}" is false`;
   return { kind: 'skipped', reason, details: { ...base, attempts: start.attempt } };
-}
-
-/** What an attempt needs before it runs, or why it cannot. */
-export type Prepared =
-  | { scope: Scope; secrets: Record<string, string>; mask: Masker }
-  | { error: SerializedError };
-
-/** What an attempt needs before it runs: secret values, the expression scope and a masker. */
-export async function prepare(
-  deps: StepProcessorDeps,
-  plan: RunPlan,
-  sp: StepPlan,
-  snapshot: Begun['snapshot'],
-  attempt: number,
-): Promise<Prepared> {
-  let known: Record<string, string> = {};
-  let mask = createMasker([]);
-  try {
-    // The values of every secret of the run, for masking; the step's own, for its expressions.
-    ({ known, mask } = await runSecrets(deps, plan));
-    const missing = sp.secrets.filter((name) => known[name] === undefined);
-    if (missing.length) throw new StepError('secret_missing', `secret not set: ${missing.join(', ')}`, false);
-    const secrets = Object.fromEntries(sp.secrets.map((name) => [name, known[name]!]));
-    const scope = buildScope(plan, sp, snapshot, attempt, secrets);
-    return { scope, secrets, mask };
-  } catch (err) {
-    const error =
-      err instanceof ConveyorError
-        ? serializeError(err)
-        : { code: 'expression_error', message: (err as Error).message };
-    return { error: { ...error, message: mask(error.message) } };
-  }
-}
-
-/** The run's secret values and masker, read and built once per run (not once per step). */
-function runSecrets(deps: StepProcessorDeps, plan: RunPlan): Promise<RunSecrets> {
-  if (!plan.secrets.length || !deps.secrets) return Promise.resolve({ known: {}, mask: createMasker([]) });
-  if (!plan.secretValues) {
-    const loading = deps.secrets.get(plan.secrets).then((known) => ({
-      known,
-      mask: createMasker(Object.values(known)),
-    }));
-    plan.secretValues = loading;
-    // A failed read is not kept: the next step reads again.
-    loading.catch(() => {
-      if (plan.secretValues === loading) plan.secretValues = undefined;
-    });
-  }
-  return plan.secretValues;
-}
-
-/** The attempt's result as the job's outcome. */
-export function judge(
-  result: AttemptOutcome,
-  details: StepDetails,
-  attempt: number,
-  job: Job<StepJobData>,
-): StepOutcome {
-  if (result.kind === 'succeeded') {
-    const { exitCode, outputs, finishedAt, events } = result;
-    const emitted = events.length ? { emitted: events.map((e) => e.type) } : {};
-    return {
-      kind: 'succeeded',
-      attempt,
-      events,
-      details: { ...details, finishedAt, exitCode, outputs, ...emitted },
-    };
-  }
-  const failure = { ...details, ...result.details, error: result.error };
-  if (result.kind === 'cancelled')
-    return { kind: 'cancelled', attempt, error: result.error, details: failure };
-  if (result.kind === 'interrupted')
-    return { kind: 'handed-back', attempt, error: result.error, details: failure };
-  // BullMQ keeps the count of failed attempts; crash re-runs and hand-backs do not spend them.
-  if (result.retriable && !result.limit && job.attemptsMade + 1 < (job.opts.attempts ?? 1))
-    return { kind: 'retry', attempt, error: result.error, details: failure };
-  return { kind: 'failed', attempt, error: result.error, details: failure };
 }
 
 function isFinal(status: string | undefined): boolean {
