@@ -2,23 +2,29 @@
  * A step on a group of hosts: its job adds one child job per host (BullMQ dynamic children) in
  * `strategy.maxParallel` lanes, waits for them in `waiting-children` without holding a worker
  * slot, and is processed once more to aggregate their outcomes (see instance-processor.ts).
+ * A step on a single host runs its one instance in its own job instead, then aggregates at once:
+ * the same records and events, half the jobs and round trips.
  */
 import type { FlowJob, Job } from 'bullmq';
 import { keepJobsLike, type StepJobData, stepJobId } from '../flows/index.ts';
-import { FINAL_STEP_STATUSES, type StepDetails } from '../store/index.ts';
+import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
+import { runOneHost } from './instance-processor.ts';
 import { settleInstances } from './reconciler.ts';
-import type { StepPlan } from './run-plan.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import type { StepOutcome } from './step-outcome.ts';
 
 /**
  * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
- * run at once), then waits for them without holding a worker slot.
+ * run at once), then waits for them without holding a worker slot; runs a single host's
+ * instance in this job.
  */
 export async function fanOut(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
   token: string | undefined,
+  signal: AbortSignal | undefined,
+  plan: RunPlan,
   sp: StepPlan,
   details: StepDetails,
 ): Promise<StepOutcome> {
@@ -30,6 +36,7 @@ export async function fanOut(
     return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };
   }
   await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined, [], attempt);
+  if (hosts.length === 1) return oneHost(deps, job, signal, plan, sp, { ...details, hosts });
   const lanes = sp.step.strategy.maxParallel ?? hosts.length;
   const parent = { id: job.id!, queue: job.queueQualifiedName };
   const flows: FlowJob[] = [];
@@ -65,6 +72,46 @@ export async function fanOut(
   return aggregate(deps, job, sp);
 }
 
+/**
+ * The single host's instance, in this job. A retry or a hand-back of the instance is the step's
+ * own (its job's backoff, its attempt count, as for a local step); any other end is aggregated.
+ */
+async function oneHost(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  signal: AbortSignal | undefined,
+  plan: RunPlan,
+  sp: StepPlan,
+  details: StepDetails,
+): Promise<StepOutcome> {
+  const host = details.hosts![0]!;
+  const outcome = await runOneHost(deps, job, host, signal, sp, plan);
+  switch (outcome.kind) {
+    case 'retry':
+    case 'handed-back': {
+      const { exitCode, signal: killedBy } = outcome.details;
+      const error = outcome.error;
+      return {
+        kind: outcome.kind,
+        attempt: details.attempts,
+        error,
+        details: { ...details, exitCode, signal: killedBy, error },
+      };
+    }
+    case 'succeeded':
+    case 'failed':
+    case 'cancelled': {
+      // What was just recorded for the host: no need to read it back. Its cancel came from the
+      // run (a single host has no failFast siblings).
+      const error = outcome.kind === 'succeeded' ? undefined : outcome.error;
+      const view = { status: outcome.kind, outputs: outcome.details.outputs, error };
+      return conclude(details, [host], { [host]: view }, outcome.kind === 'cancelled');
+    }
+    default:
+      return aggregate(deps, job, sp);
+  }
+}
+
 /** Every instance has finished: the step succeeds when all of them did. */
 export async function aggregate(
   deps: StepProcessorDeps,
@@ -78,11 +125,21 @@ export async function aggregate(
     return { kind: 'concluded', status, error: snapshot.details[stepId]?.error };
   }
   const recorded: StepDetails = snapshot.details[stepId] ?? { executor: sp.step.executor, attempts: 0 };
-  const attempt = recorded.attempts;
   const hosts = recorded.hosts ?? [];
   // Instances whose jobs BullMQ failed without us (their worker kept dying) get their reason first.
   await settleInstances(deps, runId, stepId, hosts);
   const instances = await deps.store.instances(runId, stepId, hosts);
+  return conclude(recorded, hosts, instances, snapshot.cancelRequested);
+}
+
+/** The step's end from its final instances: succeeded when all of them did. */
+function conclude(
+  recorded: StepDetails,
+  hosts: string[],
+  instances: Record<string, Pick<InstanceView, 'status' | 'outputs' | 'error'> | undefined>,
+  cancelRequested: boolean,
+): StepOutcome {
+  const attempt = recorded.attempts;
   const failed = hosts.filter((h) => instances[h]?.status !== 'succeeded');
   const details: StepDetails = { ...recorded, finishedAt: now() };
   if (failed.length === 0) {
@@ -90,7 +147,7 @@ export async function aggregate(
     const outputs = Object.assign({}, ...hosts.map((h) => instances[h]?.outputs ?? {}));
     return { kind: 'succeeded', attempt, events: [], details: { ...details, outputs } };
   }
-  if (snapshot.cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
+  if (cancelRequested && failed.every((h) => instances[h]?.status === 'cancelled')) {
     const error = { code: 'cancelled', message: 'step cancelled' };
     return { kind: 'cancelled', attempt, error, details: { ...details, error } };
   }

@@ -3,15 +3,16 @@
  * as a step: begin (cancelled or failed fast? interrupted? a new attempt) → prepare → attempt →
  * judge, then one writer records the instance's own status, logs and outputs, and the same
  * adapter ends the job. With `strategy.failFast`, a final failure stops the step's other
- * instances.
+ * instances. A step on exactly one host runs its instance in its own job (`runOneHost`): the
+ * same stages and record, without the child job.
  */
 import type { Job } from 'bullmq';
 import type { StepJobData } from '../flows/index.ts';
 import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
-import type { StepPlan } from './run-plan.ts';
+import type { RunPlan, StepPlan } from './run-plan.ts';
 import { judge, prepare } from './stages.ts';
-import type { planFor, StepProcessorDeps } from './step-deps.ts';
+import type { StepProcessorDeps } from './step-deps.ts';
 import { endJob, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
 /** Builds the processor of instance jobs. */
@@ -25,21 +26,39 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
       deps,
       job,
       token,
-      (plan, sp) => instanceOutcome(deps, job, signal, sp, plan),
-      (sp, outcome) => recordInstance(deps, job, sp, outcome),
+      (plan, sp) => instanceOutcome(deps, job, job.data.host!, signal, sp, plan),
+      (sp, outcome) => recordInstance(deps, job.data.host!, job, sp, outcome),
     );
   };
+}
+
+/**
+ * The instance of a step on a single host, run by the step's own job (`job`, whose retry budget
+ * it spends): its stages and its record exactly as an instance job's, without a child job and
+ * the step job's second processing. Returns the instance's outcome, already recorded.
+ */
+export async function runOneHost(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  host: string,
+  signal: AbortSignal | undefined,
+  sp: StepPlan,
+  plan: RunPlan,
+): Promise<StepOutcome> {
+  const outcome = await instanceOutcome(deps, job, host, signal, sp, plan);
+  await recordInstance(deps, host, job, sp, outcome);
+  return outcome;
 }
 
 async function instanceOutcome(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
+  host: string,
   signal: AbortSignal | undefined,
   sp: StepPlan,
-  plan: Awaited<ReturnType<typeof planFor>>,
+  plan: RunPlan,
 ): Promise<StepOutcome> {
   const { runId, stepId } = job.data;
-  const host = job.data.host!;
   const { store } = deps;
   const base: StepDetails = { executor: 'ssh', attempts: 0 };
   const [snapshot, current, failedFast] = await Promise.all([
@@ -127,12 +146,12 @@ async function instanceOutcome(
 /** The instance's writer: its own record and event, and fail-fast after a final failure. */
 async function recordInstance(
   deps: StepProcessorDeps,
+  host: string,
   job: Job<StepJobData>,
   sp: StepPlan | undefined,
   outcome: StepOutcome,
 ): Promise<void> {
   const { runId, stepId } = job.data;
-  const host = job.data.host!;
   const { store } = deps;
   const write = (instance: InstanceView, event: Record<string, unknown>) =>
     store.transitionInstance(
