@@ -54,6 +54,11 @@ export interface StepJobData {
   host?: string;
   /** Set on a fan-out step's job once its instances were added. */
   phase?: 'fanned-out';
+  /**
+   * Set on the child jobs of a fan-out step that started after its run's cancel (an `always()`
+   * cleanup): the cancel does not stop them, as it does not stop the step.
+   */
+  afterCancel?: true;
 }
 
 /** Data of a gate job. */

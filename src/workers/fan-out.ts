@@ -14,6 +14,18 @@ import type { RunPlan, StepPlan } from './run-plan.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import type { StepOutcome } from './step-outcome.ts';
 
+/** What a fan-out needs of the step's processing. */
+export interface FanOut {
+  token: string | undefined;
+  /** The worker's interrupt (shutdown, lost lock), for a single host's attempt run here. */
+  signal: AbortSignal | undefined;
+  plan: RunPlan;
+  sp: StepPlan;
+  details: StepDetails;
+  /** The step started after its run's cancel (an `always()` cleanup): the cancel spares its hosts. */
+  afterCancel: boolean;
+}
+
 /**
  * Adds one child job per host, in `maxParallel` lanes (each lane a chain, so at most that many
  * run at once), then waits for them without holding a worker slot; runs a single host's
@@ -22,12 +34,9 @@ import type { StepOutcome } from './step-outcome.ts';
 export async function fanOut(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
-  token: string | undefined,
-  signal: AbortSignal | undefined,
-  plan: RunPlan,
-  sp: StepPlan,
-  details: StepDetails,
+  f: FanOut,
 ): Promise<StepOutcome> {
+  const { token, sp, details } = f;
   const { runId, stepId } = job.data;
   const attempt = details.attempts;
   const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
@@ -36,7 +45,7 @@ export async function fanOut(
     return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };
   }
   await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined, [], attempt);
-  if (hosts.length === 1) return oneHost(deps, job, signal, plan, sp, { ...details, hosts });
+  if (hosts.length === 1) return oneHost(deps, job, { ...f, details: { ...details, hosts } });
   const lanes = sp.step.strategy.maxParallel ?? hosts.length;
   const parent = { id: job.id!, queue: job.queueQualifiedName };
   const flows: FlowJob[] = [];
@@ -45,7 +54,7 @@ export async function fanOut(
     let node: FlowJob | undefined;
     for (let i = lane; i < hosts.length; i += lanes) {
       const host = hosts[i]!;
-      const data: StepJobData = { ...job.data, gates: [], host };
+      const data: StepJobData = { ...job.data, gates: [], host, ...(f.afterCancel && { afterCancel: true }) };
       node = {
         name: `${job.data.workflow}/${stepId}@${host}`,
         queueName: job.queueName,
@@ -76,16 +85,10 @@ export async function fanOut(
  * The single host's instance, in this job. A retry or a hand-back of the instance is the step's
  * own (its job's backoff, its attempt count, as for a local step); any other end is aggregated.
  */
-async function oneHost(
-  deps: StepProcessorDeps,
-  job: Job<StepJobData>,
-  signal: AbortSignal | undefined,
-  plan: RunPlan,
-  sp: StepPlan,
-  details: StepDetails,
-): Promise<StepOutcome> {
+async function oneHost(deps: StepProcessorDeps, job: Job<StepJobData>, f: FanOut): Promise<StepOutcome> {
+  const { sp, details } = f;
   const host = details.hosts![0]!;
-  const outcome = await runOneHost(deps, job, host, signal, sp, plan);
+  const outcome = await runOneHost(deps, job, host, f);
   switch (outcome.kind) {
     case 'retry':
     case 'handed-back': {

@@ -26,7 +26,13 @@ export function createInstanceProcessor(deps: StepProcessorDeps) {
       deps,
       job,
       token,
-      (plan, sp) => instanceOutcome(deps, job, job.data.host!, signal, sp, plan),
+      (plan, sp) =>
+        instanceOutcome(deps, job, job.data.host!, {
+          signal,
+          sp,
+          plan,
+          afterCancel: job.data.afterCancel === true,
+        }),
       (sp, outcome) => recordInstance(deps, job.data.host!, job, sp, outcome),
     );
   };
@@ -41,22 +47,28 @@ export async function runOneHost(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
   host: string,
-  signal: AbortSignal | undefined,
-  sp: StepPlan,
-  plan: RunPlan,
+  stage: InstanceStage,
 ): Promise<StepOutcome> {
-  const outcome = await instanceOutcome(deps, job, host, signal, sp, plan);
-  await recordInstance(deps, host, job, sp, outcome);
+  const outcome = await instanceOutcome(deps, job, host, stage);
+  await recordInstance(deps, host, job, stage.sp, outcome);
   return outcome;
+}
+
+/** What an instance's stages need besides its job and host. */
+export interface InstanceStage {
+  /** The worker's interrupt (shutdown, lost lock). */
+  signal: AbortSignal | undefined;
+  sp: StepPlan;
+  plan: RunPlan;
+  /** Its step started after the run's cancel (an `always()` cleanup): the cancel spares it. */
+  afterCancel: boolean;
 }
 
 async function instanceOutcome(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
   host: string,
-  signal: AbortSignal | undefined,
-  sp: StepPlan,
-  plan: RunPlan,
+  { signal, sp, plan, afterCancel }: InstanceStage,
 ): Promise<StepOutcome> {
   const { runId, stepId } = job.data;
   const { store } = deps;
@@ -69,7 +81,7 @@ async function instanceOutcome(
   const recorded = current[host];
   if (recorded && FINAL_STEP_STATUSES.has(recorded.status))
     return { kind: 'concluded', status: recorded.status, error: recorded.error };
-  if (snapshot.cancelRequested || failedFast) {
+  if ((snapshot.cancelRequested && !afterCancel) || failedFast) {
     const error = {
       code: 'cancelled',
       message: failedFast ? 'another host failed (strategy.failFast)' : 'run cancelled',
@@ -134,7 +146,8 @@ async function instanceOutcome(
     executor,
     execution,
     timeoutMs: sp.step.timeoutMs,
-    watch: [runId, `${runId}/${stepId}`],
+    // failFast's key always; the run's cancel unless the step started after it.
+    watch: afterCancel ? [`${runId}/${stepId}`] : [runId, `${runId}/${stepId}`],
     mask: prepared.mask,
     maxLogBytes: deps.limits.maxLogBytes,
     host,

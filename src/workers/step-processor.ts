@@ -104,7 +104,10 @@ async function stepOutcome(
   // prepare
   prepared ??= await prepare(deps, plan, sp, start.snapshot, attempt);
   if ('error' in prepared) return failed(prepared.error);
-  if (step.hosts !== undefined) return fanOut(deps, job, token, signal, plan, sp, details);
+  if (step.hosts !== undefined) {
+    const afterCancel = start.snapshot.cancelRequested;
+    return fanOut(deps, job, { token, signal, plan, sp, details, afterCancel });
+  }
   const executor = deps.executors.get(step.executor);
   if (!executor)
     return failed({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });

@@ -45,11 +45,13 @@ beforeAll(async () => {
     address: '127.0.0.1',
     port: sshd.port,
     user: SSH_USER,
-    groups: ['solo'],
     auth: { secret: 'key' },
     hostKey: sshd.hostKeyLine(),
   };
-  expect((await engine.request('PUT', '/v1/hosts/h1', host)).status).toBe(201);
+  expect((await engine.request('PUT', '/v1/hosts/h1', { ...host, groups: ['solo', 'pair'] })).status).toBe(
+    201,
+  );
+  expect((await engine.request('PUT', '/v1/hosts/h2', { ...host, groups: ['pair'] })).status).toBe(201);
   sshQueue = new Queue('steps-ssh', { connection: { url: redisUrl() }, prefix: bullPrefix(engine.prefix) });
 });
 afterAll(async () => {
@@ -162,5 +164,29 @@ describe('a step on one SSH host', () => {
     expect(done.status).toBe('failed');
     expect(done.steps.a!.instances!.h1).toMatchObject({ status: 'failed', error: { code: 'timeout' } });
     expect(done.steps.a!.error!.message).toMatch(/^1 of 1 hosts failed: h1 \(/);
+  });
+
+  // An always() cleanup that starts after the cancel runs, on one host or on several (as a local step does).
+  it.each([
+    ['one host', 'h1', ['h1']],
+    ['a group', 'pair', ['h1', 'h2']],
+  ])('runs an always() cleanup started after a cancel, on %s', async (_, hosts, names) => {
+    const run = await engine.submit({
+      name: 'cleanup-after-cancel',
+      steps: {
+        a: { run: 'sleep 30' },
+        cleanup: { needs: ['a'], if: 'always()', hosts, run: 'echo "cleaned on $CONVEYOR_HOST"' },
+      },
+    });
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.started' && e.data.step === 'a');
+    expect((await engine.request('POST', `/v1/runs/${run.id}/cancel`)).status).toBe(202);
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('cancelled');
+    expect(done.steps.cleanup!.status).toBe('succeeded');
+    for (const host of names) {
+      expect(done.steps.cleanup!.instances![host]!.status).toBe('succeeded');
+      const log = await engine.request('GET', `/v1/runs/${run.id}/steps/cleanup/logs?host=${host}`);
+      expect(log.body).toContain(`cleaned on ${host}`);
+    }
   });
 });
