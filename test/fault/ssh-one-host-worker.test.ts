@@ -1,7 +1,8 @@
 /**
  * A real worker process SIGKILLed while a one-host SSH step runs in the step's own job
  * (src/workers/fan-out.ts): the remote process dies with the connection, the next worker runs
- * attempt 2 of the step and of its host, and the run's record says so everywhere.
+ * attempt 2 of the step and of its host, and the run's record says so everywhere. A SIGTERM past
+ * the shutdown grace hands the step back the same way.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,7 @@ const spawnWorker = () =>
     CONVEYOR_SECRET_KEY_FILE: join(dir, 'secret-key'),
     WORKER_LOCK_MS: '2000',
     WORKER_STALLED_INTERVAL_MS: '1000',
+    WORKER_SHUTDOWN_GRACE_MS: '1000',
   });
 
 beforeAll(async () => {
@@ -89,5 +91,33 @@ describe('a worker killed with SIGKILL mid one-host SSH step', () => {
     ]);
     expect(retrying[0]!.data.host).toBeUndefined();
     expect(events.filter((e) => e.type === 'step.succeeded')).toHaveLength(1);
+  });
+
+  it('hands the step back at SIGTERM past the grace; another worker runs attempt 2 of both', async () => {
+    const run = await engine.submit({
+      name: 'ssh-shutdown',
+      steps: {
+        a: {
+          hosts: 'h1',
+          run: '[ "$CONVEYOR_RUN_ATTEMPT" = 1 ] && sleep 585858; echo "attempt $CONVEYOR_RUN_ATTEMPT"',
+        },
+      },
+    });
+    const first = spawnWorker();
+    expect(await eventually(() => remoteProcesses(SSH_USER, 'sleep 585858').length > 0, 20_000)).toBe(true);
+    const exited = new Promise((resolve) => first.once('exit', resolve));
+    first.kill('SIGTERM');
+    await exited;
+    expect(remoteProcesses(SSH_USER, 'sleep 585858')).toEqual([]);
+    const handedBack = await engine.waitForEvent(run.id, (e) => e.type === 'step.retrying' && !e.data.host);
+    expect(handedBack.data).toMatchObject({ attempt: 1, nextAttempt: 2, reason: 'shutdown' });
+
+    spawnWorker();
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.steps.a).toMatchObject({ status: 'succeeded', attempts: 2 });
+    expect(done.steps.a!.instances!.h1).toMatchObject({ status: 'succeeded', attempts: 2 });
+    const log = await engine.request('GET', `/v1/runs/${run.id}/steps/a/logs?host=h1`);
+    expect(log.body).toBe('attempt 2\n');
   });
 });
