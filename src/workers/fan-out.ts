@@ -7,7 +7,12 @@
  */
 import type { FlowJob, Job } from 'bullmq';
 import { keepJobsLike, type StepJobData, stepJobId } from '../flows/index.ts';
-import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
+import {
+  FINAL_STEP_STATUSES,
+  type InstanceView,
+  type StepDetails,
+  type StepSnapshot,
+} from '../store/index.ts';
 import { runOneHost } from './instance-processor.ts';
 import { settleInstances } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
@@ -24,6 +29,8 @@ export interface FanOut {
   details: StepDetails;
   /** The step started after its run's cancel (an `always()` cleanup): the cancel spares its hosts. */
   afterCancel: boolean;
+  /** What the step read when it began: a single host's instance needs no reads of its own. */
+  snapshot: StepSnapshot;
 }
 
 /**

@@ -8,7 +8,12 @@
  */
 import type { Job } from 'bullmq';
 import type { StepJobData } from '../flows/index.ts';
-import { FINAL_STEP_STATUSES, type InstanceView, type StepDetails } from '../store/index.ts';
+import {
+  FINAL_STEP_STATUSES,
+  type InstanceView,
+  type StepDetails,
+  type StepSnapshot,
+} from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 import { judge, prepare } from './stages.ts';
@@ -62,22 +67,29 @@ export interface InstanceStage {
   plan: RunPlan;
   /** Its step started after the run's cancel (an `always()` cleanup): the cancel spares it. */
   afterCancel: boolean;
+  /** The step's snapshot when the step's own job runs the instance (`runOneHost`). */
+  snapshot?: StepSnapshot;
 }
 
 async function instanceOutcome(
   deps: StepProcessorDeps,
   job: Job<StepJobData>,
   host: string,
-  { signal, sp, plan, afterCancel }: InstanceStage,
+  stage: InstanceStage,
 ): Promise<StepOutcome> {
+  const { signal, sp, plan, afterCancel } = stage;
   const { runId, stepId } = job.data;
   const { store } = deps;
   const base: StepDetails = { executor: 'ssh', attempts: 0 };
-  const [snapshot, current, failedFast] = await Promise.all([
-    store.snapshot(runId, sp.reads, false),
-    store.instances(runId, stepId, [host]),
-    store.isFailedFast(runId, stepId),
-  ]);
+  // Run by its step's job, the instance has the step's snapshot and no siblings to fail it
+  // fast; a final record of its own is found by the begin below.
+  const [snapshot, current, failedFast] = stage.snapshot
+    ? [stage.snapshot, {} as Record<string, InstanceView>, false]
+    : await Promise.all([
+        store.snapshot(runId, sp.reads, false),
+        store.instances(runId, stepId, [host]),
+        store.isFailedFast(runId, stepId),
+      ]);
   const recorded = current[host];
   if (recorded && FINAL_STEP_STATUSES.has(recorded.status))
     return { kind: 'concluded', status: recorded.status, error: recorded.error };

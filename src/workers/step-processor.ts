@@ -105,8 +105,16 @@ async function stepOutcome(
   prepared ??= await prepare(deps, plan, sp, start.snapshot, attempt);
   if ('error' in prepared) return failed(prepared.error);
   if (step.hosts !== undefined) {
-    const afterCancel = start.snapshot.cancelRequested;
-    return fanOut(deps, job, { token, signal, plan, sp, details, afterCancel });
+    const { snapshot } = start;
+    return fanOut(deps, job, {
+      token,
+      signal,
+      plan,
+      sp,
+      details,
+      afterCancel: snapshot.cancelRequested,
+      snapshot,
+    });
   }
   const executor = deps.executors.get(step.executor);
   if (!executor)
