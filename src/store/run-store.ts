@@ -95,6 +95,9 @@ export class RunStore {
       meta.id,
       roots.join(','),
       others.join(','),
+      meta.workflow.name,
+      meta.retentionSeconds ?? '',
+      meta.idempotencyKey ?? '',
     );
     return created === 1;
   }

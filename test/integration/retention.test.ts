@@ -1,3 +1,4 @@
+import { rmSync, writeFileSync } from 'node:fs';
 import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -191,6 +192,40 @@ describe('DELETE /v1/runs/:id', () => {
     expect(run.status).toBe('cancelled');
     expect((await engine.request('DELETE', `/v1/runs/${runId}`)).status).toBe(204);
     expect((await prefixKeys()).filter((key) => key.includes(runId))).toEqual([]);
+  });
+
+  it('expires and deletes whole a run recorded with its meta alone (before the fields beside it)', async () => {
+    // finish-run.lua and delete-run.lua read `workflow`, `retention` and `idempotencyKey` beside
+    // the meta; a run announced by an earlier version has only the meta, which they decode.
+    const gate = `/tmp/conveyor-retention-${process.pid}-${Date.now()}`;
+    const res = await engine.request('POST', '/v1/runs', {
+      workflow: {
+        name: 'legacy',
+        steps: {
+          a: { run: `echo a; while [ ! -e ${gate} ]; do sleep 0.02; done` },
+          b: { needs: ['a'], run: 'echo b' },
+        },
+      },
+      idempotencyKey: 'legacy-key',
+    });
+    const runId = res.body.id as string;
+    await engine.waitForEvent(runId, (e) => e.type === 'step.started');
+    const k = engine.api.deps.store.keys;
+    expect(await redis.hdel(k.run(runId), 'workflow', 'retention', 'idempotencyKey')).toBe(3);
+    writeFileSync(gate, '');
+    const { run } = await engine.waitForRun(runId);
+    rmSync(gate, { force: true });
+    expect(run.status).toBe('succeeded');
+    const logs = ['a#1', 'b#1'].map((s) => `${k.run(runId)}:log:${s}`);
+    for (const key of [k.run(runId), k.events(runId), ...logs, k.idempotency('legacy', 'legacy-key')]) {
+      expect(await redis.ttl(key), key).toBeGreaterThan(RETENTION_S - 120);
+    }
+    expect(await redis.zscore(k.expiries(), `${runId}/legacy`)).not.toBeNull();
+
+    expect((await engine.request('DELETE', `/v1/runs/${runId}`)).status).toBe(204);
+    expect((await prefixKeys()).filter((key) => key.includes(runId))).toEqual([]);
+    expect(await redis.exists(k.idempotency('legacy', 'legacy-key'))).toBe(0);
+    expect(await redis.zscore(k.workflowRuns('legacy'), runId)).toBeNull();
   });
 
   it('answers 404 for an unknown run', async () => {

@@ -16,12 +16,17 @@
   ARGV[4] run id
   ARGV[5] comma-separated ids of steps without needs (queued)
   ARGV[6] comma-separated ids of the other steps (pending)
+  ARGV[7] workflow name, ARGV[8] retention in seconds or '', ARGV[9] idempotency key or '': kept
+          beside the meta as `workflow`, `retention` and `idempotencyKey`, so that finishing or
+          deleting the run need not decode the meta (the whole definition)
 
   Returns 1 when created, 0 when it already existed.
 ]]
 if redis.call('HSETNX', KEYS[1], 'meta', ARGV[1]) == 0 then return 0 end
 local runId, at = ARGV[4], ARGV[3]
-redis.call('HSET', KEYS[1], 'status', 'queued', 'createdAt', at)
+redis.call('HSET', KEYS[1], 'status', 'queued', 'createdAt', at, 'workflow', ARGV[7])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'retention', ARGV[8]) end
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'idempotencyKey', ARGV[9]) end
 redis.call('XADD', KEYS[2], '*', 'type', 'run.queued', 'data',
   cjson.encode({ runId = runId, type = 'run.queued', at = at }))
 for id in string.gmatch(ARGV[5], '[^,]+') do

@@ -22,25 +22,34 @@
 ]]
 local final = { succeeded = true, failed = true, cancelled = true }
 local run, runId, prefix = KEYS[1], ARGV[1], ARGV[3]
-local raw = redis.call('HGET', run, 'meta')
+local exists = redis.call('HEXISTS', run, 'meta') == 1
 local workflow = ARGV[2]
 local code = -1
-if raw then
+if exists then
   if not final[redis.call('HGET', run, 'status') or ''] then return -2 end
-  local meta = cjson.decode(raw)
-  workflow = meta['workflow']['name']
-  local fields = redis.call('HGETALL', run)
-  for i = 1, #fields, 2 do
-    local field, value = fields[i], fields[i + 1]
-    local step = nil
-    if string.sub(field, 1, 2) == 'a:' then step = string.sub(field, 3)
-    elseif string.sub(field, 1, 3) == 'ia:' then step = string.sub(field, 4) end
-    if step then
-      for n = 1, tonumber(value) or 0 do redis.call('DEL', run .. ':log:' .. step .. '#' .. n) end
-    end
+  -- The fields announce-run.lua keeps beside the meta, else (an older run) the meta itself.
+  local fields = redis.call('HMGET', run, 'workflow', 'idempotencyKey')
+  local key = fields[2]
+  if fields[1] then
+    workflow = fields[1]
+  else
+    local meta = cjson.decode(redis.call('HGET', run, 'meta'))
+    workflow, key = meta['workflow']['name'], meta['idempotencyKey']
   end
-  local key = meta['idempotencyKey']
-  if type(key) == 'string' then
+  -- The log of every attempt, from the attempt counters (matched by HSCAN, as in finish-run.lua).
+  for _, counter in ipairs({ 'a:', 'ia:' }) do
+    local cursor = '0'
+    repeat
+      local page = redis.call('HSCAN', run, cursor, 'MATCH', counter .. '*', 'COUNT', 1000)
+      cursor = page[1]
+      local found = page[2]
+      for i = 1, #found, 2 do
+        local step = string.sub(found[i], #counter + 1)
+        for n = 1, tonumber(found[i + 1]) or 0 do redis.call('DEL', run .. ':log:' .. step .. '#' .. n) end
+      end
+    until cursor == '0'
+  end
+  if type(key) == 'string' and key ~= '' then
     local idem = prefix .. 'idem:' .. workflow .. ':' .. key
     local named = redis.call('GET', idem)
     if named and string.sub(named, 1, #runId + 1) == runId .. ' ' then redis.call('DEL', idem) end

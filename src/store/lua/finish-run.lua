@@ -16,6 +16,7 @@
   ARGV[5] records prefix      {p}:rec:
   ARGV[6] run id
 
+  Fields read: `workflow`, `retention` and `idempotencyKey` (announce-run.lua), else the meta.
   Keys derived here (same hash tag, so the same Redis Cluster slot): the log of every attempt,
   `<run hash>:log:<step>#<n>` for n = 1..`a:<step>` and `<run hash>:log:<step>@<host>#<n>` for
   n = 1..`ia:<step>@<host>` (attempt numbers are counted without gaps by start-step.lua and
@@ -32,32 +33,42 @@ redis.call('HSET', run, 'status', ARGV[1], 'finishedAt', ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'type', 'run.' .. ARGV[1], 'data', ARGV[3])
 redis.call('HINCRBY', KEYS[5], 'runs:' .. ARGV[1], 1)
 
-local meta = cjson.decode(redis.call('HGET', run, 'meta'))
-local ttl = tonumber(meta['retentionSeconds'])
+-- The few facts needed here, kept beside the meta by announce-run.lua: decoding the meta (the
+-- whole definition) would hold Redis for milliseconds per thousand steps. A run announced
+-- before those fields existed has only its meta.
+local fields = redis.call('HMGET', run, 'workflow', 'retention', 'idempotencyKey')
+local workflow, retention, key = fields[1], fields[2], fields[3]
+if not workflow then
+  local meta = cjson.decode(redis.call('HGET', run, 'meta'))
+  workflow, retention, key = meta['workflow']['name'], meta['retentionSeconds'], meta['idempotencyKey']
+end
+local ttl = tonumber(retention)
 if not ttl or ttl <= 0 then return 1 end
 redis.call('EXPIRE', run, ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
-local fields = redis.call('HGETALL', run)
-for i = 1, #fields, 2 do
-  local field, value = fields[i], fields[i + 1]
-  local step = nil
-  if string.sub(field, 1, 2) == 'a:' then step = string.sub(field, 3)
-  elseif string.sub(field, 1, 3) == 'ia:' then step = string.sub(field, 4) end
-  if step then
-    for n = 1, tonumber(value) or 0 do redis.call('EXPIRE', run .. ':log:' .. step .. '#' .. n, ttl) end
-  end
+-- Attempt counters (`a:<step>`, `ia:<step>@<host>`) name the logs; HSCAN matches them in Redis's
+-- own loop instead of copying the whole hash (meta included) into Lua.
+for _, prefix in ipairs({ 'a:', 'ia:' }) do
+  local cursor = '0'
+  repeat
+    local page = redis.call('HSCAN', run, cursor, 'MATCH', prefix .. '*', 'COUNT', 1000)
+    cursor = page[1]
+    local found = page[2]
+    for i = 1, #found, 2 do
+      local step = string.sub(found[i], #prefix + 1)
+      for n = 1, tonumber(found[i + 1]) or 0 do redis.call('EXPIRE', run .. ':log:' .. step .. '#' .. n, ttl) end
+    end
+  until cursor == '0'
 end
-local workflow = meta['workflow']['name']
-local key = meta['idempotencyKey']
-if type(key) == 'string' then
+if type(key) == 'string' and key ~= '' then
   -- The key lives 7 days of its own; never longer than the run it names (and only if it still
   -- names this run: after its 7 days the same key may name a newer one).
   local idem = ARGV[5] .. 'idem:' .. workflow .. ':' .. key
   local named = redis.call('GET', idem)
-  if named and string.sub(named, 1, #meta['id'] + 1) == meta['id'] .. ' ' then
+  if named and string.sub(named, 1, #ARGV[6] + 1) == ARGV[6] .. ' ' then
     local left = redis.call('TTL', idem)
     if left == -1 or left > ttl then redis.call('EXPIRE', idem, ttl) end
   end
 end
-redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + ttl * 1000, meta['id'] .. '/' .. workflow)
+redis.call('ZADD', KEYS[3], tonumber(ARGV[4]) + ttl * 1000, ARGV[6] .. '/' .. workflow)
 return 1
