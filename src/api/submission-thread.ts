@@ -11,7 +11,7 @@ import { type ConveyorError, ValidationError } from '../errors.ts';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
 import { compileRun, parseBody, type RunMeta, validateDefinition, type Workflow } from '../flows/index.ts';
 import { type Inventory, resolveTargets } from '../inventory/index.ts';
-import { type ConnectionSpec, openFromSpec, type RedisClient } from '../redis-client.ts';
+import { type ConnectionSpec, openFromSpec } from '../redis-client.ts';
 import { RunStore, WorkflowStore } from '../store/index.ts';
 import { type ScheduleEntry, scheduleEntries } from '../triggers/schedules.ts';
 
@@ -81,25 +81,25 @@ export interface SubmissionThreadData {
 }
 
 const data = workerData as SubmissionThreadData;
-let stores:
-  | { connection: RedisClient; flows: FlowProducer; runs: RunStore; workflows: WorkflowStore }
-  | undefined;
+
+/** The thread's connection and stores, opened when the thread starts: its first question does not wait for a connect. */
+function open() {
+  // Like the API's own connection: no offline queue, so a down Redis fails at once (503).
+  const connection = openFromSpec(data.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  connection.on('error', () => undefined);
+  return {
+    connection,
+    flows: allowDeepFlows(new FlowProducer({ connection, prefix: data.bullPrefix })),
+    runs: new RunStore(connection, data.prefix),
+    workflows: new WorkflowStore(connection, data.prefix),
+  };
+}
+const stores = open();
 
 /** How long a question waits for the thread's connection to be ready before trying anyway. */
 const READY_WAIT_MS = 2000;
 
 async function connected() {
-  if (!stores) {
-    // Like the API's own connection: no offline queue, so a down Redis fails at once (503).
-    const connection = openFromSpec(data.redis, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    connection.on('error', () => undefined);
-    stores = {
-      connection,
-      flows: allowDeepFlows(new FlowProducer({ connection, prefix: data.bullPrefix })),
-      runs: new RunStore(connection, data.prefix),
-      workflows: new WorkflowStore(connection, data.prefix),
-    };
-  }
   // Without an offline queue, a command sent while first connecting fails: wait for that
   // briefly, then let the command fail with Redis's own error (the API answers 503). A lost
   // connection (`reconnecting`) fails at once, as the API's own does.
