@@ -42,12 +42,15 @@ local final = { succeeded = true, failed = true, skipped = true, cancelled = tru
 local started = {}
 
 local function start(run, stream, a, count)
-  if redis.call('EXISTS', run) == 0 then return { -1 } end
   local stepId, runId, at, mode = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local current = redis.call('HGET', run, 'st:' .. stepId) or ''
-  local cancel = redis.call('HGET', run, 'cancel') or ''
-  local attempt = tonumber(redis.call('HGET', run, 'a:' .. stepId) or '0')
-  local interruptions = tonumber(redis.call('HGET', run, 'x:' .. stepId) or '0')
+  -- One read of the step's own fields; every run record has a status.
+  local own = redis.call('HMGET', run, 'status', 'st:' .. stepId, 'cancel', 'a:' .. stepId, 'x:' .. stepId)
+  if not own[1] then return { -1 } end
+  local runStatus = own[1]
+  local current = own[2] or ''
+  local cancel = own[3] or ''
+  local attempt = tonumber(own[4] or '0')
+  local interruptions = tonumber(own[5] or '0')
 
   local reply = { 2, current, cancel, attempt, interruptions }
   local needs = tonumber(ARGV[a + 8])
@@ -97,7 +100,7 @@ local function start(run, stream, a, count)
 
   attempt = redis.call('HINCRBY', run, 'a:' .. stepId, 1)
   reply[4] = attempt
-  if redis.call('HGET', run, 'status') == 'queued' then
+  if runStatus == 'queued' then
     redis.call('HSET', run, 'status', 'running', 'startedAt', at)
     redis.call('XADD', stream, '*', 'type', 'run.started', 'data',
       cjson.encode({ runId = runId, type = 'run.started', at = at }))

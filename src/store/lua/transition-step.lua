@@ -30,20 +30,25 @@ local final = { succeeded = true, failed = true, skipped = true, cancelled = tru
 local counters = {}
 
 local function move(run, stream, a)
-  if redis.call('EXISTS', run) == 0 then return -1 end
   local stepId, status, at, runId = ARGV[a + 1], ARGV[a + 2], ARGV[a + 6], ARGV[a + 7]
-  local current = redis.call('HGET', run, 'st:' .. stepId)
+  -- One read of the step's own fields; every run record has a status.
+  local own = redis.call('HMGET', run, 'status', 'st:' .. stepId, 'a:' .. stepId)
+  if not own[1] then return -1 end
+  local current = own[2]
   if current and final[current] then return 0 end
-  if ARGV[a + 9] ~= '' and (redis.call('HGET', run, 'a:' .. stepId) or '0') ~= ARGV[a + 9] then return 0 end
+  if ARGV[a + 9] ~= '' and (own[3] or '0') ~= ARGV[a + 9] then return 0 end
 
-  if redis.call('HGET', run, 'status') == 'queued' then
+  if own[1] == 'queued' then
     redis.call('HSET', run, 'status', 'running', 'startedAt', at)
     redis.call('XADD', stream, '*', 'type', 'run.started', 'data',
       cjson.encode({ runId = runId, type = 'run.started', at = at }))
   end
 
-  redis.call('HSET', run, 'st:' .. stepId, status)
-  if ARGV[a + 3] ~= '' then redis.call('HSET', run, 's:' .. stepId, ARGV[a + 3]) end
+  if ARGV[a + 3] ~= '' then
+    redis.call('HSET', run, 'st:' .. stepId, status, 's:' .. stepId, ARGV[a + 3])
+  else
+    redis.call('HSET', run, 'st:' .. stepId, status)
+  end
   if ARGV[a + 4] ~= '' then redis.call('XADD', stream, '*', 'type', ARGV[a + 5], 'data', ARGV[a + 4]) end
 
   if final[status] then
