@@ -309,6 +309,30 @@ describe("an agent's death takes its connection", () => {
     }
   });
 
+  it('treats an agent that does not answer an abort like a dead one, and kills it', async () => {
+    const local = new SshExecutor({ killGraceMs: 200, maxConnectionsPerHost: 1 });
+    try {
+      const other = await stepWithAgent('535353', local);
+      const stuck = await stepWithAgent('545454', local);
+      process.kill(stuck.agent, 'SIGSTOP');
+      stuck.ctx.abort();
+      const [aborted, second] = await Promise.all([stuck.done, other.done]);
+      expect(aborted).toMatchObject({ exitCode: null, error: { code: 'aborted' } });
+      expect(second.error).toMatchObject({ code: 'connection_lost', retriable: true });
+      expect(second.error!.message).toMatch(
+        new RegExp(
+          `a step agent on this connection \\(pid ${stuck.agent}\\) did not answer an abort within 5200 ms, so the worker closed the connection while the step was running$`,
+        ),
+      );
+      await expectNoRemoteProcess('535353');
+      await expectNoRemoteProcess('545454');
+      await waitUntil(() => !running(stuck.agent), 'the stopped agent to be killed');
+      await nextStepWorks(local, 2);
+    } finally {
+      await local.close();
+    }
+  });
+
   it('treats a malformed record from the agent like its death', async () => {
     const local = oneConnection();
     try {

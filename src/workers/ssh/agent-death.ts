@@ -1,8 +1,9 @@
 /**
- * When a resident agent dies (killed on the host, its channel closed under it, or its records no
- * longer make sense): how to say how it ended, the command that does what the dead agent no
- * longer can (kill its step's process group, remove its state file), and the error the other
- * steps on its connection report once the worker has closed that connection because of it.
+ * When a resident agent dies (killed on the host, its channel closed under it, its records no
+ * longer make sense, or it stops answering): how to say how it ended, the command that does what
+ * the dead agent no longer can (kill its step's process group, remove its state file; KILL a
+ * stuck agent), and the error the other steps on its connection report once the worker has
+ * closed that connection because of it.
  */
 import { StepError } from '../../errors.ts';
 import type { AgentExit } from './agent.ts';
@@ -18,16 +19,23 @@ export function describeExit(exit: AgentExit | undefined): string {
 }
 
 /**
- * The shell command run on the host after agent `agentId` died: removes its state file and,
- * when `pgid` is given, kills that step group (TERM, KILL after `graceMs`) and prints which
- * signal ended it (`buildKillCommand`).
+ * The shell command run on the host after agent `agentId` died or stopped answering: KILLs it
+ * when it is `stuck` (its pid: alive but not answering, e.g. stopped), removes its state file
+ * and, with `step`, kills that step's group (TERM, KILL after `graceMs`), printing which signal
+ * ended it (`buildKillCommand`).
  */
 export function deathCleanup(
   agentId: string,
-  step?: { pgid: number; sudo: boolean; graceMs: number },
+  { step, stuck }: { step?: { pgid: number; sudo: boolean; graceMs: number }; stuck?: number } = {},
 ): string {
-  const rm = `rm -f -- ${agentStateFile(agentId)}`;
-  return step ? `${rm}; ${buildKillCommand(step.pgid, step.sudo, step.graceMs)}` : rm;
+  if (stuck !== undefined && (!Number.isInteger(stuck) || stuck < 2))
+    throw new RangeError(`bad agent pid ${stuck}`);
+  const parts = [
+    ...(stuck !== undefined ? [`kill -s KILL ${stuck} 2>/dev/null`] : []),
+    `rm -f -- ${agentStateFile(agentId)}`,
+    ...(step ? [buildKillCommand(step.pgid, step.sudo, step.graceMs)] : []),
+  ];
+  return parts.join('; ');
 }
 
 /**

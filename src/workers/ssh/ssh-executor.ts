@@ -3,10 +3,10 @@
  * connection (agent-script.ts). The command runs under `sh -c` in its own session on the host;
  * stdout and stderr stream to the step's log; outputs and events come back on the same channel;
  * an abort (timeout, cancel) asks the agent to kill the remote process group, TERM then KILL.
- * If the agent itself dies mid-step (or writes a record that makes no sense), the worker kills
- * the step's group over a channel of its own, fails the attempt (retriable) and gives up the
- * whole connection: the other steps on it fail as on a dropped connection, and the next step
- * gets a new connection and a new agent.
+ * If the agent itself dies mid-step (or writes a record that makes no sense, or does not answer
+ * an abort), the worker kills the step's group over a channel of its own, fails the attempt
+ * (retriable) and gives up the whole connection: the other steps on it fail as on a dropped
+ * connection, and the next step gets a new connection and a new agent.
  */
 import { randomBytes } from 'node:crypto';
 import { StepError } from '../../errors.ts';
@@ -40,8 +40,11 @@ export interface SshExecutorOptions extends SshPoolOptions {
  */
 const MAX_COMMAND_BYTES = 120 * 1024;
 
-/** How a step's agent failed it: its channel ended, or it wrote a record that is none. */
-type AgentFailure = { exit: AgentExit | undefined } | { malformed: string };
+/**
+ * How a step's agent failed it: its channel ended, it wrote a record that is none, or it did
+ * not answer an abort within `silentMs`.
+ */
+type AgentFailure = { exit: AgentExit | undefined } | { malformed: string } | { silentMs: number };
 
 /** Runs steps on SSH hosts. `step.options`: `{ host: string | HostTarget, sudo?: boolean }`. */
 export class SshExecutor implements Executor {
@@ -156,7 +159,8 @@ export class SshExecutor implements Executor {
       const onAbort = () => {
         sendAbort();
         // An agent that stopped answering would hold the step until keepalives notice.
-        hardStop = setTimeout(() => agent.close(), this.killGraceMs + 5_000);
+        const silentMs = this.killGraceMs + 5_000;
+        hardStop = setTimeout(() => failedBy({ silentMs }), silentMs);
       };
       // The agent is gone or not to be trusted: nothing more is read from it.
       const failedBy = (why: AgentFailure) => {
@@ -238,15 +242,13 @@ export class SshExecutor implements Executor {
     const lost = lease.connectionClosed();
     if (lost) return outcome({ ...a, killedWith: undefined, exited, lost });
     const finished = a.records.some((r) => r.type === 'exit');
-    // Steps of other runs see the connection's reason: the record's text, the step's own
-    // output, stays out of it.
-    const told = 'malformed' in a.why ? 'wrote a malformed record' : `ended (${describeExit(exited)})`;
-    const how = 'malformed' in a.why ? `${told} (${JSON.stringify(a.why.malformed.slice(0, 40))})` : told;
+    const { told, how } = describeFailure(a.why);
     const group =
       a.pid !== undefined && !finished ? { pgid: a.pid, sudo: a.sudo, graceMs: this.killGraceMs } : undefined;
+    const stuck = 'silentMs' in a.why ? lease.agent.pid : undefined;
     const cleanedUp = lease.abandon(
       agentLostError(a.target, lease.agent.pid, told),
-      deathCleanup(lease.agent.id, group),
+      deathCleanup(lease.agent.id, { step: group, stuck }),
       this.killGraceMs + 5_000,
     );
     // Its result was in: the step stands, whatever became of the agent after.
@@ -269,4 +271,20 @@ export class SshExecutor implements Executor {
       [...a.step.secrets, ...targetSecrets(a.target)],
     );
   }
+}
+
+/**
+ * What happened to an agent, for the step's own error (`how`) and for the other steps on its
+ * connection (`told`): steps of other runs see no text the step wrote.
+ */
+function describeFailure(why: AgentFailure): { told: string; how: string } {
+  if ('malformed' in why) {
+    const told = 'wrote a malformed record';
+    return { told, how: `${told} (${JSON.stringify(why.malformed.slice(0, 40))})` };
+  }
+  const told =
+    'silentMs' in why
+      ? `did not answer an abort within ${why.silentMs} ms`
+      : `ended (${describeExit(why.exit)})`;
+  return { told, how: told };
 }
