@@ -106,7 +106,10 @@ export class RemoteAgent {
       const onExit = (code: number | null, signal?: string) => {
         exit = { code, signal: signal ?? null };
       };
-      const onClose = () => {
+      // `close` carries the exit too: an agent that ended at once may have reported it in the
+      // same read as the exec's confirmation, before `onExit` was listening.
+      const onClose = (code?: number | null, signal?: string) => {
+        if (!exit && (code !== undefined || signal !== undefined)) onExit(code ?? null, signal);
         const how = exit
           ? `exit ${exit.code ?? '-'}${exit.signal ? `, signal ${exit.signal}` : ''}`
           : 'no exit status';

@@ -35,17 +35,17 @@ export function runToEnd(
   return new Promise((resolve, reject) => {
     let stdout = '';
     let stderr = '';
-    let code: number | null = null;
     channel.on('data', (d: Buffer) => {
       stdout += d.toString();
     });
     channel.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
-    channel.on('exit', (c: number | null) => {
-      code = c;
-    });
-    channel.once('close', () => {
+    // The exit code as `close` carries it, not from an `exit` listener: a fast command's exit
+    // can come in the same read as the exec's confirmation, and ssh2 emits `exit` while it
+    // parses that read, before the caller (a microtask later) is listening.
+    channel.once('close', (exitCode?: number | null) => {
+      const code = exitCode ?? null;
       const lost = connectionClosed();
       if (code === null && lost) reject(lost);
       else resolve({ code, stdout, stderr });
