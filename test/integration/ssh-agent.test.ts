@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepResult } from '../../src/workers/executor.ts';
 import { SshExecutor } from '../../src/workers/ssh/index.ts';
-import { remoteProcesses, SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
+import { hasSudo, remoteProcesses, SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
 import { expectNoRemoteProcess, Recorder, sshStep, waitUntil } from './ssh-harness.ts';
 
 let sshd: SshdHandle;
@@ -278,6 +278,34 @@ describe("an agent's death takes its connection", () => {
       });
       await expectNoRemoteProcess('515151');
       await expectNoRemoteProcess('525252');
+      await nextStepWorks(local, 2);
+    } finally {
+      await local.close();
+    }
+  });
+
+  it.skipIf(!hasSudo())('kills the root process group of a sudo step whose agent was killed', async () => {
+    const local = oneConnection();
+    try {
+      const other = await stepWithAgent('555555', local);
+      const ctx = new Recorder();
+      const done = local.run(sshStep(host(), 'sleep 565656 & sleep 5656561; wait', { sudo: true }), ctx);
+      await waitUntil(() => remoteProcesses('root', 'sleep 5656561').length > 0, 'the sudo step to start');
+      // Up from the root sleep: sudo's side, then the runner and the agent (both `sh -s`).
+      let pid = remoteProcesses('root', 'sleep 5656561')[0]!.pid;
+      while (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sh\0-s')) pid = parentOf(pid);
+      const agent = parentOf(pid);
+      process.kill(agent, 'SIGKILL');
+      const [result, second] = await Promise.all([done, other.done]);
+      expect(result.error).toMatchObject({ code: 'connection_lost', retriable: true });
+      expect(result.error!.message).toMatch(
+        new RegExp(
+          `\\(pid ${agent}\\) ended \\(signal SIGKILL\\) while the step was running; the step's process group \\d+ was killed`,
+        ),
+      );
+      expect(second.error).toMatchObject({ code: 'connection_lost', retriable: true });
+      await expectNoRemoteProcess('565656', 'root');
+      await expectNoRemoteProcess('555555');
       await nextStepWorks(local, 2);
     } finally {
       await local.close();
