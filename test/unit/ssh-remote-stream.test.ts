@@ -95,6 +95,16 @@ describe('RecordSplitter', () => {
     expect(data).toBe('after');
   });
 
+  it('reports marker lines that are no record as malformed, and carries on', () => {
+    const bad = ['Q', 'Pabc', 'P1', 'P12x', 'A', 'X1 2', 'X1 2 three', 'X-1 0 0', ''];
+    const { records, data } = split([Buffer.from(`${bad.map((h) => `${M}${h}\n`).join('')}${M}P7\nok`)]);
+    expect(records).toEqual([
+      ...bad.map((header) => ({ type: 'malformed', header })),
+      { type: 'pid', pid: 7 },
+    ]);
+    expect(data).toBe('ok');
+  });
+
   it('lets a marker look-alike without a newline through as output', () => {
     const { data, records } = split([Buffer.from(`${M}${'z'.repeat(5000)}`)]);
     expect(records).toEqual([]);

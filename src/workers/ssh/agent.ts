@@ -1,7 +1,9 @@
 /**
  * The worker's side of one resident agent (agent-script.ts): the exec channel it runs on, its
  * pid on the host, and whoever is listening to it (the step it runs). Started once per pooled
- * channel; every step after that is a request line on its stdin.
+ * channel; every step after that is a request line on its stdin. An agent that ends without the
+ * worker closing it (killed on the host, or its channel closed under it) is reported through
+ * `onDeath`: the pool then gives up the whole connection it ran on (pool.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
@@ -35,8 +37,14 @@ export class RemoteAgent {
   private exit: AgentExit | undefined;
   private open = true;
   private ended = false;
-  /** Called when the agent dies while idle, killed on the host (it left its state file). */
-  onIdleDeath: (() => void) | undefined;
+  /** Set once the worker closed the channel: the end that follows is not a death. */
+  private closing = false;
+  /**
+   * Called when the agent ends without the worker closing it: killed on the host (it left its
+   * state file, and maybe its step's group), or its channel or connection closed under it.
+   * `idle`: no step was attached. Called before the step's listener hears of it.
+   */
+  onDeath: ((exit: AgentExit | undefined, idle: boolean) => void) | undefined;
   /** Resolves once the channel has closed. */
   readonly closed: Promise<void>;
 
@@ -98,7 +106,10 @@ export class RemoteAgent {
       const onExit = (code: number | null, signal?: string) => {
         exit = { code, signal: signal ?? null };
       };
-      const onClose = () => {
+      // `close` carries the exit too: an agent that ended at once may have reported it in the
+      // same read as the exec's confirmation, before `onExit` was listening.
+      const onClose = (code?: number | null, signal?: string) => {
+        if (!exit && (code !== undefined || signal !== undefined)) onExit(code ?? null, signal);
         const how = exit
           ? `exit ${exit.code ?? '-'}${exit.signal ? `, signal ${exit.signal}` : ''}`
           : 'no exit status';
@@ -148,13 +159,13 @@ export class RemoteAgent {
     this.ended = true;
     const listener = this.listener;
     this.listener = undefined;
+    if (!this.closing) this.onDeath?.(this.exit, listener === undefined);
     if (listener) {
       listener.closed(this.exit);
       return;
     }
     // Died while idle: a process that escaped a step and holds the channel's stdout would keep
     // the channel (and its slot) open for good.
-    if (this.exit?.signal) this.onIdleDeath?.();
     this.close();
   }
 
@@ -179,6 +190,7 @@ export class RemoteAgent {
 
   /** Closes the channel: the agent sees its stdin end, kills what still runs, and exits. */
   close(): void {
+    this.closing = true;
     if (this.open) this.channel.close();
   }
 }

@@ -44,8 +44,12 @@ export interface SshLink {
   isOpen(): boolean;
   /** Why the connection ended; set synchronously when it does, undefined while open. */
   closeReason(): StepError | undefined;
-  /** Ends the connection (and the jump connection under it). */
-  close(): void;
+  /**
+   * Ends the connection (and the jump connection under it); `isOpen()` is false from now on.
+   * `reason`, when given, is what `closeReason()` reports from now on, so the steps still on
+   * the connection say why the worker closed it.
+   */
+  close(reason?: StepError): void;
 }
 
 /** Connects and authenticates to `target`, through `target.jump` when set. */
@@ -97,6 +101,7 @@ function handshake(
   let hostKeyError: StepError | undefined;
   let lastError: unknown;
   let open = false;
+  let closing = false;
   let reason: StepError | undefined;
   let resolveClosed!: (reason: StepError) => void;
   const closed = new Promise<StepError>((r) => {
@@ -106,9 +111,11 @@ function handshake(
     client,
     closed,
     tcpMs,
-    isOpen: () => open,
+    isOpen: () => open && !closing,
     closeReason: () => reason,
-    close() {
+    close(why) {
+      closing = true;
+      reason ??= why;
       client.end();
       jump?.close();
     },
@@ -135,7 +142,7 @@ function handshake(
       open = false;
       jump?.close();
       fail(new Error('Connection lost before handshake'));
-      reason = lastError
+      reason ??= lastError
         ? connectError(target, lastError)
         : new StepError(
             'connection_lost',

@@ -5,14 +5,18 @@
  * queued beyond that. Steps run through resident agents (agent.ts), one per channel, kept open
  * between steps; a request that needs a channel while every slot holds an idle agent retires
  * one. A dead peer is found by keepalives; an idle connection is closed; the next request after
- * either simply connects again.
+ * either simply connects again. An agent that dies (or breaks its protocol) takes its whole
+ * connection with it: the pool forgets the connection at once, does what the dead agent no
+ * longer can (kills its step's group, removes its state file), then closes it, failing the other
+ * steps on it like a dropped connection would; the next step connects again.
  */
 import { EventEmitter } from 'node:events';
 import type { ClientChannel } from 'ssh2';
 import { StepError } from '../../errors.ts';
-import { RemoteAgent } from './agent.ts';
-import { AGENT_BOOTSTRAP, agentStateFile } from './agent-script.ts';
-import { afterServerCatchesUp, openExec } from './channels.ts';
+import { type AgentExit, RemoteAgent } from './agent.ts';
+import { agentLostError, deathCleanup, describeExit } from './agent-death.ts';
+import { AGENT_BOOTSTRAP } from './agent-script.ts';
+import { afterServerCatchesUp, type CommandResult, openExec, runToEnd, untilTimeout } from './channels.ts';
 import { connectHost, type SshLink } from './connect.ts';
 import { channelError, describeTarget } from './connect-errors.ts';
 import { HostKeyVerifier } from './host-key-policy.ts';
@@ -35,6 +39,10 @@ interface Conn {
   /** Agents waiting for their next step (each holds one of `channels`). */
   idle: RemoteAgent[];
   idleTimer?: NodeJS.Timeout;
+  /** An agent on it died: no longer handed out (nor in `hosts`), closed once `dying` is empty. */
+  doomed?: boolean;
+  /** Dead agents whose cleanup has not run yet (`condemn`), counted from the moment of death. */
+  dying: Set<RemoteAgent>;
 }
 
 /** What a waiter gets: a free slot, or (for an agent request) an idle agent. */
@@ -68,6 +76,8 @@ export class SshPool extends EventEmitter {
   readonly options: Readonly<typeof DEFAULTS>;
   readonly verifier: HostKeyVerifier;
   private readonly hosts = new Map<string, HostState>();
+  /** Connections given up after an agent died, until they have closed (`condemn`). */
+  private readonly condemned = new Set<Conn>();
   private nextId = 1;
   private closing = false;
   private idleWaiters: Array<() => void> = [];
@@ -121,9 +131,12 @@ export class SshPool extends EventEmitter {
         }
         const started = agent;
         started.closed.then(() => remove(got.conn.idle, started));
-        started.onIdleDeath = () => {
-          this.run(target, `rm -f -- ${agentStateFile(started.id)}`).catch(() => {});
-        };
+        started.onDeath = (exit, idle) => this.agentDied(state, got.conn, started, exit, idle);
+        // Another agent on this connection died while this one started: it goes too.
+        if (got.conn.doomed && attempt < 3) {
+          started.close();
+          continue;
+        }
       }
       return this.lease(state, got.conn, agent);
     }
@@ -137,7 +150,7 @@ export class SshPool extends EventEmitter {
       release: (reusable) => {
         if (released) return;
         released = true;
-        if (reusable && agent.alive && conn.link?.isOpen() && !this.closing) {
+        if (reusable && agent.alive && conn.link?.isOpen() && !conn.doomed && !this.closing) {
           conn.idle.push(agent);
           this.afterUse(state, conn);
         } else {
@@ -145,7 +158,81 @@ export class SshPool extends EventEmitter {
           agent.close();
         }
       },
+      abandon: (reason, cleanup, timeoutMs) => {
+        released = true;
+        // Nothing more is read from it, and a step process that outlived it must not keep its
+        // session (and a slot of sshd's MaxSessions) open.
+        agent.close();
+        return this.condemn(state, conn, agent, reason, cleanup, timeoutMs);
+      },
     };
+  }
+
+  /**
+   * `agent` ended without the worker closing it (`RemoteAgent.onDeath`): its connection is
+   * handed to no one from now on. A step that was running on it finishes the job
+   * (`AgentLease.abandon`), knowing its process group; for an idle agent the pool does.
+   */
+  private agentDied(
+    state: HostState,
+    conn: Conn,
+    agent: RemoteAgent,
+    exit: AgentExit | undefined,
+    idle: boolean,
+  ): void {
+    const link = conn.link!;
+    if (!link.isOpen()) return;
+    this.forget(state, conn);
+    // Counted now, so that another death's cleanup does not close the connection before this
+    // one's has run.
+    conn.dying.add(agent);
+    if (!idle) return;
+    // A dying connection closes its channels first: give its own reason a moment to be known.
+    setImmediate(() => {
+      if (!link.isOpen()) return;
+      const reason = agentLostError(state.target, agent.pid, `ended while idle (${describeExit(exit)})`);
+      void this.condemn(state, conn, agent, reason, deathCleanup(agent.id), this.options.connectTimeoutMs);
+    });
+  }
+
+  /** Takes `conn` out of the pool: no request is handed it any more, and stats leave it out. */
+  private forget(state: HostState, conn: Conn): void {
+    if (conn.doomed) return;
+    conn.doomed = true;
+    clearTimeout(conn.idleTimer);
+    remove(state.conns, conn);
+    this.condemned.add(conn);
+    // Requests queued for a slot on it are served by other connections, or a new one.
+    this.pump(state);
+  }
+
+  /**
+   * Gives up `conn` after an agent on it died: runs `cleanup` there (or, if it cannot open a
+   * channel, on another connection to the host), then closes it with `reason`, which the steps
+   * still on it report. Agents found dead before the close each get their cleanup first.
+   * Resolves with what `cleanup` printed, or undefined if it failed or took over `timeoutMs`.
+   */
+  private async condemn(
+    state: HostState,
+    conn: Conn,
+    agent: RemoteAgent,
+    reason: StepError,
+    cleanup: string,
+    timeoutMs: number,
+  ): Promise<string | undefined> {
+    this.forget(state, conn);
+    const link = conn.link!;
+    conn.dying.add(agent);
+    try {
+      const here = link.isOpen()
+        ? openExec(link, cleanup).then((ch) => runToEnd(ch, () => link.closeReason()))
+        : Promise.reject(new Error('closed'));
+      const ran = here.catch(() => this.run(state.target, cleanup, { urgent: true }));
+      return (await untilTimeout(ran, timeoutMs))?.stdout;
+    } finally {
+      conn.dying.delete(agent);
+      if (conn.dying.size === 0) link.close(reason);
+    }
   }
 
   /** Takes a slot (or an idle agent, with `reuse`) and opens `command` on a new slot. */
@@ -159,8 +246,14 @@ export class SshPool extends EventEmitter {
     const target = state.target;
     for (let attempt = 1; ; attempt++) {
       const grant = await this.acquire(state, request, reuse);
-      if (grant.agent) return grant;
       const conn = grant.conn;
+      if (conn.doomed) {
+        // Doomed between the grant and now: serve the request elsewhere.
+        if (grant.agent) grant.agent.close();
+        else this.release(state, conn);
+        continue;
+      }
+      if (grant.agent) return grant;
       try {
         const channel = await openExec(conn.link!, command);
         channel.once('close', () => afterServerCatchesUp(conn.link!, () => this.release(state, conn)));
@@ -184,31 +277,9 @@ export class SshPool extends EventEmitter {
   }
 
   /** Runs `command` to completion and collects its output (small commands: kill, probes). */
-  async run(
-    target: HostTarget,
-    command: string,
-    request: ExecRequest = {},
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  async run(target: HostTarget, command: string, request: ExecRequest = {}): Promise<CommandResult> {
     const { channel, connectionClosed } = await this.exec(target, command, request);
-    return new Promise((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let code: number | null = null;
-      channel.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      channel.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      channel.on('exit', (c: number | null) => {
-        code = c;
-      });
-      channel.once('close', () => {
-        const lost = connectionClosed();
-        if (code === null && lost) reject(lost);
-        else resolve({ code, stdout, stderr });
-      });
-    });
+    return runToEnd(channel, connectionClosed);
   }
 
   /** Per-host figures. */
@@ -245,14 +316,21 @@ export class SshPool extends EventEmitter {
     for (const state of this.hosts.values()) {
       for (const w of state.waiters.splice(0))
         w.reject(new StepError('connection_lost', 'the SSH pool is closing', true));
+      const closing = new StepError(
+        'connection_lost',
+        `${describeTarget(state.target)}: the SSH pool is closing`,
+        true,
+      );
       for (const conn of state.conns) {
         clearTimeout(conn.idleTimer);
         if (conn.link) {
           done.push(conn.link.closed);
-          conn.link.close();
+          conn.link.close(closing);
         }
       }
     }
+    // Those close themselves once the worker has killed what their dead agents left running.
+    for (const conn of this.condemned) done.push(conn.link!.closed);
     await Promise.all(done);
     this.hosts.clear();
   }
@@ -304,7 +382,7 @@ export class SshPool extends EventEmitter {
 
   /** A slot was freed or an agent went idle: arm the idle close, serve waiters, settle. */
   private afterUse(state: HostState, conn: Conn): void {
-    if (conn.channels === conn.idle.length && conn.link?.isOpen()) {
+    if (conn.channels === conn.idle.length && conn.link?.isOpen() && !conn.doomed) {
       clearTimeout(conn.idleTimer);
       conn.idleTimer = setTimeout(() => {
         if (conn.channels > conn.idle.length) return;
@@ -369,6 +447,7 @@ export class SshPool extends EventEmitter {
       channels: 0,
       cap: this.options.maxChannelsPerConnection,
       idle: [],
+      dying: new Set(),
     };
     state.conns.push(conn);
     state.opened++;
@@ -383,6 +462,7 @@ export class SshPool extends EventEmitter {
         link.closed.then((reason) => {
           clearTimeout(conn.idleTimer);
           remove(state.conns, conn);
+          this.condemned.delete(conn);
           this.emit('close', state.target.name, reason);
           this.pump(state);
         });
@@ -418,6 +498,14 @@ export interface AgentLease {
   connectionClosed(): StepError | undefined;
   /** The step is over: keep the agent for the next one (`reusable`) or close it. */
   release(reusable: boolean): void;
+  /**
+   * The agent died, or broke its protocol: closes it and gives up its whole connection, after
+   * running `cleanup` (what the agent can no longer do: kill its step's group, remove its state
+   * file) there. Every other step on the connection then fails with `reason` (retriable); the
+   * pool has already forgotten the connection. Resolves with what `cleanup` printed, or
+   * undefined if it failed or took over `timeoutMs`. Ends the lease, like `release`.
+   */
+  abandon(reason: StepError, cleanup: string, timeoutMs: number): Promise<string | undefined>;
 }
 
 export type { ExecRequest, HostPoolStats, PooledChannel, SshPoolOptions };

@@ -1,7 +1,8 @@
 /**
  * Splits a step's stdout (or stderr) into the command's own bytes (streamed on as they arrive)
  * and the agent's marker records (see agent-script.ts). Only a tail that could be the start of a
- * marker is ever held back, so output is not delayed in practice.
+ * marker is ever held back, so output is not delayed in practice. A marker line that is no
+ * record of the protocol is reported as `malformed`: the agent behind it is not to be trusted.
  */
 
 /** A record the remote agent wrote. */
@@ -14,6 +15,8 @@ export type RemoteRecord =
   | { type: 'ready'; pid: number }
   /** On stderr: the step's last stderr byte has been sent. */
   | { type: 'end' }
+  /** A marker line that is no record of the protocol (its text after the marker). */
+  | { type: 'malformed'; header: string }
   | {
       type: 'exit';
       code: number;
@@ -108,10 +111,12 @@ export class RecordSplitter {
   private record(header: string): void {
     const kind = header[0];
     const rest = header.slice(1);
+    const malformed = () => this.onRecord({ type: 'malformed', header });
     switch (kind) {
       case 'P': {
         const pid = Number(rest);
-        if (Number.isInteger(pid) && pid > 1) this.onRecord({ type: 'pid', pid });
+        if (/^\d+$/.test(rest) && pid > 1) this.onRecord({ type: 'pid', pid });
+        else malformed();
         return;
       }
       case 'F':
@@ -125,16 +130,20 @@ export class RecordSplitter {
         return;
       case 'A': {
         const pid = Number(rest);
-        if (Number.isInteger(pid) && pid > 1) this.onRecord({ type: 'ready', pid });
+        if (/^\d+$/.test(rest) && pid > 1) this.onRecord({ type: 'ready', pid });
+        else malformed();
         return;
       }
       case 'E':
         this.onRecord({ type: 'end' });
         return;
       case 'X': {
+        if (!/^\d+ \d+ \d+$/.test(rest)) {
+          malformed();
+          return;
+        }
         const [code, out, ev] = rest.split(' ').map(Number) as [number, number, number];
         const rec = { type: 'exit' as const, code, outputBytes: out, eventBytes: ev };
-        if (![code, out, ev].every(Number.isInteger)) return;
         if (out + ev > 0 && out <= this.maxPayloadBytes && ev <= this.maxPayloadBytes) {
           this.pendingExit = rec;
           return;
@@ -143,6 +152,8 @@ export class RecordSplitter {
         this.onRecord(rec);
         return;
       }
+      default:
+        malformed();
     }
   }
 

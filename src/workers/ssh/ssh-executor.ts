@@ -3,17 +3,19 @@
  * connection (agent-script.ts). The command runs under `sh -c` in its own session on the host;
  * stdout and stderr stream to the step's log; outputs and events come back on the same channel;
  * an abort (timeout, cancel) asks the agent to kill the remote process group, TERM then KILL.
- * If the agent itself dies mid-step, the worker kills the step's group over a channel of its
- * own and fails the attempt (retriable), and the next step gets a new agent.
+ * If the agent itself dies mid-step (or writes a record that makes no sense, or does not answer
+ * an abort), the worker kills the step's group over a channel of its own, fails the attempt
+ * (retriable) and gives up the whole connection: the other steps on it fail as on a dropped
+ * connection, and the next step gets a new connection and a new agent.
  */
 import { randomBytes } from 'node:crypto';
 import { StepError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import type { AgentExit } from './agent.ts';
-import { abortRequest, agentStateFile, stepRequest } from './agent-script.ts';
+import { agentLostError, deathCleanup, describeExit } from './agent-death.ts';
+import { abortRequest, stepRequest } from './agent-script.ts';
 import { describeTarget } from './connect-errors.ts';
 import { type AgentLease, SshPool, type SshPoolOptions } from './pool.ts';
-import { buildKillCommand } from './remote-script.ts';
 import { RecordSplitter, type RemoteRecord } from './remote-stream.ts';
 import { envPairs } from './shell.ts';
 import { aborted, failed, outcome, targetSecrets } from './step-result.ts';
@@ -37,6 +39,12 @@ export interface SshExecutorOptions extends SshPoolOptions {
  * Kept for the whole request (command and env), as before the agent.
  */
 const MAX_COMMAND_BYTES = 120 * 1024;
+
+/**
+ * How a step's agent failed it: its channel ended, it wrote a record that is none, or it did
+ * not answer an abort within `silentMs`.
+ */
+type AgentFailure = { exit: AgentExit | undefined } | { malformed: string } | { silentMs: number };
 
 /** Runs steps on SSH hosts. `step.options`: `{ host: string | HostTarget, sudo?: boolean }`. */
 export class SshExecutor implements Executor {
@@ -126,6 +134,7 @@ export class SshExecutor implements Executor {
     let errDone = false;
     let abortSent = false;
     let settled = false;
+    let gone = false;
     let hardStop: NodeJS.Timeout | undefined;
 
     return new Promise<StepResult>((resolve) => {
@@ -150,7 +159,17 @@ export class SshExecutor implements Executor {
       const onAbort = () => {
         sendAbort();
         // An agent that stopped answering would hold the step until keepalives notice.
-        hardStop = setTimeout(() => agent.close(), this.killGraceMs + 5_000);
+        const silentMs = this.killGraceMs + 5_000;
+        hardStop = setTimeout(() => failedBy({ silentMs }), silentMs);
+      };
+      // The agent is gone or not to be trusted: nothing more is read from it.
+      const failedBy = (why: AgentFailure) => {
+        if (gone || settled) return;
+        gone = true;
+        out.end();
+        err.end();
+        agent.detach();
+        void this.agentGone(lease, { ...a, records, pid, why }).then((r) => finish(r, false));
       };
       const out = new RecordSplitter(
         a.marker,
@@ -160,6 +179,7 @@ export class SshExecutor implements Executor {
           if (!outDone) ctx.log('stdout', chunk);
         },
         (record) => {
+          if (record.type === 'malformed') return failedBy({ malformed: record.header });
           records.push(record);
           if (record.type === 'pid') {
             pid = record.pid;
@@ -178,6 +198,7 @@ export class SshExecutor implements Executor {
           if (!errDone) ctx.log('stderr', chunk);
         },
         (record) => {
+          if (record.type === 'malformed') return failedBy({ malformed: record.header });
           if (record.type !== 'end') return;
           errDone = true;
           maybeDone();
@@ -186,11 +207,7 @@ export class SshExecutor implements Executor {
       agent.attach({
         stdout: (chunk) => out.push(chunk),
         stderr: (chunk) => err.push(chunk),
-        closed: (exit) => {
-          out.end();
-          err.end();
-          void this.agentGone(lease, { ...a, records, pid, exit }).then((r) => finish(r, false));
-        },
+        closed: (exit) => failedBy({ exit }),
       });
       // An agent that ended while idle calls `closed` at once: nothing was sent.
       if (settled || !agent.alive) return;
@@ -201,9 +218,11 @@ export class SshExecutor implements Executor {
   }
 
   /**
-   * The agent's channel closed before the step's result was complete. A lost connection is
-   * the connection's error; an agent that died (killed on the host) leaves the step's group
-   * running with no one to kill it, so the worker does, then fails the attempt (retriable).
+   * The agent's channel closed before the step's result was complete, or the agent broke its
+   * protocol. A lost connection is the connection's error (the agent, its stdin gone, kills the
+   * step's group itself). Otherwise the agent is dead or untrustworthy: the worker kills the
+   * step's group and removes the agent's state file itself, gives up the connection (the pool
+   * fails the other steps on it), and fails the attempt (retriable).
    */
   private async agentGone(
     lease: AgentLease,
@@ -214,42 +233,39 @@ export class SshExecutor implements Executor {
       sudo: boolean;
       records: RemoteRecord[];
       pid: number | undefined;
-      exit: AgentExit | undefined;
+      why: AgentFailure;
     },
   ): Promise<StepResult> {
-    const finished = a.records.some((r) => r.type === 'exit');
+    const exited = 'exit' in a.why ? a.why.exit : undefined;
     // A dying connection closes its channels first: give its reason a moment to be known.
-    if (!finished && !lease.connectionClosed()) await new Promise((r) => setImmediate(r));
+    if (!lease.connectionClosed()) await new Promise((r) => setImmediate(r));
     const lost = lease.connectionClosed();
-    // A lost connection closed the agent's stdin: the agent kills the group itself.
-    if (lost || finished) return outcome({ ...a, killedWith: undefined, exited: a.exit, lost });
-    // A killed agent had no chance to remove its state file: the kill channel does.
-    const cleanup = `rm -f -- ${agentStateFile(lease.agent.id)}`;
-    let killedWith: string | undefined;
-    if (a.pid !== undefined) {
-      const kill = this.pool
-        .run(a.target, `${cleanup}; ${buildKillCommand(a.pid, a.sudo, this.killGraceMs)}`, { urgent: true })
-        .then((r) => r.stdout.trim())
-        .catch(() => undefined);
-      killedWith = await untilTimeout(kill, this.killGraceMs + 5_000);
-    } else this.pool.run(a.target, cleanup).catch(() => {});
+    if (lost) return outcome({ ...a, killedWith: undefined, exited, lost });
+    const finished = a.records.some((r) => r.type === 'exit');
+    const { told, how } = describeFailure(a.why);
+    const group =
+      a.pid !== undefined && !finished ? { pgid: a.pid, sudo: a.sudo, graceMs: this.killGraceMs } : undefined;
+    const stuck = 'silentMs' in a.why ? lease.agent.pid : undefined;
+    const cleanedUp = lease.abandon(
+      agentLostError(a.target, lease.agent.pid, told),
+      deathCleanup(lease.agent.id, { step: group, stuck }),
+      this.killGraceMs + 5_000,
+    );
+    // Its result was in: the step stands, whatever became of the agent after.
+    if (finished) return outcome({ ...a, killedWith: undefined, exited, lost: undefined });
+    const killedWith = (await cleanedUp)?.trim();
     if (a.ctx.signal.aborted)
       return aborted(a.ctx.signal.reason, killedWith === 'KILL' ? 'SIGKILL' : 'SIGTERM');
-    const how = a.exit
-      ? a.exit.signal
-        ? `signal ${a.exit.signal}`
-        : `exit ${a.exit.code ?? '-'}`
-      : 'no exit status';
-    const group =
-      a.pid === undefined
+    const killed =
+      group === undefined
         ? ''
         : killedWith === undefined
-          ? `; killing the step's process group ${a.pid} failed`
-          : `; the step's process group ${a.pid} was killed`;
+          ? `; killing the step's process group ${group.pgid} failed`
+          : `; the step's process group ${group.pgid} was killed`;
     return failed(
       new StepError(
         'connection_lost',
-        `${describeTarget(a.target)}: the remote agent running the step (pid ${lease.agent.pid}) ended (${how}) while the step was running${group}`,
+        `${describeTarget(a.target)}: the remote agent running the step (pid ${lease.agent.pid}) ${how} while the step was running${killed}; the worker closed the connection`,
         true,
       ),
       [...a.step.secrets, ...targetSecrets(a.target)],
@@ -257,10 +273,18 @@ export class SshExecutor implements Executor {
   }
 }
 
-function untilTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+/**
+ * What happened to an agent, for the step's own error (`how`) and for the other steps on its
+ * connection (`told`): steps of other runs see no text the step wrote.
+ */
+function describeFailure(why: AgentFailure): { told: string; how: string } {
+  if ('malformed' in why) {
+    const told = 'wrote a malformed record';
+    return { told, how: `${told} (${JSON.stringify(why.malformed.slice(0, 40))})` };
+  }
+  const told =
+    'silentMs' in why
+      ? `did not answer an abort within ${why.silentMs} ms`
+      : `ended (${describeExit(why.exit)})`;
+  return { told, how: told };
 }
