@@ -18,17 +18,36 @@ import { type Keys, keys } from './keys.ts';
 /** Inventory over Redis plus an optional file inventory. */
 export class InventoryStore {
   private readonly keys: Keys;
+  private last: { at: number; loading: Promise<Inventory> } | undefined;
 
+  /**
+   * `reuseMs`: a `load` that starts within this many milliseconds of the previous one gets that
+   * one's answer (a worker's fan-out and its SSH executor look a step's host up one after the
+   * other: one read serves both). 0 reads every time.
+   */
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
     private readonly file: Inventory = { hosts: {} },
+    private readonly reuseMs = 0,
   ) {
     this.keys = keys(prefix);
   }
 
   /** The merged inventory. */
-  async load(): Promise<Inventory> {
+  load(): Promise<Inventory> {
+    const now = performance.now();
+    if (this.last && now - this.last.at < this.reuseMs) return this.last.loading;
+    const loading = this.read();
+    this.last = { at: now, loading };
+    // A failed read is not reused.
+    loading.catch(() => {
+      if (this.last?.loading === loading) this.last = undefined;
+    });
+    return loading;
+  }
+
+  private async read(): Promise<Inventory> {
     const stored = await this.redis.hgetall(this.keys.hosts());
     const hosts: Record<string, HostEntry> = { ...this.file.hosts };
     for (const [name, json] of Object.entries(stored)) hosts[name] = JSON.parse(json) as HostEntry;

@@ -30,6 +30,13 @@ import { StepConsumers } from './step-consumers.ts';
 import type { JobLookup, SecretSource, StepProcessorDeps } from './step-deps.ts';
 import { createStepProcessor } from './step-processor.ts';
 
+/**
+ * How long one read of the inventory serves the worker: a step's fan-out and its SSH executor
+ * look its host up within a millisecond or two of each other. A host changed through the API
+ * is seen by every step that starts more than this long after the change.
+ */
+const INVENTORY_REUSE_MS = 5;
+
 /** What executors may use: the worker's inventory and secrets (the SSH executor resolves hosts). */
 export interface WorkerServices {
   inventory: InventoryStore;
@@ -144,7 +151,7 @@ export async function startWorker(
     },
   });
   const services: WorkerServices = {
-    inventory: new InventoryStore(connection, opts.prefix, opts.inventoryFile),
+    inventory: new InventoryStore(connection, opts.prefix, opts.inventoryFile, INVENTORY_REUSE_MS),
     secrets: new SecretStore(connection, opts.prefix, opts.secretKey),
   };
   const list = typeof opts.executors === 'function' ? opts.executors(services) : opts.executors;
