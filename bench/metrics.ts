@@ -46,19 +46,13 @@ async function seed(store: RunStore, redis: RedisClient, prefix: string) {
         (async () => {
           await store.announce(meta);
           for (const step of ['build', 'test']) {
-            await store.transition(
-              id,
-              step,
-              'succeeded',
-              {
-                executor: 'local',
-                attempts: 1,
-                exitCode: 0,
-                startedAt: createdAt,
-                finishedAt,
-              },
-              { type: 'step.succeeded', step },
-            );
+            await store.transition({
+              runId: id,
+              stepId: step,
+              status: 'succeeded',
+              details: { executor: 'local', attempts: 1, exitCode: 0, startedAt: createdAt, finishedAt },
+              event: { type: 'step.succeeded', step },
+            });
           }
           await store.finish(id, i % 10 === 0 ? 'failed' : 'succeeded');
         })(),

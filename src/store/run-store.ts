@@ -43,6 +43,19 @@ export interface RunIndexEntry {
   score: number;
 }
 
+/** One move of a step's record (transition-step.lua). */
+export interface StepMove {
+  runId: string;
+  stepId: string;
+  status: StepStatus;
+  details?: StepDetails;
+  event?: EventInput;
+  /** The steps that need this one, with their needs: the script marks them queued once ready. */
+  dependents?: Array<{ id: string; needs: string[] }>;
+  /** Fences the write: it applies only while this attempt is the step's latest. */
+  attempt?: number;
+}
+
 /** The run store over one Redis connection and prefix. */
 export class RunStore {
   readonly keys: Keys;
@@ -103,22 +116,11 @@ export class RunStore {
   }
 
   /**
-   * Moves a step to `status` with its details and event. `dependents` lists the steps that
-   * need this one, with their needs, so the script can mark them queued when they are ready.
-   * `attempt`, when given, fences the write: it applies only while that attempt is the step's
-   * latest. Returns false when nothing was written (already final, or a stale attempt): the
-   * caller lost a race and must not act.
+   * Moves a step to `move.status` with its details and event. Returns false when nothing was
+   * written (already final, or a stale attempt): the caller lost a race and must not act.
    */
-  transition(
-    runId: string,
-    stepId: string,
-    status: StepStatus,
-    details: StepDetails | undefined,
-    event: EventInput | undefined,
-    dependents: Array<{ id: string; needs: string[] }> = [],
-    attempt?: number,
-  ): Promise<boolean> {
-    return this.queueTransition(runId, stepId, status, details, event, dependents, attempt).applied;
+  transition(move: StepMove): Promise<boolean> {
+    return this.queueTransition(move).applied;
   }
 
   /**
@@ -128,15 +130,8 @@ export class RunStore {
    * `applied` settles with the result (true applied, false refused) and rejects when the run has
    * no record or Redis failed.
    */
-  queueTransition(
-    runId: string,
-    stepId: string,
-    status: StepStatus,
-    details: StepDetails | undefined,
-    event: EventInput | undefined,
-    dependents: Array<{ id: string; needs: string[] }> = [],
-    attempt?: number,
-  ): { sent: Promise<void>; applied: Promise<boolean> } {
+  queueTransition(move: StepMove): { sent: Promise<void>; applied: Promise<boolean> } {
+    const { runId, stepId, status, details, event, dependents = [], attempt } = move;
     const at = new Date().toISOString();
     const queued = this.moves.add({
       run: this.keys.run(runId),

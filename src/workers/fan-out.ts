@@ -51,7 +51,7 @@ export async function fanOut(
     const error = { code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` };
     return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };
   }
-  await deps.store.transition(runId, stepId, 'running', { ...details, hosts }, undefined, [], attempt);
+  await deps.store.transition({ runId, stepId, status: 'running', details: { ...details, hosts }, attempt });
   if (hosts.length === 1) return oneHost(deps, job, { ...f, details: { ...details, hosts } });
   const lanes = sp.step.strategy.maxParallel ?? hosts.length;
   const parent = { id: job.id!, queue: job.queueQualifiedName };

@@ -50,11 +50,11 @@ export async function settleNeeds(
     if (!ended || (found?.state !== 'failed' && !force)) continue;
     const error = reasonOf(found);
     const recorded = snapshot.details[id];
-    const written = await deps.store.transition(
+    const written = await deps.store.transition({
       runId,
-      id,
-      'failed',
-      {
+      stepId: id,
+      status: 'failed',
+      details: {
         ...recorded,
         executor: sp.step.executor,
         attempts: recorded?.attempts ?? 0,
@@ -62,9 +62,9 @@ export async function settleNeeds(
         error,
         finishedAt: new Date().toISOString(),
       },
-      { type: 'step.failed', step: id, error, reconciled: true },
-      sp.dependents,
-    );
+      event: { type: 'step.failed', step: id, error, reconciled: true },
+      dependents: sp.dependents,
+    });
     if (written) {
       deps.logger.warn(
         { runId, stepId: id, error },

@@ -54,15 +54,15 @@ export async function recordStep(
   const { store } = deps;
   const attempt = outcome.attempt;
   const final = async (status: StepStatus, details: StepDetails, event: Record<string, unknown>) => {
-    const { sent, applied } = store.queueTransition(
+    const { sent, applied } = store.queueTransition({
       runId,
       stepId,
       status,
       details,
-      { type: event.type as string, step: stepId, ...event },
-      sp?.dependents,
+      event: { type: event.type as string, step: stepId, ...event },
+      dependents: sp?.dependents,
       attempt,
-    );
+    });
     applied.catch((err) => deps.logger.error({ err, runId, stepId, status }, 'could not record step status'));
     await sent;
     promoteGates(deps.gateQueue, sp?.gates ?? job.data.gates).catch((err) =>
@@ -97,12 +97,12 @@ export async function recordStep(
       return final('skipped', outcome.details, { type: 'step.skipped', reason: outcome.reason });
     case 'retry':
     case 'handed-back':
-      await store.transition(
+      await store.transition({
         runId,
         stepId,
-        'queued',
-        outcome.details,
-        {
+        status: 'queued',
+        details: outcome.details,
+        event: {
           type: 'step.retrying',
           step: stepId,
           attempt,
@@ -110,9 +110,8 @@ export async function recordStep(
           reason: outcome.kind === 'retry' ? 'failed' : outcome.error.code,
           error: outcome.error,
         },
-        [],
         attempt,
-      );
+      });
       return;
     case 'concluded':
       await promoteGates(deps.gateQueue, sp?.gates ?? job.data.gates);

@@ -78,21 +78,31 @@ describe('batched step scripts', () => {
     const before = calls.transitionStep;
     const order: string[] = [];
     const details = { executor: 'local', attempts: 1, outputs: { big: 'x'.repeat(1000) } };
-    const a = store.queueTransition('r3', 'a', 'succeeded', details, { type: 'step.succeeded', step: 'a' }, [
-      { id: 'd', needs: ['a', 'b'] },
-    ]);
-    // The same step again in the same call: refused, since the entry before made it final.
-    const again = store.queueTransition('r3', 'a', 'failed', details, undefined, [], 1);
-    const stale = store.queueTransition('r3', 'b', 'succeeded', details, undefined, [], 5);
-    const b = store.queueTransition(
-      'r3',
-      'b',
-      'succeeded',
+    const a = store.queueTransition({
+      runId: 'r3',
+      stepId: 'a',
+      status: 'succeeded',
       details,
-      undefined,
-      [{ id: 'd', needs: ['a', 'b'] }],
-      1,
-    );
+      event: { type: 'step.succeeded', step: 'a' },
+      dependents: [{ id: 'd', needs: ['a', 'b'] }],
+    });
+    // The same step again in the same call: refused, since the entry before made it final.
+    const again = store.queueTransition({ runId: 'r3', stepId: 'a', status: 'failed', details, attempt: 1 });
+    const stale = store.queueTransition({
+      runId: 'r3',
+      stepId: 'b',
+      status: 'succeeded',
+      details,
+      attempt: 5,
+    });
+    const b = store.queueTransition({
+      runId: 'r3',
+      stepId: 'b',
+      status: 'succeeded',
+      details,
+      dependents: [{ id: 'd', needs: ['a', 'b'] }],
+      attempt: 1,
+    });
     void a.sent.then(() => order.push('sent'));
     void a.applied.then(() => order.push('applied'));
     expect(await Promise.all([a.applied, again.applied, stale.applied, b.applied])).toEqual([
@@ -112,16 +122,20 @@ describe('batched step scripts', () => {
     await Promise.all([start('r4', 'a'), start('r4', 'f')]);
     const outputs = { out: 'value' };
     await Promise.all([
-      store.transition('r4', 'a', 'succeeded', { executor: 'local', attempts: 1, outputs }, undefined, [], 1),
-      store.transition(
-        'r4',
-        'f',
-        'failed',
-        { executor: 'local', attempts: 1, continueOnError: true },
-        undefined,
-        [],
-        1,
-      ),
+      store.transition({
+        runId: 'r4',
+        stepId: 'a',
+        status: 'succeeded',
+        details: { executor: 'local', attempts: 1, outputs },
+        attempt: 1,
+      }),
+      store.transition({
+        runId: 'r4',
+        stepId: 'f',
+        status: 'failed',
+        details: { executor: 'local', attempts: 1, continueOnError: true },
+        attempt: 1,
+      }),
     ]);
     const lean = await store.startStep('r4', 'c', ['a', 'f'], {
       needs: 2,
