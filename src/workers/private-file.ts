@@ -39,6 +39,7 @@ export async function readPrivateFile(path: string, maxBytes: number, label: str
     if (stat.size > maxBytes) {
       throw new OutputLimitError(`${label} is ${stat.size} bytes, over the ${maxBytes}-byte cap`);
     }
+    if (stat.size === 0) return ''; // most steps write nothing: no read
     const buffer = Buffer.alloc(stat.size);
     const { bytesRead } = await handle.read(buffer, 0, stat.size, 0);
     return buffer.subarray(0, bytesRead).toString('utf8');
