@@ -111,10 +111,17 @@ export class Spawner {
     return this.#channel?.child.pid;
   }
 
-  /** Starts `request`, handing its output to `output` as it comes. */
-  spawn(request: SpawnRequest, output: Pending['output']): Spawned {
+  /**
+   * Starts `request`, handing its output to `output` as it comes. A function is given the pid of
+   * the spawner that will start it (the launcher's expected parent, see launcher.c `--parent`).
+   */
+  spawn(
+    request: SpawnRequest | ((spawnerPid: number | undefined) => SpawnRequest),
+    output: Pending['output'],
+  ): Spawned {
     if (this.#closed) throw new StepError('spawner_closed', 'the local executor is closed', true);
     const channel = this.#open();
+    if (typeof request === 'function') request = request(channel.child.pid);
     const id = this.#nextId++;
     const exited = new Promise<SpawnExit>((resolve, reject) => {
       channel.pending.set(id, { output, resolve, reject });
