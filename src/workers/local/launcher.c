@@ -28,7 +28,8 @@
  *     |                TERM/INT/HUP to it; exits with its status (a death by signal n is
  *     |                re-raised, as unshare does). Its own death kills the init (parent-death
  *     |                signal), and an init's death kills every process of its namespace.
- *     +- init (pid 1)  makes / private (recursively) and mounts a fresh /proc; forks the
+ *     +- init (pid 1)  in a process group of its own (signals come through the launcher);
+ *        |             makes / private (recursively) and mounts a fresh /proc; forks the
  *        |             command; turns TERM/INT/HUP into SIGTERM for every process of the
  *        |             namespace; reaps every orphan; exits as soon as the command ends, with
  *        |             its status (128+n for a death by signal n), which tears the namespace
@@ -417,6 +418,10 @@ static int shell_status(int status)
 static void run_init(const struct options *o, int launcher_alive)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) FAIL_ERRNO("%s", "prctl(PR_SET_PDEATHSIG)");
+	/* A process group of its own, which the command inherits: a signal to the launcher's group
+	   (how the worker stops a step) reaches the step once, through the launcher's forward and
+	   the kill(-1) below, not three times (directly, forwarded, and relayed). */
+	if (setpgid(0, 0) != 0) FAIL_ERRNO("%s", "setpgid");
 	/* getppid() is 0 across the namespace boundary: the pipe tells whether the launcher died
 	   before the signal was armed (its end closed: POLLHUP). */
 	struct pollfd alive = { .fd = launcher_alive, .events = POLLIN };
