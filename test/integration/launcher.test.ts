@@ -3,11 +3,23 @@
  * leaves behind dies with it, `setsid` or not; a SIGKILLed launcher takes its namespace along;
  * TERM reaches the step's trap; exit codes follow the shell's convention; the user switch sets
  * exactly the groups given; loader variables come back and the directory is created as the step's
- * user; a bad command line is refused with a clear message. Then through the local executor: the
+ * user; a bad command line is refused with a clear message; it is compiled once into a private
+ * cache, never taken from one others could write to. Then through the local executor: the
  * launcher is what it uses, and the chain when `launcher: 'chain'` forces it.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,8 +62,8 @@ interface Launched {
 }
 
 /** Starts the launcher as the spawner does: a process group of its own, pipes for stdout and stderr. */
-function launch(args: string[], env: Record<string, string> = {}, cwd = '/'): Launched {
-  const child = spawn(launcher, args, {
+function launch(args: string[], env: Record<string, string> = {}, cwd = '/', file = launcher): Launched {
+  const child = spawn(file, args, {
     cwd,
     env: { PATH: '/usr/bin:/bin', ...env },
     detached: true,
@@ -76,6 +88,9 @@ function launch(args: string[], env: Record<string, string> = {}, cwd = '/'): La
     ),
   };
 }
+
+/** Runs the launcher at `file` to its end. */
+const launchWith = (file: string, args: string[]) => launch(args, {}, '/', file).ended;
 
 const step = (mode: string, command: string, options: string[] = []) => [
   '--mode',
@@ -271,6 +286,39 @@ describe('a bad command line', () => {
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^conveyor-launch: /);
     expect(stderr).toContain(message);
+  });
+});
+
+describe('finding the launcher', () => {
+  const source = readFileSync(new URL('../../src/workers/local/launcher.c', import.meta.url));
+  const name = `conveyor-launch-${createHash('sha256').update(source).digest('hex').slice(0, 16)}`;
+
+  it('compiles launcher.c once into a private cache, named by the hash of the source', async () => {
+    const cacheDir = join(dir, 'cache', 'conveyor');
+    const found = await findLauncher({ cacheDir });
+    expect(found).toBe(join(cacheDir, name));
+    expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
+    expect(readdirSync(cacheDir)).toEqual([name]);
+    const { code, stdout } = await launchWith(found!, step('pid-namespace', 'echo "$$"'));
+    expect({ code, stdout }).toEqual({ code: 0, stdout: '2\n' });
+    expect(await findLauncher({ cacheDir })).toBe(found);
+  });
+
+  it.skipIf(!root)('refuses a cache directory or a launcher someone else could have written', async () => {
+    const open = join(dir, 'open-cache');
+    mkdirSync(open, { mode: 0o777 });
+    chmodSync(open, 0o777);
+    expect(await findLauncher({ cacheDir: open })).toBeUndefined();
+    expect(readdirSync(open)).toEqual([]);
+
+    const planted = join(dir, 'planted-cache');
+    mkdirSync(planted, { mode: 0o700 });
+    writeFileSync(join(planted, name), '#!/bin/sh\necho planted\n', { mode: 0o777 });
+    chmodSync(join(planted, name), 0o777);
+    expect(await findLauncher({ cacheDir: planted })).toBeUndefined();
+    chmodSync(join(planted, name), 0o755);
+    chownSync(join(planted, name), resolveRunAs('nobody').uid, 0);
+    expect(await findLauncher({ cacheDir: planted })).toBeUndefined();
   });
 });
 
