@@ -149,6 +149,16 @@ describe('conveyor-launch in a PID namespace', () => {
     expect(codes).toEqual([7, 143, 137, 130]);
   });
 
+  it('exits 127 for a program that is not there, 126 for one that cannot run (as env)', async () => {
+    const missing = await launch(['--mode', 'pid-namespace', '--', '/nonexistent/sh']).ended;
+    expect(missing).toMatchObject({
+      code: 127,
+      stderr: expect.stringContaining('cannot run /nonexistent/sh'),
+    });
+    const notProgram = await launch(['--mode', 'process-group', '--', '/etc/hostname']).ended;
+    expect(notProgram.code).toBe(126);
+  });
+
   it('starts the command with no signal ignored or blocked', async () => {
     const { stdout } = await launch(step('pid-namespace', 'grep -E "^Sig(Ign|Blk)" /proc/self/status')).ended;
     expect(stdout).toMatch(/^SigBlk:\s+0+\nSigIgn:\s+0+\n$/);

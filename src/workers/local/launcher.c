@@ -41,8 +41,9 @@
  * In process-group mode the launcher arms the parent-death signal, prepares itself as the
  * command does and execs the program (no namespace, no fork).
  *
- * Exit statuses of its own: 125 for a refused command line or a failed step of the launch
- * (namespace, mount, user switch, directory, exec), with a message on stderr.
+ * Exit statuses of its own, with a message on stderr: 125 for a refused command line or a
+ * failed step of the launch (namespace, mount, user switch, directory); 127 when the program is
+ * not there, 126 when it cannot be run (as env(1)).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -197,13 +198,15 @@ static void parse(int argc, char **argv, struct options *o)
 
 /* ---- the parent-death signal ---- */
 
-/**
- * SIGKILL when the parent dies, then a check that it had not already died (the signal only
- * covers deaths after it is armed). A change of user clears it: armed again after one.
- */
-static void arm_parent_death(const struct options *o)
+/** SIGKILL when the parent dies. A change of user clears it: armed again after one. */
+static void arm_parent_death(void)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) FAIL_ERRNO("%s", "prctl(PR_SET_PDEATHSIG)");
+}
+
+/** Exits when the parent named by --parent died before the signal was armed (it covers only later deaths). */
+static void check_parent(const struct options *o)
+{
 	if (o->has_parent && getppid() != o->parent)
 		fail("parent %ld is gone: not starting", (long)o->parent);
 }
@@ -339,15 +342,17 @@ static void exec_program(const struct options *o)
 		switch_user(o);
 		/* The change of user cleared the parent-death signal. In a namespace the parent is
 		   the init, whose death kills us anyway; in a process group this is the real guard. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) FAIL_ERRNO("%s", "prctl(PR_SET_PDEATHSIG)");
-		if (o->mode == MODE_PROCESS_GROUP && o->has_parent && getppid() != o->parent)
-			fail("parent %ld is gone: not starting", (long)o->parent);
+		arm_parent_death();
+		if (o->mode == MODE_PROCESS_GROUP) check_parent(o);
 	}
 	restore_loader_variables();
 	enter_directory();
 	reset_signals();
 	execve(o->program[0], o->program, environ);
-	FAIL_ERRNO("cannot run %s", o->program[0]);
+	/* As env(1): 127 for a program that is not there, 126 for one that cannot run. */
+	int code = errno == ENOENT ? 127 : 126;
+	fprintf(stderr, "conveyor-launch: cannot run %s: %s\n", o->program[0], strerror(errno));
+	_exit(code);
 }
 
 /* ---- namespaces ---- */
@@ -381,7 +386,8 @@ static void enter_namespaces(const struct options *o)
 		write_file("/proc/self/uid_map", map);
 		snprintf(map, sizeof map, "%lu %lu 1", (unsigned long)gid, (unsigned long)gid);
 		write_file("/proc/self/gid_map", map);
-		arm_parent_death(o); /* in case entering the user namespace cleared it */
+		arm_parent_death(); /* in case entering the user namespace cleared it */
+		check_parent(o);
 	}
 }
 
@@ -505,10 +511,11 @@ static int supervise(const struct options *o)
 
 int main(int argc, char **argv)
 {
+	arm_parent_death(); /* first of all: the window before it is the --parent check's */
 	struct options o;
 	memset(&o, 0, sizeof o);
 	parse(argc, argv, &o);
-	arm_parent_death(&o);
+	check_parent(&o);
 	if (o.mode == MODE_PROCESS_GROUP) exec_program(&o);
 	enter_namespaces(&o);
 	return supervise(&o);
