@@ -1,9 +1,10 @@
 /**
  * The one-exec launcher of local steps, `conveyor-launch` (launcher.c): the containment of
- * containment.ts in a single small static program instead of a chain of four, about 3 ms less
- * per step. A build (infra/build.mjs) compiles it beside this module when a C compiler is at
- * hand; a run from the sources compiles it once into a cache directory only the worker's user
- * can write to. Without either, steps go through the chain, as they do with `WORKER_LAUNCHER=chain`.
+ * containment.ts in a single small static program instead of a chain of five, at about a third
+ * of the chain's cost per launch (bench/spawn.ts (d)). A build (infra/build.mjs) compiles it
+ * beside this module when a C compiler is at hand; a run from the sources compiles it once into
+ * a cache directory only the worker's user can write to. Without either, steps go through the
+ * chain, as they do with `WORKER_LAUNCHER=chain`.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
