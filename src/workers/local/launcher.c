@@ -33,7 +33,8 @@
  *        |             command; turns TERM/INT/HUP into SIGTERM for every process of the
  *        |             namespace; reaps every orphan; exits as soon as the command ends, with
  *        |             its status (128+n for a death by signal n), which tears the namespace
- *        |             down: nothing the step started outlives it.
+ *        |             down: nothing the step started outlives it. It keeps the worker's
+ *        |             user (with --uid, the step's processes cannot signal or trace it).
  *        +- command    switches user, restores loader variables, creates and enters the
  *                      directory, resets every signal to its default and unblocks them all,
  *                      then execs the program.
