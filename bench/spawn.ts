@@ -6,8 +6,8 @@
  *  (a) a chain of `run: ":"` steps, per step, vs a raw BullMQ flow chain
  *  (b) independent `run: ":"` steps at concurrency 8, vs a raw BullMQ worker at concurrency 8
  *  (c) (b) again with this process (API + worker) inflated to ~300 MB RSS, vs the raw worker as large
- *  (d) what one launch costs from a small process: `node -e 0`, `sh -c :` and each link of the
- *      containment chain (containment.ts)
+ *  (d) what one launch costs from a small process: `node -e 0`, `sh -c :`, each link of the
+ *      containment chain (containment.ts) and the one-exec launcher that replaces it (launcher.c)
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { startApi } from '../src/api/server.ts';
 import { bullPrefix, followEvents } from '../src/store/index.ts';
 import { containedArgv, findLaunchTools, probeContainment } from '../src/workers/local/containment.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
+import { findLauncher, launcherArgv } from '../src/workers/local/launcher.ts';
 import { startWorker } from '../src/workers/worker.ts';
 import { benchPrefix, percentile, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
@@ -209,7 +210,7 @@ const suite: BenchSuite = {
 
     // (d) one launch from a small process, link by link
     const tools = await findLaunchTools();
-    const mode = await probeContainment(tools);
+    const { mode } = await probeContainment(tools);
     const whole = containedArgv(mode, tools, tools.sh, ':');
     const launcher = whole.slice(0, whole.indexOf(tools.sh));
     const launches: Array<[string, string[]]> = [
@@ -222,6 +223,15 @@ const suite: BenchSuite = {
       [`the launcher of ${mode} -- sh -c :`, [...launcher, tools.sh, '-c', ':']],
       [`the whole chain (${mode}), command ":"`, whole],
     ];
+    const oneExec = await findLauncher();
+    if (oneExec) {
+      const probed = await probeContainment(tools, oneExec);
+      if (probed.launcher)
+        launches.push([
+          `conveyor-launch (${probed.mode}, launcher.c, one exec), command ":"`,
+          launcherArgv(oneExec, probed.mode, tools.sh, ':'),
+        ]);
+    }
     const shMs = await median(
       async () => (await peer(redisUrl, { mode: 'exec', n: 50, argv: [tools.sh, '-c', ':'] })).value,
     );

@@ -96,6 +96,8 @@ const schema = z.object({
     .transform((v) => v === 'true'),
   /** Run local steps as this user (name, uid or uid:gid); the worker must be root. */
   WORKER_RUN_AS: z.string().min(1).optional(),
+  /** How local steps are launched: `auto` (conveyor-launch when found, else the chain) or `chain`. */
+  WORKER_LAUNCHER: z.enum(['auto', 'chain']).default('auto'),
   /** Sandbox VM steps with bubblewrap; `false` on hosts without it (sandboxed steps are then refused). */
   WORKER_VM_SANDBOX: z
     .enum(['true', 'false'])

@@ -74,7 +74,7 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
         keep: config.CONVEYOR_KEEP_WORKSPACES,
         runAs,
       });
-      return new LocalExecutor({ workspaces, runAs });
+      return new LocalExecutor({ workspaces, runAs, launcher: config.WORKER_LAUNCHER });
     }
     if (name === 'ssh') {
       return new SshExecutor({

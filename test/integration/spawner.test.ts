@@ -15,7 +15,7 @@ afterEach(async () => {
   await Promise.all(spawners.splice(0).map((s) => s.close()));
 });
 
-async function spawner(options: { recycleMb?: number } = {}): Promise<Spawner> {
+async function spawner(options: { recycleMb?: number; sizeCheckMs?: number } = {}): Promise<Spawner> {
   const s = new Spawner({ setpriv: await findExecutable('setpriv'), ...options });
   spawners.push(s);
   return s;
@@ -63,19 +63,25 @@ describe('the spawner', () => {
   });
 
   it('retires an oversized spawner: it finishes its steps and exits, a new one takes the next', async () => {
-    const s = await spawner({ recycleMb: 1 });
+    const s = await spawner({ recycleMb: 1, sizeCheckMs: 0 });
     let log = '';
-    const first = s.spawn(sh('sleep 1.5; echo first'), (_, chunk) => {
+    let started!: () => void;
+    const up = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const first = s.spawn(sh('echo up; sleep 1; echo first'), (_, chunk) => {
       log += chunk.toString();
+      started();
     });
     const old = s.pid!;
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    // Its first step's output proves the spawner is up (Node.js, past 1 MB), not still starting.
+    await up;
     const second = s.spawn(sh('echo second'), () => {});
     expect(s.pid).not.toBe(old);
     expect(isAlive(old)).toBe(true);
     expect(await second.exited).toEqual({ exitCode: 0, signal: null });
     expect(await first.exited).toEqual({ exitCode: 0, signal: null });
-    expect(log).toBe('first\n');
+    expect(log).toBe('up\nfirst\n');
     expect(await eventually(() => !isAlive(old), 5000)).toBe(true);
 
     const current = s.pid!;

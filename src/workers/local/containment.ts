@@ -15,9 +15,13 @@
  * off, as in Docker's default seccomp profile), the fallback is a process group plus the
  * parent-death signal: processes that leave the group with `setsid` can then survive. The worker
  * logs which form it uses at start.
+ *
+ * The same guarantees come in one exec from `conveyor-launch` (launcher.c, launcher.ts) when it
+ * is at hand; the chain of tools built here is its fallback. Each is probed as it is used.
  */
 import { spawn } from 'node:child_process';
 import { findExecutable, LOADER_VARIABLES } from '../executables.ts';
+import { launcherArgv } from './launcher.ts';
 
 /** How steps are contained on this machine. */
 export type ContainmentMode = 'pid-namespace' | 'user-namespace' | 'process-group';
@@ -158,11 +162,34 @@ function succeeds(argv: string[]): Promise<boolean> {
   });
 }
 
-/** The strongest containment this machine allows, found by trying each form once. */
-export async function probeContainment(tools: LaunchTools): Promise<ContainmentMode> {
-  for (const mode of ['pid-namespace', 'user-namespace', 'process-group'] as const) {
-    if (await succeeds(containedArgv(mode, tools, tools.sh, 'exit 0'))) return mode;
-  }
+const MODES = ['pid-namespace', 'user-namespace', 'process-group'] as const;
+
+/** The strongest mode in which `argvFor(mode)` runs `exit 0`, if any. */
+async function strongest(argvFor: (mode: ContainmentMode) => string[]): Promise<ContainmentMode | undefined> {
+  for (const mode of MODES) if (await succeeds(argvFor(mode))) return mode;
+  return undefined;
+}
+
+/** How steps are launched: the mode, and the launcher when it is used (else the chain). */
+export interface Containment {
+  mode: ContainmentMode;
+  launcher?: string;
+}
+
+/**
+ * The strongest containment this machine allows, found by trying each form once: through
+ * `launcher` when given (the chain only if the launcher does worse, say a security profile that
+ * refuses it a namespace), else through the chain.
+ */
+export async function probeContainment(tools: LaunchTools, launcher?: string): Promise<Containment> {
+  const viaLauncher = launcher
+    ? await strongest((mode) => launcherArgv(launcher, mode, tools.sh, 'exit 0'))
+    : undefined;
+  if (viaLauncher === 'pid-namespace') return { mode: viaLauncher, launcher };
+  const viaChain = await strongest((mode) => containedArgv(mode, tools, tools.sh, 'exit 0'));
+  if (viaLauncher && (!viaChain || MODES.indexOf(viaLauncher) <= MODES.indexOf(viaChain)))
+    return { mode: viaLauncher, launcher };
+  if (viaChain) return { mode: viaChain };
   throw new Error(
     'local steps could not be started: setpriv (util-linux) and env --default-signal (coreutils ≥ 8.31) are needed',
   );

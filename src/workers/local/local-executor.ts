@@ -6,7 +6,7 @@
  * never stretches a step.
  */
 import { open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { StepError, StepInterruptedError } from '../../errors.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../executor.ts';
 import { parseEvents, parseOutputs } from '../outputs.ts';
@@ -20,6 +20,8 @@ import {
   probeContainment,
   type RunAs,
 } from './containment.ts';
+import { findLauncher, type LauncherSetting, launcherArgv, type RunAsWithGroups } from './launcher.ts';
+import { groupsOf } from './run-as.ts';
 import { Spawner } from './spawner.ts';
 import { type RunStates, Workspaces } from './workspace.ts';
 
@@ -37,6 +39,23 @@ export interface LocalExecutorOptions {
   runAs?: RunAs;
   /** Force a containment mode instead of probing for the strongest. */
   containment?: ContainmentMode;
+  /**
+   * `auto`: launch steps through `conveyor-launch` (launcher.ts) when it is found, else through
+   * the chain of tools; `chain`: always the chain (`WORKER_LAUNCHER`).
+   * @defaultValue the worker's `WORKER_LAUNCHER`, else 'auto'
+   */
+  launcher: LauncherSetting;
+}
+
+/** How this executor launches steps, decided once. */
+interface Launch {
+  mode: ContainmentMode;
+  /** Always found: the spawner runs under `setpriv`, and the chain is the launcher's fallback. */
+  tools: LaunchTools;
+  /** The launcher's path when steps go through it. */
+  launcher?: string;
+  /** `runAs` with the groups the launcher sets. */
+  runAs?: RunAsWithGroups;
 }
 
 /** Variables a step never inherits from the worker: its credentials and settings. */
@@ -66,7 +85,7 @@ async function createEmpty(path: string, owner: RunAs | undefined): Promise<void
 export class LocalExecutor implements Executor {
   readonly name = 'local';
   private readonly options: LocalExecutorOptions;
-  private launch: Promise<{ mode: ContainmentMode; tools: LaunchTools }> | undefined;
+  private launch: Promise<Launch> | undefined;
   private spawner: Spawner | undefined;
 
   constructor(options: Partial<LocalExecutorOptions> = {}) {
@@ -75,25 +94,46 @@ export class LocalExecutor implements Executor {
       killGraceMs: 5000,
       baseEnv: scrubbedEnv(process.env),
       workspaces: new Workspaces({ runAs: options.runAs }),
+      launcher: process.env.WORKER_LAUNCHER === 'chain' ? 'chain' : 'auto',
       ...options,
     };
     if (this.options.killGraceMs < 0) throw new RangeError('killGraceMs must be >= 0');
+    if (!isAbsolute(this.options.shell))
+      throw new RangeError(
+        `shell must be an absolute path (never looked up on a step's PATH), got "${this.options.shell}"`,
+      );
+    if (this.options.launcher !== 'auto' && this.options.launcher !== 'chain')
+      throw new RangeError(`launcher must be "auto" or "chain", got "${this.options.launcher}"`);
     if (this.options.runAs && process.getuid?.() !== 0)
       throw new RangeError('WORKER_RUN_AS needs a worker running as root');
   }
 
-  /** How this executor contains steps, and the tools it launches them with (found once). */
-  private launcher(): Promise<{ mode: ContainmentMode; tools: LaunchTools }> {
+  /** How this executor contains steps, and what it launches them with (found once). */
+  private setup(): Promise<Launch> {
     this.launch ??= (async () => {
-      const tools = await findLaunchTools();
-      return { tools, mode: this.options.containment ?? (await probeContainment(tools)) };
+      const { runAs, containment } = this.options;
+      const useLauncher = this.options.launcher === 'auto';
+      const [tools, found, groups] = await Promise.all([
+        findLaunchTools(),
+        useLauncher ? findLauncher() : undefined,
+        runAs && useLauncher ? groupsOf(runAs) : [],
+      ]);
+      const chosen = containment
+        ? { mode: containment, launcher: found }
+        : await probeContainment(tools, found);
+      return { tools, ...chosen, runAs: runAs && { ...runAs, groups } };
     })();
     return this.launch;
   }
 
   /** How this executor contains steps (probed once). */
   async containment(): Promise<ContainmentMode> {
-    return (await this.launcher()).mode;
+    return (await this.setup()).mode;
+  }
+
+  /** The path of `conveyor-launch` when steps go through it, else undefined (the chain). */
+  async launcherPath(): Promise<string | undefined> {
+    return (await this.setup()).launcher;
   }
 
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
@@ -102,7 +142,7 @@ export class LocalExecutor implements Executor {
     // The run's workspace and the attempt's directory side by side; the cwd is checked as text
     // (a stat only for an absolute one).
     const [launch, workspace, dir] = await Promise.all([
-      this.launcher(),
+      this.setup(),
       this.options.workspaces.forRun(step.runId),
       this.options.workspaces.attemptDir(step.runId),
     ]);
@@ -141,24 +181,24 @@ export class LocalExecutor implements Executor {
   }
 
   private async spawn(
-    launch: { mode: ContainmentMode; tools: LaunchTools },
+    launch: Launch,
     step: StepExecution,
     ctx: ExecutorContext,
     cwd: string,
     env: Record<string, string>,
   ): Promise<{ exitCode: number | null; signal: string | null }> {
     const launcherEnv = launchEnv(env);
-    const argv = containedArgv(
-      launch.mode,
-      launch.tools,
-      this.options.shell,
-      step.command!,
-      this.options.runAs,
-      launcherEnv,
-    );
+    const { shell } = this.options;
+    const argvFrom = (spawnerPid: number | undefined) =>
+      launch.launcher
+        ? launcherArgv(launch.launcher, launch.mode, shell, step.command!, launch.runAs, spawnerPid)
+        : containedArgv(launch.mode, launch.tools, shell, step.command!, launch.runAs, launcherEnv);
     this.spawner ??= new Spawner({ setpriv: launch.tools.setpriv });
     const child = this.spawner.spawn(
-      { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv },
+      (spawnerPid) => {
+        const argv = argvFrom(spawnerPid);
+        return { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv };
+      },
       (stream, chunk) => ctx.log(stream, chunk),
     );
     let killTimer: NodeJS.Timeout | undefined;
@@ -196,10 +236,11 @@ export class LocalExecutor implements Executor {
   }
 
   async describe(): Promise<{ details: Record<string, unknown>; warning?: string }> {
-    const containment = await this.containment();
+    const { mode: containment, launcher } = await this.setup();
     return {
       details: {
         containment,
+        launcher: launcher ?? 'chain',
         workspaces: this.options.workspaces.options.baseDir,
         runAs: this.options.runAs?.user || this.options.runAs?.uid,
       },

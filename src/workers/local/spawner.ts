@@ -51,6 +51,8 @@ export interface SpawnerOptions {
    * @defaultValue 96
    */
   recycleMb: number;
+  /** Milliseconds between two looks at the spawner's RSS (reading /proc costs a little). @defaultValue 1000 */
+  sizeCheckMs: number;
 }
 
 const SCRIPT = fileURLToPath(new URL('./spawner-process.mjs', import.meta.url));
@@ -97,10 +99,11 @@ export class Spawner {
   #sizeCheckedAt = 0;
 
   constructor(options: Partial<SpawnerOptions> & Pick<SpawnerOptions, 'setpriv'>) {
-    this.options = { heapMb: 64, recycleMb: 96, ...options };
+    this.options = { heapMb: 64, recycleMb: 96, sizeCheckMs: 1000, ...options };
     if (!Number.isInteger(this.options.heapMb) || this.options.heapMb < 8)
       throw new RangeError('heapMb must be an integer >= 8');
     if (!(this.options.recycleMb > 0)) throw new RangeError('recycleMb must be > 0');
+    if (!(this.options.sizeCheckMs >= 0)) throw new RangeError('sizeCheckMs must be >= 0');
   }
 
   /** The pid of the running spawner, if one runs. */
@@ -108,10 +111,17 @@ export class Spawner {
     return this.#channel?.child.pid;
   }
 
-  /** Starts `request`, handing its output to `output` as it comes. */
-  spawn(request: SpawnRequest, output: Pending['output']): Spawned {
+  /**
+   * Starts `request`, handing its output to `output` as it comes. A function is given the pid of
+   * the spawner that will start it (the launcher's expected parent, see launcher.c `--parent`).
+   */
+  spawn(
+    request: SpawnRequest | ((spawnerPid: number | undefined) => SpawnRequest),
+    output: Pending['output'],
+  ): Spawned {
     if (this.#closed) throw new StepError('spawner_closed', 'the local executor is closed', true);
     const channel = this.#open();
+    if (typeof request === 'function') request = request(channel.child.pid);
     const id = this.#nextId++;
     const exited = new Promise<SpawnExit>((resolve, reject) => {
       channel.pending.set(id, { output, resolve, reject });
@@ -205,10 +215,10 @@ export class Spawner {
     channel.pending.clear();
   }
 
-  /** Whether the spawner grew past `recycleMb` (looked at once a second at most). */
+  /** Whether the spawner grew past `recycleMb` (looked at once per `sizeCheckMs` at most). */
   #oversized(channel: Channel): boolean {
     const now = Date.now();
-    if (now - this.#sizeCheckedAt < 1000 || channel.child.pid === undefined) return false;
+    if (now - this.#sizeCheckedAt < this.options.sizeCheckMs || channel.child.pid === undefined) return false;
     this.#sizeCheckedAt = now;
     try {
       const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${channel.child.pid}/status`, 'utf8'))?.[1];
