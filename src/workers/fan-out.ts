@@ -51,8 +51,23 @@ export async function fanOut(
     const error = { code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` };
     return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };
   }
-  await deps.store.transition({ runId, stepId, status: 'running', details: { ...details, hosts }, attempt });
-  if (hosts.length === 1) return oneHost(deps, job, { ...f, details: { ...details, hosts } });
+  const running = deps.store.queueTransition({
+    runId,
+    stepId,
+    status: 'running',
+    details: { ...details, hosts },
+    attempt,
+  });
+  if (hosts.length === 1) {
+    // The instance's own writes follow on the same connection, so they land after this one:
+    // no need to wait for its reply first (a round trip less per step).
+    running.applied.catch(() => undefined);
+    await running.sent;
+    const outcome = await oneHost(deps, job, { ...f, details: { ...details, hosts } });
+    await running.applied;
+    return outcome;
+  }
+  await running.applied;
   const lanes = sp.step.strategy.maxParallel ?? hosts.length;
   const parent = { id: job.id!, queue: job.queueQualifiedName };
   const flows: FlowJob[] = [];
