@@ -6,7 +6,7 @@
  * the same records and events, half the jobs and round trips.
  */
 import type { FlowJob, Job } from 'bullmq';
-import { keepJobsLike, type StepJobData, stepJobId } from '../flows/index.ts';
+import { type HostCatalog, keepJobsLike, type StepJobData, stepJobId } from '../flows/index.ts';
 import {
   FINAL_STEP_STATUSES,
   type InstanceView,
@@ -31,6 +31,8 @@ export interface FanOut {
   afterCancel: boolean;
   /** What the step read when it began: a single host's instance needs no reads of its own. */
   snapshot: StepSnapshot;
+  /** The inventory, read while the step began (a round trip saved); read here when absent. */
+  catalog?: Promise<HostCatalog | undefined>;
 }
 
 /**
@@ -46,7 +48,9 @@ export async function fanOut(
   const { token, sp, details } = f;
   const { runId, stepId } = job.data;
   const attempt = details.attempts;
-  const hosts = (await deps.inventory?.catalog())?.resolve(sp.step.hosts!);
+  // The read made while the step began, else (there was none, or it failed) one now.
+  const catalog = (await f.catalog?.catch(() => undefined)) ?? (await deps.inventory?.catalog());
+  const hosts = catalog?.resolve(sp.step.hosts!);
   if (!hosts?.length) {
     const error = { code: 'unknown_host', message: `no host or group "${sp.step.hosts}" in the inventory` };
     return { kind: 'failed', attempt, error, details: { ...details, error, finishedAt: now() } };

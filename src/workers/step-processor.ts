@@ -64,6 +64,10 @@ async function stepOutcome(
   };
   if (job.data.phase === 'fanned-out') return aggregate(deps, job, sp);
 
+  // A hosts step reads the inventory anyway once it starts: read it alongside its begin.
+  const catalog = step.hosts !== undefined ? deps.inventory?.catalog() : undefined;
+  catalog?.catch(() => undefined); // a failed read is read again by the fan-out
+
   // begin
   let start = await begin(deps, sp, job.data.runId, step.if === 'success()' ? 'auto' : 'read');
   if (start.outcome === 'final') return { kind: 'concluded', status: start.current! };
@@ -114,6 +118,7 @@ async function stepOutcome(
       details,
       afterCancel: snapshot.cancelRequested,
       snapshot,
+      catalog,
     });
   }
   const executor = deps.executors.get(step.executor);
