@@ -42,7 +42,7 @@ export interface LocalExecutorOptions {
   /**
    * `auto`: launch steps through `conveyor-launch` (launcher.ts) when it is found, else through
    * the chain of tools; `chain`: always the chain (`WORKER_LAUNCHER`).
-   * @defaultValue the worker's `WORKER_LAUNCHER`, else 'auto'
+   * @defaultValue 'auto'
    */
   launcher: LauncherSetting;
 }
@@ -94,7 +94,7 @@ export class LocalExecutor implements Executor {
       killGraceMs: 5000,
       baseEnv: scrubbedEnv(process.env),
       workspaces: new Workspaces({ runAs: options.runAs }),
-      launcher: process.env.WORKER_LAUNCHER === 'chain' ? 'chain' : 'auto',
+      launcher: 'auto',
       ...options,
     };
     if (this.options.killGraceMs < 0) throw new RangeError('killGraceMs must be >= 0');
