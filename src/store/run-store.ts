@@ -255,6 +255,30 @@ export class RunStore {
     return out;
   }
 
+  /**
+   * Every instance record of a step, whatever host list its details hold now: for a step that
+   * ends without its fan-out (its earlier attempts' hosts). Scans the run hash: for rare paths.
+   */
+  async instancesOf(runId: string, stepId: string): Promise<Record<string, InstanceView>> {
+    const out: Record<string, InstanceView> = {};
+    const field = `i:${stepId}@`;
+    let cursor = '0';
+    do {
+      const [next, page] = await this.redis.hscan(
+        this.keys.run(runId),
+        cursor,
+        'MATCH',
+        `${field}*`,
+        'COUNT',
+        1000,
+      );
+      cursor = next;
+      for (let i = 0; i < page.length; i += 2)
+        out[page[i]!.slice(field.length)] = JSON.parse(page[i + 1]!) as InstanceView;
+    } while (cursor !== '0');
+    return out;
+  }
+
   /** Marks a fan-out step failed-fast (its pending instances will not start) and tells workers. */
   async failFast(runId: string, stepId: string): Promise<void> {
     await this.redis.hset(this.keys.run(runId), `ff:${stepId}`, '1');

@@ -141,6 +141,38 @@ async function oneHost(deps: StepProcessorDeps, job: Job<StepJobData>, f: FanOut
   }
 }
 
+/**
+ * A hosts step that ends before its fan-out (interrupted too often, cancelled while it waited to
+ * retry, a failure of its own): the instances its earlier attempts left open end with it, and
+ * its record lists their hosts again, so that the run document shows them.
+ */
+export async function closeHosts(
+  deps: StepProcessorDeps,
+  job: Job<StepJobData>,
+  outcome: StepOutcome,
+): Promise<StepOutcome> {
+  if (outcome.kind !== 'failed' && outcome.kind !== 'cancelled' && outcome.kind !== 'skipped') return outcome;
+  if (outcome.details.hosts || !outcome.details.attempts) return outcome; // the fan-out's, or no earlier attempt
+  const { runId, stepId } = job.data;
+  const instances = await deps.store.instancesOf(runId, stepId);
+  const hosts = Object.keys(instances).sort();
+  if (hosts.length === 0) return outcome;
+  const status = outcome.kind === 'failed' ? 'failed' : 'cancelled';
+  const error = outcome.kind === 'skipped' ? { code: 'skipped', message: outcome.reason } : outcome.error;
+  for (const host of hosts) {
+    const instance = instances[host]!;
+    if (FINAL_STEP_STATUSES.has(instance.status)) continue;
+    await deps.store.transitionInstance(
+      runId,
+      stepId,
+      host,
+      { ...instance, status, error, finishedAt: now() },
+      { type: 'step.progress', step: stepId, host, status, error },
+    );
+  }
+  return { ...outcome, details: { ...outcome.details, hosts } };
+}
+
 /** Every instance has finished: the step succeeds when all of them did. */
 export async function aggregate(
   deps: StepProcessorDeps,

@@ -13,7 +13,7 @@ import { type StepJobData, truthy } from '../flows/index.ts';
 import type { StepDetails } from '../store/index.ts';
 import { buildExecution, runAttempt } from './attempt.ts';
 import { evaluateIn, type Scope } from './expression-context.ts';
-import { aggregate, fanOut } from './fan-out.ts';
+import { aggregate, closeHosts, fanOut } from './fan-out.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
 import { judge, type Prepared, prepare } from './stages.ts';
@@ -41,7 +41,10 @@ export function createStepProcessor(
       deps,
       job,
       token,
-      (plan, sp) => stepOutcome(deps, job, token, signal, plan, sp),
+      async (plan, sp) => {
+        const outcome = await stepOutcome(deps, job, token, signal, plan, sp);
+        return sp.step.hosts === undefined ? outcome : closeHosts(deps, job, outcome);
+      },
       (sp, outcome) => recordStep(deps, job, sp, outcome),
     );
   };

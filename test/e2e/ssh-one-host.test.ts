@@ -155,6 +155,19 @@ describe('a step on one SSH host', () => {
     expect(await eventually(() => remoteProcesses(SSH_USER, 'sleep 454545').length === 0, 5000)).toBe(true);
   });
 
+  it('is cancelled while it waits to retry: the step and its host end cancelled', async () => {
+    const run = await engine.submit({
+      name: 'one-host-cancel-backoff',
+      steps: { a: { hosts: 'h1', retries: { attempts: 3, delay: '1h' }, run: 'exit 9' } },
+    });
+    await engine.waitForEvent(run.id, (e) => e.type === 'step.retrying' && !e.data.host);
+    expect((await engine.request('POST', `/v1/runs/${run.id}/cancel`)).status).toBe(202);
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('cancelled');
+    expect(done.steps.a!.status).toBe('cancelled');
+    expect(done.steps.a!.instances!.h1).toMatchObject({ status: 'cancelled', attempts: 1 });
+  });
+
   it('times out like any step', async () => {
     const run = await engine.submit({
       name: 'one-host-timeout',

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey, parseSecretKey } from '../../src/secrets/index.ts';
+import type { RunEvent } from '../../src/store/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { eventually } from '../support/processes.ts';
@@ -119,5 +120,35 @@ describe('a worker killed with SIGKILL mid one-host SSH step', () => {
     expect(done.steps.a!.instances!.h1).toMatchObject({ status: 'succeeded', attempts: 2 });
     const log = await engine.request('GET', `/v1/runs/${run.id}/steps/a/logs?host=h1`);
     expect(log.body).toBe('attempt 2\n');
+  });
+
+  it('fails the step and its host, both final and listed, when its worker dies three times', async () => {
+    const run = await engine.submit({
+      name: 'ssh-poison',
+      steps: {
+        a: { hosts: 'h1', run: 'sleep 595959' },
+        b: { needs: ['a'], hosts: 'h1', run: 'true' },
+      },
+    });
+    const started = (attempt: number) => (e: RunEvent) =>
+      e.type === 'step.progress' && e.data.status === 'running' && e.data.attempt === attempt;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const worker = spawnWorker();
+      await engine.waitForEvent(run.id, started(attempt));
+      await killWorker(worker);
+    }
+    spawnWorker();
+    const { run: done } = await engine.waitForRun(run.id);
+    expect(done.status).toBe('failed');
+    expect(done.steps.a).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      hosts: ['h1'],
+      error: { code: 'worker_lost', message: 'its worker died 3 times while running it' },
+    });
+    // The host's record ends too: no instance is left running under a failed step.
+    expect(done.steps.a!.instances!.h1).toMatchObject({ status: 'failed', error: { code: 'worker_lost' } });
+    expect(done.steps.b!.status).toBe('skipped');
+    expect(await eventually(() => remoteProcesses(SSH_USER, 'sleep 595959').length === 0, 10_000)).toBe(true);
   });
 });
