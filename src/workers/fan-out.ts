@@ -143,8 +143,10 @@ async function oneHost(deps: StepProcessorDeps, job: Job<StepJobData>, f: FanOut
 
 /**
  * A hosts step that ends before its fan-out (interrupted too often, cancelled while it waited to
- * retry, a failure of its own): the instances its earlier attempts left open end with it, and
- * its record lists their hosts again, so that the run document shows them.
+ * retry, a failure of its own): the instances its earlier attempts ran in the step's own job
+ * (one host) and left open end with it, and its record lists their hosts again, so that the run
+ * document shows them. An instance with a job of its own is left to that job (and to
+ * `settleInstances` should the job fail).
  */
 export async function closeHosts(
   deps: StepProcessorDeps,
@@ -159,9 +161,11 @@ export async function closeHosts(
   if (hosts.length === 0) return outcome;
   const status = outcome.kind === 'failed' ? 'failed' : 'cancelled';
   const error = outcome.kind === 'skipped' ? { code: 'skipped', message: outcome.reason } : outcome.error;
+  const queue = job.queueName;
   for (const host of hosts) {
     const instance = instances[host]!;
     if (FINAL_STEP_STATUSES.has(instance.status)) continue;
+    if (await deps.lookupJob(queue, `${stepJobId(runId, stepId)}@${host}`)) continue;
     await deps.store.transitionInstance(
       runId,
       stepId,
