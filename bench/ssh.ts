@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { generateSecretKey, parseSecretKey } from '../src/secrets/index.ts';
 import type { ExecutorContext, StepExecution } from '../src/workers/executor.ts';
-import { type HostTarget, SshExecutor, toHostTarget } from '../src/workers/ssh/index.ts';
+import { type HostTarget, inventoryResolver, SshExecutor } from '../src/workers/ssh/index.ts';
 import { startEngine } from '../test/support/engine.ts';
 import { SSH_USER, type SshdHandle, startSshd } from '../test/support/sshd.ts';
 import { benchPrefix, round } from './support.ts';
@@ -132,10 +132,7 @@ async function engineChain(redisUrl: string, sshd: SshdHandle): Promise<number> 
     secretKey: parseSecretKey(generateSecretKey()),
     executors: ({ inventory, secrets }) => [
       new SshExecutor({
-        resolveHost: async (host) =>
-          toHostTarget(await inventory.load(), host, {
-            secret: async (name) => (await secrets.get([name]))[name],
-          }),
+        resolveHost: inventoryResolver({ inventory, secrets }),
       }),
     ],
   });

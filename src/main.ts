@@ -20,7 +20,7 @@ import { parseSecretList } from './triggers/index.ts';
 import type { Executor } from './workers/executor.ts';
 import { LocalExecutor, resolveRunAs, Workspaces } from './workers/local/index.ts';
 import { setLongTimeout } from './workers/long-timer.ts';
-import { KnownHosts, SshExecutor, toHostTarget } from './workers/ssh/index.ts';
+import { inventoryResolver, KnownHosts, SshExecutor } from './workers/ssh/index.ts';
 import { VmExecutor } from './workers/vm/index.ts';
 import { startWorker, type WorkerServices } from './workers/worker.ts';
 
@@ -80,11 +80,7 @@ function createExecutors(config: Config, resources: Resources, services: WorkerS
       return new SshExecutor({
         knownHosts: resources.knownHosts,
         onTrust: (host, keyLine) => services.inventory.recordHostKey(host, keyLine),
-        resolveHost: async (host) =>
-          toHostTarget(await services.inventory.load(), host, {
-            secret: async (secret) => (await services.secrets.get([secret]))[secret],
-            agentSocket: config.SSH_AUTH_SOCK,
-          }),
+        resolveHost: inventoryResolver(services, { agentSocket: config.SSH_AUTH_SOCK }),
       });
     }
     if (name === 'vm')

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey, parseSecretKey } from '../../src/secrets/index.ts';
 import { bullPrefix } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
-import { SshExecutor, toHostTarget } from '../../src/workers/ssh/index.ts';
+import { inventoryResolver, SshExecutor } from '../../src/workers/ssh/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { eventually } from '../support/processes.ts';
@@ -33,10 +33,7 @@ beforeAll(async () => {
       new LocalExecutor(),
       new SshExecutor({
         killGraceMs: 1000,
-        resolveHost: async (host) =>
-          toHostTarget(await inventory.load(), host, {
-            secret: async (name) => (await secrets.get([name]))[name],
-          }),
+        resolveHost: inventoryResolver({ inventory, secrets }),
       }),
     ],
   });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSecretKey, parseSecretKey } from '../../src/secrets/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
-import { SshExecutor, toHostTarget } from '../../src/workers/ssh/index.ts';
+import { inventoryResolver, SshExecutor } from '../../src/workers/ssh/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
 import { SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
@@ -24,10 +24,7 @@ beforeAll(async () => {
       new LocalExecutor(),
       new SshExecutor({
         onTrust: (host, keyLine) => inventory.recordHostKey(host, keyLine),
-        resolveHost: async (host) =>
-          toHostTarget(await inventory.load(), host, {
-            secret: async (name) => (await secrets.get([name]))[name],
-          }),
+        resolveHost: inventoryResolver({ inventory, secrets }),
       }),
     ],
   });

@@ -20,7 +20,7 @@ import { UI_CSP } from '../../src/api/ui/index.ts';
 import { generateSecretKey, parseSecretKey } from '../../src/secrets/index.ts';
 import type { RunDocument } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
-import { SshExecutor, toHostTarget } from '../../src/workers/ssh/index.ts';
+import { inventoryResolver, SshExecutor } from '../../src/workers/ssh/index.ts';
 import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
 import { CHROMIUM, LOOPBACK_ONLY, launchChromium } from '../support/browser.ts';
 import { waitForRunEnd } from '../support/engine.ts';
@@ -68,10 +68,7 @@ beforeAll(async () => {
       new LocalExecutor({ killGraceMs: 1000 }),
       new SshExecutor({
         onTrust: (host, keyLine) => inventory.recordHostKey(host, keyLine),
-        resolveHost: async (host) =>
-          toHostTarget(await inventory.load(), host, {
-            secret: async (name) => (await secrets.get([name]))[name],
-          }),
+        resolveHost: inventoryResolver({ inventory, secrets }),
       }),
     ],
   });

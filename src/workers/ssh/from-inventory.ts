@@ -14,6 +14,27 @@ export interface TargetSources {
   agentSocket?: string;
 }
 
+/** A worker's inventory and secret store, as the SSH executor's host lookup reads them. */
+export interface HostSources {
+  inventory: { load(): Promise<Inventory> };
+  secrets: { get(names: string[]): Promise<Record<string, string | undefined>> };
+}
+
+/**
+ * `SshExecutorOptions.resolveHost` over a worker's inventory and secrets: what `conveyor worker`
+ * uses, and what tests and benchmarks use to run SSH steps the same way.
+ */
+export function inventoryResolver(
+  { inventory, secrets }: HostSources,
+  options: Omit<TargetSources, 'secret'> = {},
+): (host: string) => Promise<HostTarget> {
+  return async (host) =>
+    toHostTarget(await inventory.load(), host, {
+      ...options,
+      secret: async (name) => (await secrets.get([name]))[name],
+    });
+}
+
 /** Resolves host `name` of `inventory` into a connectable target; unknown names and secrets fail. */
 export async function toHostTarget(
   inventory: Inventory,

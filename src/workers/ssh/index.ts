@@ -1,7 +1,7 @@
 /** The SSH executor layer: hosts, host keys, the connection pool, the executor and preflight. */
 export { type CheckHostOptions, checkHost, type HostCheck } from './check-host.ts';
 export { SSH_ERROR_CODES } from './connect-errors.ts';
-export { type TargetSources, toHostTarget } from './from-inventory.ts';
+export { type HostSources, inventoryResolver, type TargetSources, toHostTarget } from './from-inventory.ts';
 export {
   fingerprint,
   type HostKeySpec,
