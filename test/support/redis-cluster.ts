@@ -1,22 +1,18 @@
 /**
  * A throwaway three-master Redis Cluster for tests: `redis-server --cluster-enabled yes` on free
- * ports, each with its data in one temp dir, joined by `redis-cli --cluster create`; `stop()`
- * kills the servers and removes the dir.
+ * ports (spawnRedis, each node with a temp dir of its own), joined by `redis-cli --cluster
+ * create`; `stop()` stops the servers and removes their dirs.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort, waitForRedis } from './redis-server.ts';
+import { spawnRedis } from './redis-server.ts';
 
 /** A running cluster. */
 export interface RedisClusterHandle {
   /** `127.0.0.1:port` of each node (masters first), as `REDIS_CLUSTER_NODES` lists them. */
   nodes: string[];
   ports: number[];
-  dir: string;
   stop(): Promise<void>;
 }
 
@@ -37,58 +33,25 @@ export interface RedisClusterOptions {
 /** Starts cluster-enabled servers and joins them; resolves once every node says `cluster_state:ok`. */
 export async function startRedisCluster(options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
   const { masters = 3, replicas = 0, args = [], password } = options;
-  const auth = password ? ['--requirepass', password, '--masterauth', password] : [];
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-cluster-'));
-  const children: ChildProcess[] = [];
+  const servers: Array<Awaited<ReturnType<typeof spawnRedis>>> = [];
   const stop = async () => {
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once('exit', () => resolve());
-            child.kill('SIGKILL');
-          }),
-      ),
-    );
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all(servers.map((server) => server.stop()));
   };
   try {
-    const ports: number[] = [];
-    for (let i = 0; i < masters * (1 + replicas); i++) ports.push(await freePort());
-    for (const port of ports) {
-      const child = spawn(
-        'redis-server',
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          `nodes-${port}.conf`,
-          '--cluster-node-timeout',
-          '2000',
-          '--dir',
-          dir,
-          '--dbfilename',
-          `dump-${port}.rdb`,
-          '--appendfilename',
-          `appendonly-${port}.aof`,
-          '--appenddirname',
-          `aof-${port}`,
-          '--save',
-          '',
-          ...auth,
-          ...args,
-        ],
-        { stdio: 'ignore' },
-      );
-      children.push(child);
-    }
-    const credentials = password ? `:${encodeURIComponent(password)}@` : '';
-    await Promise.all(ports.map((port) => waitForRedis(`redis://${credentials}127.0.0.1:${port}`)));
+    // Each node in a data dir of its own (spawnRedis), where it keeps its cluster config.
+    const nodeArgs = [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      '2000',
+      ...(password ? ['--masterauth', password] : []),
+      ...args,
+    ];
+    for (let i = 0; i < masters * (1 + replicas); i++)
+      servers.push(await spawnRedis({ args: nodeArgs, password }));
+    const ports = servers.map((server) => server.port);
     const nodes = ports.map((port) => `127.0.0.1:${port}`);
     // The password goes in REDISCLI_AUTH, not on the command line (ps would show it).
     await run(
@@ -113,7 +76,7 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
         client.disconnect();
       }
     }
-    return { nodes, ports, dir, stop };
+    return { nodes, ports, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -69,6 +69,8 @@ export async function spawnRedis(
     port?: number;
     /** A data dir the caller owns (kept on stop); default a temp dir removed on stop. */
     dir?: string;
+    /** `requirepass`: the handle's `url` carries it, and the start waits with it. */
+    password?: string;
   } = {},
 ): Promise<RedisHandle & { port: number; process: ChildProcess; dir: string }> {
   const port = options.port ?? (await freePort());
@@ -86,12 +88,14 @@ export async function spawnRedis(
       '',
       '--appendonly',
       'no',
+      ...(options.password ? ['--requirepass', options.password] : []),
       ...(options.args ?? []),
     ],
     { stdio: 'ignore' },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `redis://127.0.0.1:${port}`;
+  const credentials = options.password ? `:${encodeURIComponent(options.password)}@` : '';
+  const url = `redis://${credentials}127.0.0.1:${port}`;
   await waitForRedis(url);
   return {
     url,
