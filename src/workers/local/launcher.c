@@ -402,6 +402,16 @@ static void handled_signals(sigset_t *set)
 	sigaddset(set, SIGCHLD);
 }
 
+/** The next of the (blocked) signals in `set`, waited for synchronously. */
+static int next_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+		if (sig >= 0) return sig;
+		if (errno != EINTR) FAIL_ERRNO("%s", "sigwaitinfo");
+	}
+}
+
 /** SIGCHLD at its default: an inherited SIG_IGN would make the kernel reap children for us. */
 static void default_sigchld(void)
 {
@@ -446,11 +456,7 @@ static void run_init(const struct options *o, int launcher_alive)
 	sigset_t set;
 	handled_signals(&set);
 	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
-		if (sig < 0) {
-			if (errno == EINTR) continue;
-			FAIL_ERRNO("%s", "sigwaitinfo");
-		}
+		int sig = next_signal(&set);
 		if (sig != SIGCHLD) {
 			kill(-1, SIGTERM); /* every process of the namespace but this one */
 			continue;
@@ -485,11 +491,7 @@ static int supervise(const struct options *o)
 
 	int status;
 	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
-		if (sig < 0) {
-			if (errno == EINTR) continue;
-			FAIL_ERRNO("%s", "sigwaitinfo");
-		}
+		int sig = next_signal(&set);
 		if (sig != SIGCHLD) {
 			kill(init, sig);
 			continue;
