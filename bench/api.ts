@@ -12,9 +12,10 @@ import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { type ConveyorApi, startApi } from '../src/api/server.ts';
 import { createLogger } from '../src/logger.ts';
-import { followEvents, isTerminalEvent } from '../src/store/index.ts';
+import { isTerminalEvent } from '../src/store/index.ts';
 import { startWorker } from '../src/workers/worker.ts';
-import { benchPrefix, NoopExecutor, round } from './support.ts';
+import { waitForRunEvent } from '../test/support/engine.ts';
+import { benchPrefix, NoopExecutor, postRun, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const AUTOCANNON = new URL('../node_modules/autocannon/autocannon.js', import.meta.url).pathname;
@@ -85,24 +86,8 @@ async function finishedRun(redisUrl: string, prefix: string, api: ConveyorApi): 
         { run: 'true', ...(i > 0 && { needs: [`s${i - 1}`] }) },
       ]),
     );
-    const res = await fetch(`${api.url}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ workflow: { name: 'bench-api', steps } }),
-    });
-    if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
-    const runId = ((await res.json()) as { id: string }).id;
-    const controller = new AbortController();
-    for await (const e of followEvents(
-      api.deps.redis,
-      api.deps.store.keys,
-      runId,
-      undefined,
-      controller.signal,
-    )) {
-      if (e && isTerminalEvent(e.type)) break;
-    }
-    controller.abort();
+    const runId = await postRun(api.url!, { name: 'bench-api', steps });
+    await waitForRunEvent(api, runId, (e) => isTerminalEvent(e.type));
     return runId;
   } finally {
     await worker.close();

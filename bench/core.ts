@@ -21,7 +21,7 @@ import { duplicateRedis } from '../src/redis-client.ts';
 import { bullPrefix } from '../src/store/index.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
 import { startWorker } from '../src/workers/worker.ts';
-import { benchPrefix, NoopExecutor, percentile, round } from './support.ts';
+import { benchPrefix, NoopExecutor, percentile, postRun, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const CONCURRENCY = 100;
@@ -47,15 +47,7 @@ export async function conveyor(
   const api = await startApi({ redisUrl, prefix, port: 0, logger });
   const worker = await startWorker({ redisUrl, prefix, executors: [executor], concurrency, logger });
   const base = `http://127.0.0.1:${api.port}`;
-  const submit = async (workflow: unknown): Promise<string> => {
-    const res = await fetch(`${base}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ workflow }),
-    });
-    if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
-    return ((await res.json()) as { id: string }).id;
-  };
+  const submit = (workflow: unknown) => postRun(base, workflow);
   // The end of a run, as the workers learn it: the finaliser's announcement (pub/sub), then its
   // status. Following the run's event stream instead would put the API's SSE work (every event
   // of the run, read and parsed) into the process measured, which the raw peer does not have.

@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { type ConveyorApi, startApi } from '../src/api/server.ts';
-import { followEvents, type RunEvent } from '../src/store/index.ts';
+import { isTerminalEvent, type RunEvent } from '../src/store/index.ts';
+import { waitForRunEvent } from '../test/support/engine.ts';
 import { freePort } from '../test/support/redis-server.ts';
-import { benchPrefix, percentile, round } from './support.ts';
+import { benchPrefix, percentile, postRun, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const TRIALS = 3;
@@ -124,35 +125,18 @@ async function submitter(redisUrl: string, prefix: string) {
   const base = `http://127.0.0.1:${api.port}`;
   return {
     api,
-    async submit(workflow: unknown): Promise<string> {
-      const res = await fetch(`${base}/v1/runs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ workflow }),
-      });
-      if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
-      return ((await res.json()) as { id: string }).id;
-    },
+    submit: (workflow: unknown) => postRun(base, workflow),
     async cancel(runId: string): Promise<void> {
       await fetch(`${base}/v1/runs/${runId}/cancel`, { method: 'POST' });
     },
     /** Every event of the run, up to its terminal one; `onEvent` sees each as it comes. */
     async events(runId: string, onEvent: (e: RunEvent) => void = () => {}): Promise<RunEvent[]> {
       const out: RunEvent[] = [];
-      const controller = new AbortController();
-      for await (const e of followEvents(
-        api.deps.redis,
-        api.deps.store.keys,
-        runId,
-        undefined,
-        controller.signal,
-      )) {
-        if (!e) continue;
+      await waitForRunEvent(api, runId, (e) => {
         out.push(e);
         onEvent(e);
-        if (['run.succeeded', 'run.failed', 'run.cancelled'].includes(e.type)) break;
-      }
-      controller.abort();
+        return isTerminalEvent(e.type);
+      });
       return out;
     },
   };

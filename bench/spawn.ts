@@ -16,12 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { startApi } from '../src/api/server.ts';
-import { bullPrefix, followEvents } from '../src/store/index.ts';
+import { bullPrefix, isTerminalEvent } from '../src/store/index.ts';
 import { containedArgv, findLaunchTools, probeContainment } from '../src/workers/local/containment.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
 import { findLauncher, launcherArgv } from '../src/workers/local/launcher.ts';
 import { startWorker } from '../src/workers/worker.ts';
-import { benchPrefix, percentile, round } from './support.ts';
+import { waitForRunEvent } from '../test/support/engine.ts';
+import { benchPrefix, percentile, postRun, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const TRIALS = 3;
@@ -72,20 +73,9 @@ async function conveyor(redisUrl: string) {
   });
   const base = `http://127.0.0.1:${api.port}`;
   const runToEnd = async (workflow: unknown): Promise<void> => {
-    const res = await fetch(`${base}/v1/runs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ workflow }),
-    });
-    if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
-    const { id } = (await res.json()) as { id: string };
-    const signal = new AbortController().signal;
-    for await (const e of followEvents(api.deps.redis, api.deps.store.keys, id, undefined, signal)) {
-      if (e?.type.startsWith('run.') && e.type !== 'run.queued' && e.type !== 'run.started') {
-        if (e.type !== 'run.succeeded') throw new Error(`bench run ${id} ended ${e.type}`);
-        return;
-      }
-    }
+    const id = await postRun(base, workflow);
+    const end = await waitForRunEvent(api, id, (e) => isTerminalEvent(e.type));
+    if (end.type !== 'run.succeeded') throw new Error(`bench run ${id} ended ${end.type}`);
   };
   return {
     runToEnd,

@@ -3,6 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../src/workers/executor.ts';
 
+/** POSTs `workflow` as a run to the API at `base` (`http://host:port`); resolves to its id. */
+export async function postRun(base: string, workflow: unknown): Promise<string> {
+  const res = await fetch(`${base}/v1/runs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ workflow }),
+  });
+  if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
 /** A fresh key prefix for one measurement. */
 export function benchPrefix(name: string): string {
   return `bench-${name}-${randomBytes(3).toString('hex')}`;

@@ -3,9 +3,9 @@ import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
-import { followEvents } from '../../src/store/index.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
+import { waitForRunEvent } from '../support/engine.ts';
 import { spawnRedis } from '../support/redis-server.ts';
 
 // A Redis of this file's own: its client count and maxclients are what these tests measure.
@@ -43,11 +43,7 @@ async function startSleeper(name: string): Promise<string> {
   expect(res.status).toBe(202);
   const { id } = (await res.json()) as { id: string };
   // Wait until it runs (own connections, closed before anything is counted).
-  const stop = new AbortController();
-  for await (const e of followEvents(api.deps.redis, api.deps.store.keys, id, undefined, stop.signal)) {
-    if (e?.type === 'step.started') break;
-  }
-  stop.abort();
+  await waitForRunEvent(api, id, (e) => e.type === 'step.started');
   return id;
 }
 
@@ -166,10 +162,6 @@ async function startApiRun(): Promise<{ id: string }> {
     body: JSON.stringify({ workflow: { name: 'quick', steps: { a: { run: 'true' } } } }),
   });
   const run = (await res.json()) as { id: string };
-  const stop = new AbortController();
-  for await (const e of followEvents(api.deps.redis, api.deps.store.keys, run.id, undefined, stop.signal)) {
-    if (e?.type === 'run.succeeded') break;
-  }
-  stop.abort();
+  await waitForRunEvent(api, run.id, (e) => e.type === 'run.succeeded');
   return run;
 }

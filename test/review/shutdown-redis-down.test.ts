@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ConveyorApi, startApi } from '../../src/api/server.ts';
-import { followEvents } from '../../src/store/index.ts';
+import { waitForRunEvent } from '../support/engine.ts';
 import { marker, processesWithEnv } from '../support/processes.ts';
 import { spawnRedis } from '../support/redis-server.ts';
 import { killAllWorkers, spawnWorker } from '../support/worker-process.ts';
@@ -51,17 +51,7 @@ describe('SIGTERM while Redis is down', () => {
       WORKER_SHUTDOWN_GRACE_MS: '2000',
       WORKER_WORKSPACE_DIR: join(dir, 'ws'),
     });
-    const controller = new AbortController();
-    for await (const event of followEvents(
-      api.deps.redis,
-      api.deps.store.keys,
-      runId,
-      undefined,
-      controller.signal,
-    )) {
-      if (event?.type === 'step.log') break;
-    }
-    controller.abort();
+    await waitForRunEvent(api, runId, (event) => event.type === 'step.log');
     await redis.stop();
     const exited = new Promise<boolean>((resolve) => worker.once('exit', () => resolve(true)));
     worker.kill('SIGTERM');
