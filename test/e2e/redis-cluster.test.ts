@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testPrefix } from '../support/prefix.ts';
 import { type ConveyorProcess, spawnConveyor } from '../support/process.ts';
+import { eventually } from '../support/processes.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../support/redis-cluster.ts';
 import { freePort } from '../support/redis-server.ts';
 import { readSse } from '../support/sse.ts';
@@ -140,10 +141,10 @@ describe('Conveyor on a three-master Redis Cluster', () => {
 
     // The emitted event reaches the API's bus consumer (XREADGROUP on the cluster) and starts a run.
     let echoed: Array<{ id: string }> = [];
-    for (let i = 0; i < 200 && echoed.length === 0; i++) {
+    await eventually(async () => {
       echoed = (await get('/v1/runs?workflow=cluster-echo')).runs as Array<{ id: string }>;
-      if (echoed.length === 0) await new Promise((r) => setTimeout(r, 50));
-    }
+      return echoed.length > 0;
+    }, 10_000);
     expect(echoed).toHaveLength(1);
     expect((await eventTypes(echoed[0]!.id)).at(-1)).toBe('run.succeeded');
     expect(await (await fetch(`${base}/v1/runs/${echoed[0]!.id}/steps/back/logs`)).text()).toBe('echoed 8\n');

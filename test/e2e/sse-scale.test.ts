@@ -6,6 +6,7 @@ import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
 import { waitForRunEvent } from '../support/engine.ts';
+import { eventually } from '../support/processes.ts';
 import { spawnRedis } from '../support/redis-server.ts';
 
 // A Redis of this file's own: its client count and maxclients are what these tests measure.
@@ -89,8 +90,7 @@ describe('SSE at scale', () => {
     const clients = Array.from({ length: CLIENTS }, () => client(url, agent));
     await Promise.all(clients.map((c) => c.opened));
     // A stream registers with the shared reader just after its replay reaches the client.
-    for (let i = 0; i < 100 && api.deps.events.followers < CLIENTS + 1; i++)
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await eventually(() => api.deps.events.followers >= CLIENTS + 1, 5000);
     expect(api.deps.events.followers).toBe(CLIENTS + 1);
     const during = await connectedClients();
     expect(during - before).toBeLessThanOrEqual(1); // flat: not +5,000

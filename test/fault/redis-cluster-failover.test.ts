@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testPrefix } from '../support/prefix.ts';
 import { type ConveyorProcess, spawnConveyor } from '../support/process.ts';
+import { eventually } from '../support/processes.ts';
 import { type RedisClusterHandle, startRedisCluster } from '../support/redis-cluster.ts';
 import { freePort } from '../support/redis-server.ts';
 import { readSse } from '../support/sse.ts';
@@ -105,10 +106,7 @@ async function failover(master: number): Promise<number> {
   }
   if (replica < 0) throw new Error(`no replica of ${masterId}`);
   await clients[replica]!.cluster('FAILOVER');
-  for (let i = 0; i < 200; i++) {
-    const role = (await clients[replica]!.role()) as [string];
-    if (role[0] === 'master') return replica;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const promoted = async () => ((await clients[replica]!.role()) as [string])[0] === 'master';
+  if (await eventually(promoted, 10_000)) return replica;
   throw new Error('the replica did not take over within 10 s');
 }

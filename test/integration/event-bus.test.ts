@@ -5,6 +5,7 @@ import { type ConveyorApi, startApi } from '../../src/api/server.ts';
 import { RunStore, TriggerStore } from '../../src/store/index.ts';
 import { type EventRecord, startEventBus } from '../../src/triggers/index.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
+import { eventually } from '../support/processes.ts';
 
 // Two API processes' worth of consumers on one prefix, no worker: runs are counted, not run.
 const prefix = testPrefix(import.meta.url);
@@ -75,10 +76,10 @@ describe('the event bus consumer group', () => {
     const keys = store().keys;
     // The entry is acknowledged just after its event is recorded: wait for the last XACK.
     let pending = -1;
-    for (let i = 0; i < 100 && pending !== 0; i++) {
+    await eventually(async () => {
       [pending] = (await redis.xpending(keys.bus(), keys.busGroup())) as [number];
-      if (pending !== 0) await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return pending === 0;
+    }, 5000);
     expect(pending).toBe(0);
     // Two consumers (one per API) read the group.
     const consumers = (await redis.xinfo('CONSUMERS', keys.bus(), keys.busGroup())) as unknown[];

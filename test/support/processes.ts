@@ -39,12 +39,13 @@ export function isAlive(pid: number): boolean {
 
 /**
  * Polls `check` until it is true or `ms` pass; returns whether it became true. For states that
- * announce themselves with no event the test could await, such as another process's death.
+ * announce themselves with no event the test could await, such as another process's death, a
+ * replica's promotion or a count another process keeps.
  */
-export async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+export async function eventually(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (check()) return true;
+    if (await check()) return true;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return check();
