@@ -1,4 +1,7 @@
-/** Loads the Lua scripts in ./lua as ioredis commands (EVALSHA with automatic fallback). */
+/**
+ * Loads the Lua scripts in ./lua as ioredis commands (EVALSHA with automatic fallback). Redis
+ * scripts have no include: a line `-- @include <file>` is replaced here by ./lua/include/<file>.
+ */
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from '../redis-client.ts';
 
@@ -21,6 +24,13 @@ const SCRIPTS = {
 type Name = keyof typeof SCRIPTS;
 const sources = new Map<Name, string>();
 
+/** `lua` with each `-- @include <file>` line replaced by that file of ./lua/include. */
+function withIncludes(lua: string): string {
+  return lua.replace(/^-- @include ([a-z0-9-]+\.lua)$/gm, (_, name: string) =>
+    readFileSync(new URL(`./lua/include/${name}`, import.meta.url), 'utf8'),
+  );
+}
+
 /** A Redis client with Conveyor's scripts defined on it. */
 export type ScriptedRedis = RedisClient & {
   [K in Name]: (...args: Array<string | number>) => Promise<unknown>;
@@ -32,7 +42,7 @@ export function withScripts(redis: RedisClient): ScriptedRedis {
     if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
     let lua = sources.get(name);
     if (!lua) {
-      lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+      lua = withIncludes(readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8'));
       sources.set(name, lua);
     }
     redis.defineCommand(name, { numberOfKeys: keys, lua });

@@ -20,6 +20,7 @@
   Returns 1 when deleted, -1 when there was no record (index entries are trimmed all the same),
   -2 when the run has not finished (nothing is changed).
 ]]
+-- @include attempt-logs.lua
 local final = { succeeded = true, failed = true, cancelled = true }
 local run, runId, prefix = KEYS[1], ARGV[1], ARGV[3]
 local exists = redis.call('HEXISTS', run, 'meta') == 1
@@ -36,19 +37,7 @@ if exists then
     local meta = cjson.decode(redis.call('HGET', run, 'meta'))
     workflow, key = meta['workflow']['name'], meta['idempotencyKey']
   end
-  -- The log of every attempt, from the attempt counters (matched by HSCAN, as in finish-run.lua).
-  for _, counter in ipairs({ 'a:', 'ia:' }) do
-    local cursor = '0'
-    repeat
-      local page = redis.call('HSCAN', run, cursor, 'MATCH', counter .. '*', 'COUNT', 1000)
-      cursor = page[1]
-      local found = page[2]
-      for i = 1, #found, 2 do
-        local step = string.sub(found[i], #counter + 1)
-        for n = 1, tonumber(found[i + 1]) or 0 do redis.call('DEL', run .. ':log:' .. step .. '#' .. n) end
-      end
-    until cursor == '0'
-  end
+  forEachAttemptLog(run, function(log) redis.call('DEL', log) end)
   if type(key) == 'string' and key ~= '' then
     local idem = prefix .. 'idem:' .. workflow .. ':' .. key
     local named = redis.call('GET', idem)

@@ -24,6 +24,7 @@
 
   Returns 1 when applied, 0 when the run was already final, -1 when it does not exist.
 ]]
+-- @include attempt-logs.lua
 local final = { succeeded = true, failed = true, cancelled = true }
 local run = KEYS[1]
 if redis.call('EXISTS', run) == 0 then return -1 end
@@ -46,20 +47,7 @@ local ttl = tonumber(retention)
 if not ttl or ttl <= 0 then return 1 end
 redis.call('EXPIRE', run, ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
--- Attempt counters (`a:<step>`, `ia:<step>@<host>`) name the logs; HSCAN matches them in Redis's
--- own loop instead of copying the whole hash (meta included) into Lua.
-for _, prefix in ipairs({ 'a:', 'ia:' }) do
-  local cursor = '0'
-  repeat
-    local page = redis.call('HSCAN', run, cursor, 'MATCH', prefix .. '*', 'COUNT', 1000)
-    cursor = page[1]
-    local found = page[2]
-    for i = 1, #found, 2 do
-      local step = string.sub(found[i], #prefix + 1)
-      for n = 1, tonumber(found[i + 1]) or 0 do redis.call('EXPIRE', run .. ':log:' .. step .. '#' .. n, ttl) end
-    end
-  until cursor == '0'
-end
+forEachAttemptLog(run, function(log) redis.call('EXPIRE', log, ttl) end)
 if type(key) == 'string' and key ~= '' then
   -- The key lives 7 days of its own; never longer than the run it names (and only if it still
   -- names this run: after its 7 days the same key may name a newer one).
