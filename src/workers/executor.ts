@@ -76,4 +76,9 @@ export interface Executor {
   describe?(): Promise<{ details: Record<string, unknown>; warning?: string }>;
   /** At start: drop what is kept for runs that ended while the worker was away. */
   sweep?(states: (runIds: string[]) => Promise<Array<'ended' | 'active' | 'unknown'>>): Promise<void>;
+  /**
+   * A step on `host` is about to run: start what `run` would look up first (the host's address
+   * and credentials), so that the lookup overlaps the engine's own writes before the attempt.
+   */
+  prefetch?(host: string): void;
 }

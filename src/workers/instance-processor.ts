@@ -81,6 +81,8 @@ async function instanceOutcome(
   const { runId, stepId } = job.data;
   const { store } = deps;
   const base: StepDetails = { executor: 'ssh', attempts: 0 };
+  // The host's address and credentials are read while the instance begins, not after.
+  deps.executors.get('ssh')?.prefetch?.(host);
   // Run by its step's job, the instance has the step's snapshot and no siblings to fail it
   // fast; a final record of its own is found by the begin below.
   const [snapshot, current, failedFast] = stage.snapshot

@@ -60,6 +60,36 @@ describe('running commands', () => {
     expect(ctx.stdout).toBe('sh /usr/share\n');
   });
 
+  it('serves steps that prefetched a host from one lookup, and looks up again once it is stale', async () => {
+    const looked: string[] = [];
+    const counting = new SshExecutor({
+      pool: ex.pool,
+      resolveHost: (name) => {
+        looked.push(name);
+        if (name === 'gone') throw new Error('host gone is not in the inventory');
+        return sshd.target({ name });
+      },
+    });
+    counting.prefetch('web-p');
+    counting.prefetch('web-p');
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => counting.run(sshStep('web-p', 'echo ok'), new Recorder())),
+    );
+    expect([a?.exitCode, b?.exitCode]).toEqual([0, 0]);
+    expect(looked).toEqual(['web-p']);
+    // Without a prefetch, and after one went stale, a step looks its host up itself.
+    await counting.run(sshStep('web-p', 'true'), new Recorder());
+    counting.prefetch('web-p');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await counting.run(sshStep('web-p', 'true'), new Recorder());
+    expect(looked).toEqual(['web-p', 'web-p', 'web-p', 'web-p']);
+    // A failed prefetch is the step's failure, as a failed lookup is.
+    counting.prefetch('gone');
+    const failed = await counting.run(sshStep('gone', 'true'), new Recorder());
+    expect(failed.error?.message).toContain('host gone is not in the inventory');
+    await counting.close();
+  });
+
   it('fails clearly on a missing working directory', async () => {
     const result = await ex.run(sshStep(host(), 'pwd', { cwd: '/no/such/dir' }), new Recorder());
     expect(result.exitCode).toBe(1);

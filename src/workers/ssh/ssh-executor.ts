@@ -46,6 +46,13 @@ const MAX_COMMAND_BYTES = 120 * 1024;
  */
 type AgentFailure = { exit: AgentExit | undefined } | { malformed: string } | { silentMs: number };
 
+/**
+ * How long a prefetched host lookup stays usable: the few milliseconds between a step's begin
+ * and its attempt, with room for a busy event loop. Older ones are looked up again, so a host
+ * or secret changed in Redis reaches every step that begins a quarter of a second later.
+ */
+const PREFETCH_MS = 250;
+
 /** Runs steps on SSH hosts. `step.options`: `{ host: string | HostTarget, sudo?: boolean }`. */
 export class SshExecutor implements Executor {
   readonly name = 'ssh';
@@ -53,6 +60,14 @@ export class SshExecutor implements Executor {
   private readonly ownsPool: boolean;
   private readonly killGraceMs: number;
   private readonly resolveHost: SshExecutorOptions['resolveHost'];
+  /**
+   * Lookups started by `prefetch`, by host name: steps that prefetch the same host within
+   * `PREFETCH_MS` share one, and `takers` counts those that have not taken it yet.
+   */
+  private readonly prefetched = new Map<
+    string,
+    { at: number; target: Promise<HostTarget>; takers: number }
+  >();
 
   constructor(options: SshExecutorOptions = {}) {
     const { pool, resolveHost, killGraceMs = 5_000, ...poolOptions } = options;
@@ -75,7 +90,34 @@ export class SshExecutor implements Executor {
   }
 
   async close(): Promise<void> {
+    this.prefetched.clear();
     if (this.ownsPool) await this.pool.close();
+  }
+
+  prefetch(host: string): void {
+    if (!this.resolveHost || host === '') return;
+    const now = performance.now();
+    const fresh = this.prefetched.get(host);
+    if (fresh && now - fresh.at < PREFETCH_MS) {
+      fresh.takers++;
+      return;
+    }
+    const target = Promise.resolve().then(() => this.resolveHost!(host));
+    target.catch(() => undefined); // a step that takes it sees the failure
+    const entry = { at: now, target, takers: 1 };
+    this.prefetched.set(host, entry);
+    // Not kept past its use: an untaken lookup (its step ended before its attempt) holds credentials.
+    setTimeout(() => {
+      if (this.prefetched.get(host) === entry) this.prefetched.delete(host);
+    }, PREFETCH_MS).unref();
+  }
+
+  /** The prefetched lookup of `host` when one is still fresh (counted as taken), else undefined. */
+  private takePrefetched(host: string): Promise<HostTarget> | undefined {
+    const early = this.prefetched.get(host);
+    if (!early) return undefined;
+    if (--early.takers <= 0) this.prefetched.delete(host);
+    return performance.now() - early.at < PREFETCH_MS ? early.target : undefined;
   }
 
   private async target(step: StepExecution): Promise<HostTarget> {
@@ -84,7 +126,7 @@ export class SshExecutor implements Executor {
     if (typeof host === 'string' && host !== '') {
       if (!this.resolveHost)
         throw new StepError('invalid_step', `no host resolver to look up host ${host}`, false);
-      return await this.resolveHost(host);
+      return await (this.takePrefetched(host) ?? this.resolveHost(host));
     }
     throw new StepError('invalid_step', 'an ssh step needs options.host', false);
   }
