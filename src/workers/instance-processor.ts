@@ -170,7 +170,12 @@ async function instanceOutcome(
   return judge(result, details, attempt, job);
 }
 
-/** The instance's writer: its own record and event, and fail-fast after a final failure. */
+/**
+ * The instance's writer: its own record and event, and fail-fast after a final failure. The
+ * record is sent without waiting for its reply, as a step's final record is (step-outcome.ts):
+ * what the job writes next (its step's record, BullMQ's `moveToFinished`) goes on the same
+ * connection, so Redis applies the instance's first; a refused write is logged.
+ */
 async function recordInstance(
   deps: StepProcessorDeps,
   host: string,
@@ -180,28 +185,36 @@ async function recordInstance(
 ): Promise<void> {
   const { runId, stepId } = job.data;
   const { store } = deps;
-  const write = (instance: InstanceView, event: Record<string, unknown>) =>
-    store.transitionInstance(
-      runId,
-      stepId,
-      host,
-      instance,
-      { type: 'step.progress', step: stepId, host, status: instance.status, ...event },
-      { attempt: outcome.attempt },
-    );
+  const write = (instance: InstanceView, event: Record<string, unknown>) => {
+    store
+      .transitionInstance(
+        runId,
+        stepId,
+        host,
+        instance,
+        { type: 'step.progress', step: stepId, host, status: instance.status, ...event },
+        { attempt: outcome.attempt },
+      )
+      .catch((err) =>
+        deps.logger.error(
+          { err, runId, stepId, host, status: instance.status },
+          'could not record host status',
+        ),
+      );
+  };
   const finishedAt = new Date().toISOString();
   switch (outcome.kind) {
     case 'succeeded': {
       const { attempts, startedAt, exitCode, outputs } = outcome.details;
       await store.publish({ runId, stepId, host }, outcome.events);
-      await write({ status: 'succeeded', attempts, startedAt, finishedAt, exitCode, outputs }, { exitCode });
+      write({ status: 'succeeded', attempts, startedAt, finishedAt, exitCode, outputs }, { exitCode });
       return;
     }
     case 'failed':
     case 'cancelled': {
       const { attempts, startedAt, exitCode, signal } = outcome.details;
       const status = outcome.kind;
-      await write(
+      write(
         { status, attempts, startedAt, finishedAt, exitCode, signal, error: outcome.error },
         { error: outcome.error },
       );
@@ -211,7 +224,7 @@ async function recordInstance(
     case 'retry':
     case 'handed-back': {
       const { attempts, startedAt, exitCode, signal } = outcome.details;
-      await write(
+      write(
         { status: 'queued', attempts, startedAt, exitCode, signal, error: outcome.error },
         { retrying: true, nextAttempt: (outcome.attempt ?? 0) + 1, error: outcome.error },
       );
