@@ -5,6 +5,8 @@
  *      workflow with POST /v1/workflows/:name/runs
  *  (b) webhook sent → the matching run's first step started, p50 / p99
  *  (c) sustained signed deliveries per second, 16 in flight, vs the same through the runs route
+ *  (d), (e) the same API with 100 large workflows more (webhooks-large.ts): a push matching none
+ *      or one of them while /healthz is polled, and GET /v1/workflows
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -13,6 +15,7 @@ import { startApi } from '../src/api/server.ts';
 import { startWorker } from '../src/workers/worker.ts';
 import { benchPrefix, NoopExecutor, percentile, round } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
+import { largeRegistryRows } from './webhooks-large.ts';
 
 const logger = pino({ level: 'silent' });
 const SECRET = 'bench-secret';
@@ -53,6 +56,11 @@ const suite: BenchSuite = {
       started.get(step.runId)?.();
     };
     const worker = await startWorker({ redisUrl, prefix, executors: [noop], concurrency: 100, logger });
+    let closing: Promise<void> | undefined;
+    const closeWorker = () => {
+      closing ??= worker.close();
+      return closing;
+    };
     const base = `http://127.0.0.1:${api.port}`;
     const post = async (path: string, body: string, headers: Record<string, string> = {}) => {
       const res = await fetch(`${base}${path}`, {
@@ -120,6 +128,9 @@ const suite: BenchSuite = {
       };
       const hooksPerSecond = await sustained(deliver);
       const routePerSecond = await sustained(runRoute);
+      // No worker for (d) and (e): the 3,000-step runs they start stay queued.
+      await closeWorker();
+      const large = await largeRegistryRows(api, base, SECRET);
 
       return [
         {
@@ -155,9 +166,10 @@ const suite: BenchSuite = {
           peer: 'runs route, same concurrency',
           peerValue: round(routePerSecond, 0),
         },
+        ...large,
       ];
     } finally {
-      await worker.close();
+      await closeWorker();
       await api.close();
     }
   },

@@ -25,4 +25,4 @@ export { SecretStore, SecretsDisabledError } from './secret-store.ts';
 export { DURATION_BUCKETS_MS, type DurationHistogram, parseStats, readStats, type Stats } from './stats.ts';
 export { type BusEntry, TriggerStore } from './trigger-store.ts';
 export { type WorkerHeartbeat, WorkerRegistry } from './worker-registry.ts';
-export { WorkflowStore, type WorkflowVersion } from './workflow-store.ts';
+export { summarise, WorkflowStore, type WorkflowSummary, type WorkflowVersion } from './workflow-store.ts';

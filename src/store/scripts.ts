@@ -17,6 +17,8 @@ const SCRIPTS = {
   flagWaiting: { file: 'flag-waiting.lua', keys: 2 },
   requestCancel: { file: 'request-cancel.lua', keys: 1 },
   registerWorkflow: { file: 'register-workflow.lua', keys: 3 },
+  latestSummary: { file: 'latest-summary.lua', keys: 1 },
+  storeSummary: { file: 'store-summary.lua', keys: 1 },
   concurrencyGroup: { file: 'concurrency-group.lua', keys: 1 },
   rateLimit: { file: 'rate-limit.lua', keys: 1 },
 } as const;

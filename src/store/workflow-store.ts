@@ -1,5 +1,6 @@
 /** Registered workflow definitions and their versions. */
 
+import type { ChainableCommander } from 'ioredis';
 import { digestOf, type Workflow } from '../flows/index.ts';
 import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
@@ -14,6 +15,40 @@ export interface WorkflowVersion {
   workflow: Workflow;
 }
 
+/**
+ * What readers that need no steps get of a version (`GET /v1/workflows`, trigger matching):
+ * stored beside the version as `s:<n>`, a few hundred bytes for a typical definition whatever
+ * its number of steps. Its size is bounded by what `on` and `description` may hold, i.e. by the
+ * body limit, not by a limit of its own.
+ */
+export interface WorkflowSummary {
+  name: string;
+  version: number;
+  createdAt: string;
+  description?: string;
+  /** The triggers, as validated: what push, event and schedule matching read. */
+  on?: Workflow['on'];
+  /** Number of steps. */
+  steps: number;
+}
+
+/** A workflow's summary, without its version (given by the registration script). */
+export function summarise(workflow: Workflow, createdAt: string): Omit<WorkflowSummary, 'version'> {
+  return {
+    name: workflow.name,
+    createdAt,
+    description: workflow.description,
+    on: workflow.on,
+    steps: workflow.order.length,
+  };
+}
+
+/** A pipeline with the scripts this store sends pipelined. */
+type ScriptedPipeline = ChainableCommander & {
+  latestSummary(key: string): ChainableCommander;
+  storeSummary(key: string, version: number, summary: string): ChainableCommander;
+};
+
 /** Workflow registry over one Redis connection and prefix. */
 export class WorkflowStore {
   private readonly keys: Keys;
@@ -27,7 +62,8 @@ export class WorkflowStore {
   /** Stores a new version, or returns the latest when the definition is identical to it. */
   async register(definition: unknown, workflow: Workflow): Promise<{ version: number; created: boolean }> {
     const hash = digestOf(definition);
-    const stored = JSON.stringify({ createdAt: new Date().toISOString(), definition, workflow });
+    const createdAt = new Date().toISOString();
+    const stored = JSON.stringify({ createdAt, definition, workflow });
     const [version, created] = (await this.redis.registerWorkflow(
       this.keys.workflow(workflow.name),
       this.keys.workflows(),
@@ -35,6 +71,7 @@ export class WorkflowStore {
       hash,
       stored,
       workflow.name,
+      JSON.stringify(summarise(workflow, createdAt)),
     )) as [number, number];
     return { version, created: created === 1 };
   }
@@ -55,35 +92,73 @@ export class WorkflowStore {
     return { name, version: n, ...stored };
   }
 
-  /** Names with their latest version, sorted by name. */
+  /** Names with their latest version and description, sorted by name; read from the summaries. */
   async list(): Promise<Array<{ name: string; version: number; description?: string }>> {
-    const names = (await this.redis.smembers(this.keys.workflows())).sort();
-    const out = [];
-    for (const name of names) {
-      const latest = await this.get(name);
-      if (latest) out.push({ name, version: latest.version, description: latest.workflow.description });
+    return (await this.latestSummaries()).map(({ name, version, description }) => ({
+      name,
+      version,
+      description,
+    }));
+  }
+
+  /** The summary of a workflow's latest version, or undefined when it has none. */
+  async latestSummary(name: string): Promise<WorkflowSummary | undefined> {
+    return (await this.summariesOf([name]))[0];
+  }
+
+  /**
+   * The summary of every registered workflow's latest version, sorted by name: what the listing
+   * and trigger matching read, in two round trips whatever the definitions' sizes.
+   */
+  async latestSummaries(): Promise<WorkflowSummary[]> {
+    return this.summariesOf((await this.redis.smembers(this.keys.workflows())).sort());
+  }
+
+  private async summariesOf(names: string[]): Promise<WorkflowSummary[]> {
+    if (names.length === 0) return [];
+    const pipeline = this.redis.pipeline() as ScriptedPipeline;
+    for (const name of names) pipeline.latestSummary(this.keys.workflow(name));
+    const replies = (await pipeline.exec()) ?? [];
+    const found = names.map((name, i) => {
+      const [err, reply] = replies[i] ?? [];
+      if (err) throw err;
+      const [latest, summary] = reply as [string | null, string | null];
+      return { name, version: Number(latest), summary };
+    });
+    const missing = found.filter((f) => f.version && f.summary === null);
+    const built = missing.length ? await this.buildSummaries(missing) : new Map<string, WorkflowSummary>();
+    const out: WorkflowSummary[] = [];
+    for (const { name, version, summary } of found) {
+      if (!version) continue; // deleted since SMEMBERS
+      const parsed =
+        summary === null ? built.get(name) : ({ ...JSON.parse(summary), name } as WorkflowSummary);
+      if (parsed) out.push(parsed);
     }
     return out;
   }
 
-  /** The latest version of every registered workflow (what triggers match against), in two round trips. */
-  async latestVersions(): Promise<WorkflowVersion[]> {
-    const names = await this.redis.smembers(this.keys.workflows());
-    if (names.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const name of names) pipeline.hget(this.keys.workflow(name), 'latest');
-    const numbers = ((await pipeline.exec()) ?? []).map(([, n]) => Number(n));
+  /**
+   * Summaries of versions stored before summaries were, built from the whole version and written
+   * back: each such version is parsed once after an upgrade, not on every webhook, list or event
+   * (the reason to write back at all). The script writes only while the version exists, so a
+   * DELETE meanwhile leaves no hash behind.
+   */
+  private async buildSummaries(versions: Array<{ name: string; version: number }>) {
     const reads = this.redis.pipeline();
-    names.forEach((name, i) => reads.hget(this.keys.workflow(name), `v:${numbers[i]}`));
+    for (const { name, version } of versions) reads.hget(this.keys.workflow(name), `v:${version}`);
     const raws = (await reads.exec()) ?? [];
-    const out: WorkflowVersion[] = [];
-    names.forEach((name, i) => {
+    const built = new Map<string, WorkflowSummary>();
+    const writes = this.redis.pipeline() as ScriptedPipeline;
+    versions.forEach(({ name, version }, i) => {
       const raw = raws[i]?.[1];
-      if (typeof raw !== 'string' || !numbers[i]) return;
-      const stored = JSON.parse(raw) as Omit<WorkflowVersion, 'name' | 'version'>;
-      out.push({ name, version: numbers[i]!, ...stored });
+      if (typeof raw !== 'string') return; // deleted meanwhile
+      const stored = JSON.parse(raw) as Pick<WorkflowVersion, 'createdAt' | 'workflow'>;
+      const summary = { version, ...summarise(stored.workflow, stored.createdAt) };
+      built.set(name, summary);
+      writes.storeSummary(this.keys.workflow(name), version, JSON.stringify(summary));
     });
-    return out;
+    for (const [err] of (await writes.exec()) ?? []) if (err) throw err;
+    return built;
   }
 
   /**

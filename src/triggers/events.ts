@@ -87,7 +87,7 @@ export class EventTriggers {
         depth: request.depth,
       };
       const started = await this.launcher.startMatching(
-        (workflow) => workflow.on?.event?.includes(request.type) ?? false,
+        (summary) => summary.on?.event?.includes(request.type) ?? false,
         trigger,
         request.scope,
       );

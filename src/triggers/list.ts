@@ -11,15 +11,14 @@ export type TriggerView = { workflow: string; version: number } & (
 
 /** The triggers, by workflow name, then push, schedules, events in definition order. */
 export async function listTriggers(workflows: WorkflowStore, schedules: Schedules): Promise<TriggerView[]> {
-  const [names, next] = await Promise.all([workflows.list(), schedules.nextTicks()]);
+  // Summaries: the triggers are all this needs of a version.
+  const [summaries, next] = await Promise.all([workflows.latestSummaries(), schedules.nextTicks()]);
   const out: TriggerView[] = [];
-  for (const { name } of names) {
-    const latest = await workflows.get(name);
-    if (!latest) continue; // deleted meanwhile
-    const base = { workflow: name, version: latest.version };
-    const on = latest.workflow.on ?? {};
+  for (const latest of summaries) {
+    const base = { workflow: latest.name, version: latest.version };
+    const on = latest.on ?? {};
     if (on.push) out.push({ ...base, type: 'push', ...on.push });
-    for (const entry of scheduleEntries(latest.workflow)) {
+    for (const entry of scheduleEntries(latest)) {
       const at = next.get(entry.id);
       out.push({
         ...base,

@@ -56,8 +56,8 @@ const TICK_JOB_OPTIONS = {
  */
 const TICK_KEY_TTL_S = 24 * 3600;
 
-/** The schedules of a workflow, one per distinct cron and zone. */
-export function scheduleEntries(workflow: Workflow): ScheduleEntry[] {
+/** The schedules of a workflow (or of its summary), one per distinct cron and zone. */
+export function scheduleEntries(workflow: Pick<Workflow, 'name' | 'on'>): ScheduleEntry[] {
   const out = new Map<string, ScheduleEntry>();
   for (const { cron, timezone = DEFAULT_TIMEZONE } of workflow.on?.schedule ?? []) {
     const digest = createHash('sha256').update(`${cron}\n${timezone}`).digest('hex').slice(0, 16);
@@ -78,13 +78,13 @@ export class Schedules {
   /**
    * Makes `name`'s schedulers match its latest version (none when it was deleted). `known` gives
    * the schedules of a version just registered: used when it is still the latest, which spares
-   * reading (and parsing) the stored version.
+   * reading its summary.
    */
   async sync(name: string, known?: { version: number; entries: ScheduleEntry[] }): Promise<void> {
     const wanted =
       known && (await this.workflows.latestVersion(name)) === known.version
         ? known.entries
-        : await this.workflows.get(name).then((latest) => (latest ? scheduleEntries(latest.workflow) : []));
+        : await this.workflows.latestSummary(name).then((latest) => (latest ? scheduleEntries(latest) : []));
     const existing = (await this.schedulers()).filter((s) => s.key.startsWith(`${name}.`));
     for (const scheduler of existing) {
       if (!wanted.some((w) => w.id === scheduler.key)) await this.queue.removeJobScheduler(scheduler.key);
@@ -136,8 +136,10 @@ export function createTickProcessor(deps: {
   return async (job: Job<TickData>): Promise<{ runId?: string; skipped?: string }> => {
     const schedulerId = job.repeatJobKey ?? '';
     const scheduledAt = scheduledAtOf(job);
-    const found = await deps.workflows.get(job.data.workflow);
-    const entry = found && scheduleEntries(found.workflow).find((e) => e.id === schedulerId);
+    // The summary tells whether the tick is still wanted; only then is the version read whole.
+    const latest = await deps.workflows.latestSummary(job.data.workflow);
+    const entry = latest && scheduleEntries(latest).find((e) => e.id === schedulerId);
+    const found = entry && (await deps.workflows.get(latest.name, latest.version));
     if (!found || !entry) {
       // The workflow was deleted or its schedule changed after this tick was due.
       if (schedulerId) await deps.queue.removeJobScheduler(schedulerId);

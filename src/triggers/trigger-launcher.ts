@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { ConveyorError, ValidationError } from '../errors.ts';
 import type { Workflow } from '../flows/index.ts';
-import type { RunDocument, TriggerStore, WorkflowStore } from '../store/index.ts';
+import type { RunDocument, TriggerStore, WorkflowStore, WorkflowSummary } from '../store/index.ts';
 import type { PushTrigger } from './push.ts';
 import { pushMatches } from './push-match.ts';
 
@@ -51,19 +51,25 @@ export class TriggerLauncher {
   ) {}
 
   /**
-   * Starts every workflow `select` picks, in parallel. A workflow that cannot start (an input
-   * without a default, an idempotency conflict) is listed in `refused`; Redis errors propagate
-   * so the delivery is retried, and the retry's keys find the runs already started.
+   * Starts every workflow `select` picks, in parallel. `select` sees the latest versions'
+   * summaries (their `on`), so a delivery matching nothing costs a few hundred bytes a workflow,
+   * not its whole definition; only the versions picked are read in full, to be launched. A
+   * workflow that cannot start (an input without a default, an idempotency conflict) is listed
+   * in `refused`; Redis errors propagate so the delivery is retried, and the retry's keys find
+   * the runs already started.
    */
   async startMatching(
-    select: (workflow: Workflow) => boolean,
+    select: (summary: WorkflowSummary) => boolean,
     trigger: Record<string, unknown>,
     idempotencyKey: string | undefined,
   ): Promise<StartResult> {
-    const matching = (await this.workflows.latestVersions()).filter((w) => select(w.workflow));
+    const matching = (await this.workflows.latestSummaries()).filter(select);
     const result: StartResult = { runs: [], refused: [] };
     const outcomes = await Promise.all(
-      matching.map(async (found) => {
+      matching.map(async (summary) => {
+        // The version that matched, even if a newer one was registered since.
+        const found = await this.workflows.get(summary.name, summary.version);
+        if (!found) return {}; // deleted since
         try {
           const { run } = await this.starter.launch({
             workflow: found.workflow,
@@ -99,7 +105,7 @@ export class TriggerLauncher {
       if (first) return { result: first, replayed: true };
     }
     const started = await this.startMatching(
-      (workflow) => pushMatches(workflow.on?.push, trigger),
+      (summary) => pushMatches(summary.on?.push, trigger),
       { ...trigger },
       scope,
     );
