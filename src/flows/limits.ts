@@ -27,6 +27,12 @@ export const LIMITS = {
   yamlAliases: 1_000,
   /** Nodes of a YAML body once its aliases are expanded. */
   yamlNodes: 250_000,
+  /**
+   * Bytes of the `on` block (as JSON) and of the `description`: both are kept in the summary of
+   * every stored version, which every push, event and listing reads for every workflow.
+   */
+  triggersBytes: 64 * 1024,
+  descriptionBytes: 8 * 1024,
 } as const;
 
 /** Keys that would reach an object's prototype machinery; refused anywhere in a body. */
@@ -98,6 +104,7 @@ export function checkValueLimits(value: unknown): void {
  * of `run` scripts and their expressions, read from the raw definition in O(steps).
  */
 export function checkDefinitionLimits(input: unknown): void {
+  checkSummaryLimits(input);
   const steps = (input as { steps?: unknown } | null)?.steps;
   if (!steps || typeof steps !== 'object' || Array.isArray(steps)) return;
   const issues: Issue[] = [];
@@ -130,6 +137,19 @@ export function checkDefinitionLimits(input: unknown): void {
     });
   }
   refuseOver(issues.slice(0, 20));
+}
+
+/** The parts of a definition its stored summary keeps: `on` and `description`. */
+function checkSummaryLimits(input: unknown): void {
+  const { on, description } = (input ?? {}) as { on?: unknown; description?: unknown };
+  const issues: Issue[] = [];
+  if (typeof description === 'string' && overBytes(description, LIMITS.descriptionBytes)) {
+    issues.push({ path: 'description', message: `over the limit of ${LIMITS.descriptionBytes} bytes` });
+  }
+  if (on !== undefined && overBytes(JSON.stringify(on) ?? '', LIMITS.triggersBytes)) {
+    issues.push({ path: 'on', message: `over the limit of ${LIMITS.triggersBytes} bytes (as JSON)` });
+  }
+  refuseOver(issues);
 }
 
 function checkScript(run: string, path: string, issues: Issue[]): void {

@@ -18,8 +18,8 @@ export interface WorkflowVersion {
 /**
  * What readers that need no steps get of a version (`GET /v1/workflows`, trigger matching):
  * stored beside the version as `s:<n>`, a few hundred bytes for a typical definition whatever
- * its number of steps. Its size is bounded by what `on` and `description` may hold, i.e. by the
- * body limit, not by a limit of its own.
+ * its number of steps, and at most about 72 KiB (`LIMITS.triggersBytes` for `on`,
+ * `LIMITS.descriptionBytes` for `description`).
  */
 export interface WorkflowSummary {
   name: string;

@@ -179,6 +179,36 @@ describe('definitions over a limit', () => {
     expect(deep.body.error.issues[0].message).toBe(`nesting is deeper than the limit of ${LIMITS.depth}`);
   });
 
+  it('bounds what every stored version keeps in its summary: the triggers and the description', async () => {
+    const paths = Array.from({ length: 800 }, (_, i) => `services/${'x'.repeat(80)}-${i}/**`);
+    const steps = { a: { run: 'true' } };
+    const over = await post(
+      '/v1/workflows',
+      JSON.stringify({
+        name: 'wide-on',
+        description: 'd'.repeat(LIMITS.descriptionBytes + 1),
+        on: { push: { paths } },
+        steps,
+      }),
+    );
+    expect(over.status).toBe(400);
+    expect(over.body.error.code).toBe('limit_exceeded');
+    expect(over.body.error.issues).toEqual([
+      { path: 'description', message: `over the limit of ${LIMITS.descriptionBytes} bytes` },
+      { path: 'on', message: `over the limit of ${LIMITS.triggersBytes} bytes (as JSON)` },
+    ]);
+    const within = await post(
+      '/v1/workflows',
+      JSON.stringify({
+        name: 'wide-on',
+        description: 'd'.repeat(LIMITS.descriptionBytes),
+        on: { push: { paths: paths.slice(0, 100) } },
+        steps,
+      }),
+    );
+    expect(within.status).toBe(201);
+  });
+
   it('refuses a NUL byte in a value or a key, with its path', async () => {
     const res = await post(
       '/v1/runs',
