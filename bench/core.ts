@@ -17,11 +17,10 @@ import { type FlowJob, FlowProducer, Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { startApi } from '../src/api/server.ts';
-import { duplicateRedis } from '../src/redis-client.ts';
 import { bullPrefix } from '../src/store/index.ts';
 import { LocalExecutor } from '../src/workers/local/index.ts';
 import { startWorker } from '../src/workers/worker.ts';
-import { benchPrefix, NoopExecutor, percentile, postRun, round } from './support.ts';
+import { benchPrefix, NoopExecutor, percentile, postRun, round, runEnds } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const CONCURRENCY = 100;
@@ -48,30 +47,15 @@ export async function conveyor(
   const worker = await startWorker({ redisUrl, prefix, executors: [executor], concurrency, logger });
   const base = `http://127.0.0.1:${api.port}`;
   const submit = (workflow: unknown) => postRun(base, workflow);
-  // The end of a run, as the workers learn it: the finaliser's announcement (pub/sub), then its
-  // status. Following the run's event stream instead would put the API's SSE work (every event
-  // of the run, read and parsed) into the process measured, which the raw peer does not have.
-  const keys = api.deps.store.keys;
-  const subscriber = duplicateRedis(api.deps.redis, { enableOfflineQueue: true, maxRetriesPerRequest: null });
-  const waiters = new Map<string, () => void>();
-  subscriber.on('message', (_channel: string, runId: string) => waiters.get(runId)?.());
-  await subscriber.subscribe(keys.endedChannel());
-  const finished = async (runId: string) => {
-    const ended = new Promise<void>((resolve) => waiters.set(runId, resolve));
-    const status = async () => (await api.deps.redis.hget(keys.run(runId), 'status')) ?? '';
-    if (!['succeeded', 'failed', 'cancelled'].includes(await status())) await ended;
-    waiters.delete(runId);
-    const final = await status();
-    if (final !== 'succeeded') throw new Error(`bench run ${runId} ended ${final}`);
-  };
+  const ends = await runEnds(api);
   return {
     api,
     worker,
     submit,
-    finished,
+    finished: ends.finished,
     base,
     async close() {
-      subscriber.disconnect();
+      ends.close();
       await worker.close();
       await api.close();
     },

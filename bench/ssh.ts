@@ -27,7 +27,7 @@ import type { ExecutorContext, StepExecution } from '../src/workers/executor.ts'
 import { type HostTarget, inventoryResolver, SshExecutor } from '../src/workers/ssh/index.ts';
 import { startEngine } from '../test/support/engine.ts';
 import { SSH_USER, type SshdHandle, startSshd } from '../test/support/sshd.ts';
-import { benchPrefix, round } from './support.ts';
+import { benchPrefix, round, runEnds } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
 const CHAIN = 40;
@@ -136,6 +136,7 @@ async function engineChain(redisUrl: string, sshd: SshdHandle): Promise<number> 
       }),
     ],
   });
+  const ends = await runEnds(engine.api);
   try {
     await engine.request('PUT', '/v1/secrets/bench_key', { value: sshd.clientKey });
     const host = { address: '127.0.0.1', port: sshd.port, user: SSH_USER, auth: { secret: 'bench_key' } };
@@ -147,14 +148,14 @@ async function engineChain(redisUrl: string, sshd: SshdHandle): Promise<number> 
     const once = async () => {
       const started = performance.now();
       const run = await engine.submit({ name: 'ssh-chain', steps });
-      const { run: done } = await engine.waitForRun(run.id);
-      if (done.status !== 'succeeded') throw new Error(`bench chain run ended ${done.status}`);
+      await ends.finished(run.id);
       return (performance.now() - started) / CHAIN;
     };
     await once();
     const [perStep] = await interleaved([once]);
     return perStep!;
   } finally {
+    ends.close();
     await engine.close();
   }
 }

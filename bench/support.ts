@@ -1,6 +1,8 @@
 /** Shared pieces of the benchmark suites: Redis, percentiles, timing, a no-op executor. */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import type { ConveyorApi } from '../src/api/server.ts';
+import { duplicateRedis } from '../src/redis-client.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../src/workers/executor.ts';
 
 /** POSTs `workflow` as a run to the API at `base` (`http://host:port`); resolves to its id. */
@@ -12,6 +14,33 @@ export async function postRun(base: string, workflow: unknown): Promise<string> 
   });
   if (res.status !== 202) throw new Error(`submit: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
+}
+
+/**
+ * Waits for runs to end as the workers learn it: the finaliser's announcement (pub/sub), then
+ * the run's status. Following the run's event stream instead would put the API's SSE work (every
+ * event of the run, read and parsed) into the process measured, which a raw peer does not have.
+ */
+export async function runEnds(api: ConveyorApi): Promise<{
+  finished(runId: string): Promise<void>;
+  close(): void;
+}> {
+  const keys = api.deps.store.keys;
+  const subscriber = duplicateRedis(api.deps.redis, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  const waiters = new Map<string, () => void>();
+  subscriber.on('message', (_channel: string, runId: string) => waiters.get(runId)?.());
+  await subscriber.subscribe(keys.endedChannel());
+  return {
+    async finished(runId) {
+      const ended = new Promise<void>((resolve) => waiters.set(runId, resolve));
+      const status = async () => (await api.deps.redis.hget(keys.run(runId), 'status')) ?? '';
+      if (!['succeeded', 'failed', 'cancelled'].includes(await status())) await ended;
+      waiters.delete(runId);
+      const final = await status();
+      if (final !== 'succeeded') throw new Error(`bench run ${runId} ended ${final}`);
+    },
+    close: () => subscriber.disconnect(),
+  };
 }
 
 /** A fresh key prefix for one measurement. */
