@@ -9,11 +9,23 @@
  *   conveyor-launch --mode pid-namespace|user-namespace|process-group
  *                   [--parent PID]
  *                   [--uid N --gid N (--groups G[,G...] | --clear-groups)]
+ *                   [--workspace /DIR] [--attempt-dir /DIR]
  *                   -- /ABSOLUTE/PROGRAM [ARG...]
  *
- *   --parent   the pid of the process that starts the launcher: once the parent-death signal is
- *              armed, a launcher whose parent is not that one any more (it died first) exits.
- *   --uid ...  run the program as this user, with exactly these groups (all three together).
+ *   --parent       the pid of the process that starts the launcher: once the parent-death signal
+ *                  is armed, a launcher whose parent is not that one any more (it died first) exits.
+ *   --uid ...      run the program as this user, with exactly these groups (all three together).
+ *   --workspace    the run's workspace: created if missing (0700; with --uid, given to that user,
+ *                  as it is again at every launch), never through a symbolic link, and entered: it
+ *                  is the program's working directory (unless CONVEYOR_CREATE_CWD names another).
+ *   --attempt-dir  the attempt's private directory, created afresh (0700, its missing parents
+ *                  0711), holding the empty files `output` and `events` (0600), all three given
+ *                  to the --uid user. Nothing is followed or reused: a name already taken there
+ *                  (a file, a directory, a symbolic link) refuses the launch.
+ *
+ * Both are done before anything else (as the worker's user, in its namespaces), so that the worker
+ * spends no round trip of its own on them; the worker still reads the files after the program
+ * ends as it would any file a step owns (private-file.ts).
  *
  * Environment it consumes (and removes before the program runs):
  *   CONVEYOR_RESTORE          space-separated names of loader variables (LD_PRELOAD, TMPDIR…,
@@ -81,6 +93,8 @@ struct options {
 	gid_t gid;
 	gid_t *groups; /* NULL with ngroups 0 for --clear-groups */
 	size_t ngroups;
+	const char *workspace;   /* --workspace, or NULL */
+	const char *attempt_dir; /* --attempt-dir, or NULL */
 	char **program; /* NULL-terminated argv, program[0] absolute */
 };
 
@@ -88,7 +102,8 @@ extern char **environ;
 
 static const char USAGE[] =
 	"usage: conveyor-launch --mode pid-namespace|user-namespace|process-group [--parent PID] "
-	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] -- /ABSOLUTE/PROGRAM [ARG...]";
+	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] [--workspace /DIR] [--attempt-dir /DIR] "
+	"-- /ABSOLUTE/PROGRAM [ARG...]";
 
 /** Reports what failed on stderr and exits with EXIT_LAUNCH (never returns). */
 static void fail(const char *format, ...)
@@ -139,6 +154,14 @@ static void parse_groups(const char *text, struct options *o)
 	free(copy);
 }
 
+/** A directory option's value: an absolute path, or exits naming the option. */
+static const char *parse_path(const char *text, const char *option)
+{
+	if (text == NULL || text[0] != '/')
+		fail("%s needs an absolute path, got \"%s\"\n%s", option, text ? text : "", USAGE);
+	return text;
+}
+
 static enum mode parse_mode(const char *text)
 {
 	if (text == NULL) fail("--mode needs a value\n%s", USAGE);
@@ -159,7 +182,7 @@ static void once(int *seen, const char *option)
 /** Parses argv strictly into `o`: every option known, each at most once, all checks done. */
 static void parse(int argc, char **argv, struct options *o)
 {
-	int has_mode = 0;
+	int has_mode = 0, has_workspace = 0, has_attempt_dir = 0;
 	int i = 1;
 	for (; i < argc; i++) {
 		const char *arg = argv[i];
@@ -180,6 +203,12 @@ static void parse(int argc, char **argv, struct options *o)
 		} else if (strcmp(arg, "--groups") == 0) {
 			once(&o->has_groups, "--groups/--clear-groups");
 			parse_groups(value, o);
+		} else if (strcmp(arg, "--workspace") == 0) {
+			once(&has_workspace, arg);
+			o->workspace = parse_path(value, arg);
+		} else if (strcmp(arg, "--attempt-dir") == 0) {
+			once(&has_attempt_dir, arg);
+			o->attempt_dir = parse_path(value, arg);
 		} else if (strcmp(arg, "--clear-groups") == 0) {
 			once(&o->has_groups, "--groups/--clear-groups");
 			continue; /* takes no value */
@@ -262,10 +291,10 @@ static int is_directory(const char *path)
 }
 
 /**
- * `mkdir -p -- path`, with the caller's rights: each missing component is created (mode 0777
+ * `mkdir -p -m mode -- path`, with the caller's rights: each missing component is created (`mode`
  * less the umask), an existing directory (or link to one) is passed through.
  */
-static int make_directories(const char *path)
+static int make_directories(const char *path, mode_t mode)
 {
 	char *copy = strdup(path);
 	if (copy == NULL) return -1;
@@ -274,7 +303,7 @@ static int make_directories(const char *path)
 		if (*p != '/' && *p != '\0') continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(copy, 0777) != 0) {
+		if (mkdir(copy, mode) != 0) {
 			int mkdir_errno = errno;
 			if (!is_directory(copy)) {
 				errno = mkdir_errno;
@@ -301,7 +330,7 @@ static void enter_directory(void)
 	const char *dir = getenv("CONVEYOR_CREATE_CWD");
 	if (dir != NULL && *dir != '\0') {
 		if (dir[0] != '/') fail("CONVEYOR_CREATE_CWD must be absolute, got \"%s\"", dir);
-		if (make_directories(dir) != 0) FAIL_ERRNO("cannot create directory %s", dir);
+		if (make_directories(dir, 0777) != 0) FAIL_ERRNO("cannot create directory %s", dir);
 		if (chdir(dir) != 0) FAIL_ERRNO("cannot enter directory %s", dir);
 		if (setenv("PWD", dir, 1) != 0) FAIL_ERRNO("%s", "setenv(PWD)");
 	} else {
@@ -354,6 +383,76 @@ static void exec_program(const struct options *o)
 	int code = errno == ENOENT ? 127 : 126;
 	fprintf(stderr, "conveyor-launch: cannot run %s: %s\n", o->program[0], strerror(errno));
 	_exit(code);
+}
+
+/* ---- the workspace and the attempt's files ---- */
+
+/** Gives the open file `fd` (named `path` in messages) to the --uid user, if there is one. */
+static void give(int fd, const char *path, const struct options *o)
+{
+	if (o->has_uid && fchown(fd, o->uid, o->gid) != 0)
+		FAIL_ERRNO("cannot give %s to uid %lu", path, (unsigned long)o->uid);
+}
+
+/** Opens the directory `path` itself, never a symbolic link's target. */
+static int open_directory(const char *path, const char *what)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) fail("%s %s is not a directory (a symbolic link?)", what, path);
+	if (fd < 0) FAIL_ERRNO("cannot open %s %s", what, path);
+	return fd;
+}
+
+/**
+ * `--workspace`: created if missing (the first step of the run on this worker, or one after a step
+ * removed it), given to the step's user, entered. As the worker's user: its parent is the worker's
+ * base directory, where nobody else can plant anything.
+ */
+static void prepare_workspace(const struct options *o)
+{
+	const char *dir = o->workspace;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) FAIL_ERRNO("cannot create workspace %s", dir);
+	int fd = open_directory(dir, "workspace");
+	give(fd, dir, o);
+	if (fchdir(fd) != 0) FAIL_ERRNO("cannot enter workspace %s", dir);
+	close(fd);
+	if (setenv("PWD", dir, 1) != 0) FAIL_ERRNO("%s", "setenv(PWD)");
+}
+
+/** An empty file `name` in the directory `dir_fd`, new (never a link, never one already there). */
+static void create_empty(int dir_fd, const char *dir, const char *name, const struct options *o)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) FAIL_ERRNO("cannot create %s/%s", dir, name);
+	if (o->has_uid && fchown(fd, o->uid, o->gid) != 0)
+		FAIL_ERRNO("cannot give %s/%s to uid %lu", dir, name, (unsigned long)o->uid);
+	close(fd);
+}
+
+/**
+ * `--attempt-dir`: a new directory (mkdir fails on any name already taken, a link included), its
+ * files created through the directory's descriptor while only the worker's user may write there,
+ * then the directory given to the step's user. Its parent (the run's, under the base directory's
+ * `.attempts`) is made 0711 on the run's first attempt: passable, not listable.
+ */
+static void prepare_attempt(const struct options *o)
+{
+	const char *dir = o->attempt_dir;
+	if (mkdir(dir, 0700) != 0) {
+		if (errno != ENOENT) FAIL_ERRNO("cannot create attempt directory %s", dir);
+		char *parent = strdup(dir);
+		if (parent == NULL) fail("out of memory");
+		*strrchr(parent, '/') = '\0';
+		if (*parent != '\0' && make_directories(parent, 0711) != 0)
+			FAIL_ERRNO("cannot create directory %s", parent);
+		free(parent);
+		if (mkdir(dir, 0700) != 0) FAIL_ERRNO("cannot create attempt directory %s", dir);
+	}
+	int fd = open_directory(dir, "attempt directory");
+	create_empty(fd, dir, "output", o);
+	create_empty(fd, dir, "events", o);
+	give(fd, dir, o);
+	close(fd);
 }
 
 /* ---- namespaces ---- */
@@ -519,6 +618,8 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	parse(argc, argv, &o);
 	check_parent(&o);
+	if (o.workspace != NULL) prepare_workspace(&o);
+	if (o.attempt_dir != NULL) prepare_attempt(&o);
 	if (o.mode == MODE_PROCESS_GROUP) exec_program(&o);
 	enter_namespaces(&o);
 	return supervise(&o);

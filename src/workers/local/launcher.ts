@@ -141,19 +141,27 @@ async function ours(path: string): Promise<boolean> {
 /** The groups a launcher switches to: none for a bare uid, the user's (resolved at start) otherwise. */
 export type RunAsWithGroups = RunAs & { groups: number[] };
 
-/**
- * The argv that runs `shell -c command` contained by `mode` through the launcher, as `runAs`
- * when given. `parent`: the pid of the process that starts it (the launcher exits if that one
- * died before the parent-death signal was armed).
- */
+/** What a launch through `conveyor-launch` does besides running the command. */
+export interface LaunchOptions {
+  /** Run as this user, with these groups. */
+  runAs?: RunAsWithGroups;
+  /** The pid of the process that starts it: the launcher exits if that one died before the parent-death signal was armed. */
+  parent?: number;
+  /** The run's workspace, which the launcher creates if missing and enters (`--workspace`). */
+  workspace?: string;
+  /** The attempt's private directory, which the launcher creates afresh with empty `output` and `events` (`--attempt-dir`). */
+  attemptDir?: string;
+}
+
+/** The argv that runs `shell -c command` contained by `mode` through the launcher. */
 export function launcherArgv(
   launcher: string,
   mode: ContainmentMode,
   shell: string,
   command: string,
-  runAs?: RunAsWithGroups,
-  parent?: number,
+  options: LaunchOptions = {},
 ): string[] {
+  const { runAs, parent, workspace, attemptDir } = options;
   const user = runAs
     ? [
         '--uid',
@@ -164,5 +172,9 @@ export function launcherArgv(
       ]
     : [];
   const from = parent === undefined ? [] : ['--parent', String(parent)];
-  return [launcher, '--mode', mode, ...from, ...user, '--', shell, '-c', command];
+  const places = [
+    ...(workspace === undefined ? [] : ['--workspace', workspace]),
+    ...(attemptDir === undefined ? [] : ['--attempt-dir', attemptDir]),
+  ];
+  return [launcher, '--mode', mode, ...from, ...user, ...places, '--', shell, '-c', command];
 }
