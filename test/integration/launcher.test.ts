@@ -360,6 +360,33 @@ describe("the workspace and the attempt's files", () => {
     expect(missing.stderr).toMatch(/^conveyor-launch: cannot create directory \/proc\/self\/no: /);
   });
 
+  it("reports the files' sizes on --report-fd once the step is gone, which neither the init nor the step holds", async () => {
+    /** Runs `command` with a pipe on the launcher's fd 3; what it printed and reported. */
+    const reported = async (command: string) => {
+      const { workspace, attempt } = places();
+      const args = step('pid-namespace', command, [...withPlaces(workspace, attempt), '--report-fd', '3']);
+      const child = spawn(launcher, args, {
+        env: { PATH: '/usr/bin:/bin', A: attempt },
+        stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+      });
+      let stdout = '';
+      let report = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d));
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (report += d));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      return { code, stdout, report };
+    };
+    // No descriptor past stderr in the init (pid 1) or the step (builtins only: nothing opened meanwhile).
+    const held =
+      'for p in 1 $$; do for f in 3 4 5 6 7 8 9; do [ -e /proc/$p/fd/$f ] && echo "$p:$f"; done; done; true';
+    expect(await reported(held)).toEqual({ code: 0, stdout: '', report: '0 0\n' });
+    // A background process still writing when the command ends is gone before the report.
+    const late = await reported('(sleep 0.2; echo late=1 >> "$A/events") & echo x=1 > "$A/output"');
+    expect(late).toEqual({ code: 0, stdout: '', report: '4 0\n' });
+    const replaced = await reported('rm "$A/output"; ln -sf /etc/passwd "$A/events"; exit 3');
+    expect(replaced).toEqual({ code: 3, stdout: '', report: '-1 -1\n' });
+  });
+
   it.skipIf(!root)("gives the workspace, the directory and the files to the step's user", async () => {
     const nobody = resolveRunAs('nobody');
     const { workspace, attempt } = places();
@@ -404,6 +431,18 @@ describe('a bad command line', () => {
     [
       ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--attempt-dir', '/b', '--', '/bin/true'],
       '--attempt-dir given twice',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--report-fd', '3', '--', '/bin/true'],
+      '--report-fd goes with --attempt-dir',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--report-fd', '2', '--', '/bin/true'],
+      'above stderr',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--report-fd', '9', '--', '/bin/true'],
+      'Bad file descriptor',
     ],
     [
       ['--mode', 'pid-namespace', '--uid', '-1', '--gid', '0', '--clear-groups', '--', '/bin/true'],

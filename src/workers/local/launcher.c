@@ -9,7 +9,7 @@
  *   conveyor-launch --mode pid-namespace|user-namespace|process-group
  *                   [--parent PID]
  *                   [--uid N --gid N (--groups G[,G...] | --clear-groups)]
- *                   [--workspace /DIR] [--attempt-dir /DIR]
+ *                   [--workspace /DIR] [--attempt-dir /DIR [--report-fd N]]
  *                   -- /ABSOLUTE/PROGRAM [ARG...]
  *
  *   --parent       the pid of the process that starts the launcher: once the parent-death signal
@@ -22,6 +22,10 @@
  *                  0711), holding the empty files `output` and `events` (0600), all three given
  *                  to the --uid user. Nothing is followed or reused: a name already taken there
  *                  (a file, a directory, a symbolic link) refuses the launch.
+ *   --report-fd    an open descriptor (3 or more) on which, in a namespace mode, the launcher
+ *                  writes "<output size> <events size>\n" once the namespace is gone (nothing of
+ *                  the step runs any more), -1 for one that is not a regular file: the worker
+ *                  skips reading two empty files. Neither the init nor the program inherits it.
  *
  * Both are done before anything else (as the worker's user, in its namespaces), so that the worker
  * spends no round trip of its own on them; the worker still reads the files after the program
@@ -95,6 +99,7 @@ struct options {
 	size_t ngroups;
 	const char *workspace;   /* --workspace, or NULL */
 	const char *attempt_dir; /* --attempt-dir, or NULL */
+	int report_fd;           /* --report-fd, or -1 */
 	char **program; /* NULL-terminated argv, program[0] absolute */
 };
 
@@ -102,7 +107,8 @@ extern char **environ;
 
 static const char USAGE[] =
 	"usage: conveyor-launch --mode pid-namespace|user-namespace|process-group [--parent PID] "
-	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] [--workspace /DIR] [--attempt-dir /DIR] "
+	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] [--workspace /DIR] "
+	"[--attempt-dir /DIR [--report-fd N]] "
 	"-- /ABSOLUTE/PROGRAM [ARG...]";
 
 /** Reports what failed on stderr and exits with EXIT_LAUNCH (never returns). */
@@ -182,7 +188,7 @@ static void once(int *seen, const char *option)
 /** Parses argv strictly into `o`: every option known, each at most once, all checks done. */
 static void parse(int argc, char **argv, struct options *o)
 {
-	int has_mode = 0, has_workspace = 0, has_attempt_dir = 0;
+	int has_mode = 0, has_workspace = 0, has_attempt_dir = 0, has_report = 0;
 	int i = 1;
 	for (; i < argc; i++) {
 		const char *arg = argv[i];
@@ -209,6 +215,11 @@ static void parse(int argc, char **argv, struct options *o)
 		} else if (strcmp(arg, "--attempt-dir") == 0) {
 			once(&has_attempt_dir, arg);
 			o->attempt_dir = parse_path(value, arg);
+		} else if (strcmp(arg, "--report-fd") == 0) {
+			once(&has_report, arg);
+			unsigned long fd = parse_id(value, arg);
+			if (fd < 3 || fd > 65535) fail("--report-fd: %lu is not a descriptor above stderr", fd);
+			o->report_fd = (int)fd;
 		} else if (strcmp(arg, "--clear-groups") == 0) {
 			once(&o->has_groups, "--groups/--clear-groups");
 			continue; /* takes no value */
@@ -220,6 +231,9 @@ static void parse(int argc, char **argv, struct options *o)
 	if (!has_mode) fail("--mode is required\n%s", USAGE);
 	if ((o->has_uid || o->has_gid || o->has_groups) && !(o->has_uid && o->has_gid && o->has_groups))
 		fail("--uid, --gid and --groups (or --clear-groups) go together\n%s", USAGE);
+	if (has_report && !has_attempt_dir) fail("--report-fd goes with --attempt-dir\n%s", USAGE);
+	if (has_report && fcntl(o->report_fd, F_SETFD, FD_CLOEXEC) != 0)
+		FAIL_ERRNO("--report-fd %d", o->report_fd);
 	if (i >= argc - 1) fail("no program after \"--\"\n%s", USAGE);
 	o->program = argv + i + 1;
 	if (o->program[0][0] != '/')
@@ -387,6 +401,9 @@ static void exec_program(const struct options *o)
 
 /* ---- the workspace and the attempt's files ---- */
 
+/** The attempt directory, kept open for `--report-fd`, else -1. */
+static int attempt_fd = -1;
+
 /** Gives the open file `fd` (named `path` in messages) to the --uid user, if there is one. */
 static void give(int fd, const char *path, const struct options *o)
 {
@@ -452,7 +469,30 @@ static void prepare_attempt(const struct options *o)
 	create_empty(fd, dir, "output", o);
 	create_empty(fd, dir, "events", o);
 	give(fd, dir, o);
-	close(fd);
+	if (o->report_fd >= 0) attempt_fd = fd; /* for the report (close-on-exec, and the init closes it) */
+	else close(fd);
+}
+
+/** The size of the attempt's regular file `name`, or -1 (removed, a link, a FIFO…). */
+static long long attempt_file_size(const char *name)
+{
+	struct stat st;
+	if (fstatat(attempt_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return -1;
+	return (long long)st.st_size;
+}
+
+/**
+ * `--report-fd`: the two files' sizes, looked at once the init is gone (and with it every process
+ * of the step): the worker reads neither when both are empty. A failed write costs the worker its
+ * reads, nothing else.
+ */
+static void report_files(const struct options *o)
+{
+	if (o->report_fd < 0 || attempt_fd < 0) return;
+	char line[64];
+	int length = snprintf(line, sizeof line, "%lld %lld\n", attempt_file_size("output"), attempt_file_size("events"));
+	if (write(o->report_fd, line, (size_t)length) != length) { /* the worker reads the files */ }
+	close(o->report_fd);
 }
 
 /* ---- namespaces ---- */
@@ -584,6 +624,9 @@ static int supervise(const struct options *o)
 	if (init < 0) FAIL_ERRNO("%s", "fork");
 	if (init == 0) {
 		close(alive[1]);
+		/* What only the launcher uses: the step's processes never hold them. */
+		if (o->report_fd >= 0) close(o->report_fd);
+		if (attempt_fd >= 0) close(attempt_fd);
 		run_init(o, alive[0]);
 	}
 	close(alive[0]);
@@ -599,6 +642,8 @@ static int supervise(const struct options *o)
 		if (pid == init) break;
 		if (pid < 0 && errno != EINTR) FAIL_ERRNO("%s", "waitpid");
 	}
+	/* The init is gone only once every process of its namespace is (the kernel waits for them). */
+	report_files(o);
 	if (WIFEXITED(status)) return WEXITSTATUS(status);
 	/* Killed by a signal (only possible from outside the namespace): die of the same one. */
 	int sig = WTERMSIG(status);
@@ -616,6 +661,7 @@ int main(int argc, char **argv)
 	arm_parent_death(); /* first of all: the window before it is the --parent check's */
 	struct options o;
 	memset(&o, 0, sizeof o);
+	o.report_fd = -1;
 	parse(argc, argv, &o);
 	check_parent(&o);
 	if (o.workspace != NULL) prepare_workspace(&o);

@@ -151,6 +151,16 @@ export interface LaunchOptions {
   workspace?: string;
   /** The attempt's private directory, which the launcher creates afresh with empty `output` and `events` (`--attempt-dir`). */
   attemptDir?: string;
+  /** A descriptor on which the launcher reports the two files' sizes once the step is gone (`--report-fd`, with `attemptDir`; namespace modes only). */
+  reportFd?: number;
+}
+
+/**
+ * Whether a launcher's report (`--report-fd`: "<output size> <events size>\n", -1 for anything but
+ * a regular file) says both files are empty: then there is nothing to read.
+ */
+export function reportsEmptyFiles(report: string | undefined): boolean {
+  return report === '0 0\n';
 }
 
 /** The argv that runs `shell -c command` contained by `mode` through the launcher. */
@@ -161,7 +171,7 @@ export function launcherArgv(
   command: string,
   options: LaunchOptions = {},
 ): string[] {
-  const { runAs, parent, workspace, attemptDir } = options;
+  const { runAs, parent, workspace, attemptDir, reportFd } = options;
   const user = runAs
     ? [
         '--uid',
@@ -175,6 +185,7 @@ export function launcherArgv(
   const places = [
     ...(workspace === undefined ? [] : ['--workspace', workspace]),
     ...(attemptDir === undefined ? [] : ['--attempt-dir', attemptDir]),
+    ...(reportFd === undefined ? [] : ['--report-fd', String(reportFd)]),
   ];
   return [launcher, '--mode', mode, ...from, ...user, ...places, '--', shell, '-c', command];
 }

@@ -20,7 +20,13 @@ import {
   probeContainment,
   type RunAs,
 } from './containment.ts';
-import { findLauncher, type LauncherSetting, launcherArgv, type RunAsWithGroups } from './launcher.ts';
+import {
+  findLauncher,
+  type LauncherSetting,
+  launcherArgv,
+  type RunAsWithGroups,
+  reportsEmptyFiles,
+} from './launcher.ts';
 import { groupsOf } from './run-as.ts';
 import { Spawner } from './spawner.ts';
 import { type RunStates, Workspaces } from './workspace.ts';
@@ -72,6 +78,9 @@ interface Places {
    */
   byLauncher: 'all' | 'attempt' | 'none';
 }
+
+/** The launcher's descriptor for its report on the files: the spawner's fourth pipe (`report`). */
+const REPORT_FD = 3;
 
 /** Variables a step never inherits from the worker: its credentials and settings. */
 const WORKER_ONLY = /^(CONVEYOR_|WORKER_|REDIS_)/;
@@ -161,7 +170,7 @@ export class LocalExecutor implements Executor {
     const eventsFile = join(dir, 'events');
     const owner = this.options.runAs;
     try {
-      const { exitCode, signal } = await this.spawn(launch, step, ctx, places, {
+      const { exitCode, signal, report } = await this.spawn(launch, step, ctx, places, {
         ...this.options.baseEnv,
         ...(owner && { HOME: workspace, USER: owner.user, LOGNAME: owner.user }),
         ...step.env,
@@ -172,6 +181,8 @@ export class LocalExecutor implements Executor {
         CONVEYOR_WORKSPACE: workspace,
       });
       if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
+      // Most steps write neither file: the launcher looked once the step was gone (launcher.c).
+      if (reportsEmptyFiles(report)) return { exitCode, signal, outputs: {}, events: [] };
       const cap = step.limits.maxOutputBytes;
       const [outputs, events] = await Promise.all([
         readPrivateFile(outputFile, cap, '$CONVEYOR_OUTPUT'),
@@ -222,10 +233,12 @@ export class LocalExecutor implements Executor {
     ctx: ExecutorContext,
     places: Places,
     env: Record<string, string>,
-  ): Promise<{ exitCode: number | null; signal: string | null }> {
+  ): Promise<{ exitCode: number | null; signal: string | null; report?: string }> {
     const launcherEnv = launchEnv(env);
     const { shell } = this.options;
     const { workspace, dir, where, byLauncher } = places;
+    // Only a launcher that outlives its command (a namespace's) can report on the files after it.
+    const report = launch.launcher !== undefined && launch.mode !== 'process-group';
     const argvFrom = (spawnerPid: number | undefined) =>
       launch.launcher
         ? launcherArgv(launch.launcher, launch.mode, shell, step.command!, {
@@ -233,6 +246,7 @@ export class LocalExecutor implements Executor {
             parent: spawnerPid,
             workspace: byLauncher === 'all' ? workspace : undefined,
             attemptDir: dir,
+            reportFd: report ? REPORT_FD : undefined,
           })
         : containedArgv(launch.mode, launch.tools, shell, step.command!, launch.runAs, launcherEnv);
     // The spawner enters an existing directory; one the launcher makes, the launcher enters.
@@ -241,7 +255,7 @@ export class LocalExecutor implements Executor {
     const child = this.spawner.spawn(
       (spawnerPid) => {
         const argv = argvFrom(spawnerPid);
-        return { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv };
+        return { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv, report };
       },
       (stream, chunk) => ctx.log(stream, chunk),
     );
@@ -264,10 +278,10 @@ export class LocalExecutor implements Executor {
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     if (ctx.signal.aborted) onAbort();
     try {
-      const { exitCode: code, signal } = await child.exited;
+      const { exitCode: code, signal, report } = await child.exited;
       // A contained step reports a signal death as 128+n (the init's status): name the signal we sent.
       const byUs = stoppedWith && code !== null && code > 128 ? stoppedWith : null;
-      return { exitCode: byUs ? null : code, signal: signal ?? byUs };
+      return { exitCode: byUs ? null : code, signal: signal ?? byUs, report };
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
       clearTimeout(killTimer);
