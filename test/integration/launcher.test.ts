@@ -360,7 +360,7 @@ describe("the workspace and the attempt's files", () => {
     expect(missing.stderr).toMatch(/^conveyor-launch: cannot create directory \/proc\/self\/no: /);
   });
 
-  it("reports the files' sizes on --report-fd once the step is gone, which neither the init nor the step holds", async () => {
+  it("reports the files' sizes on --report-fd once the step is gone, removing two empty ones, and no step holds it", async () => {
     /** Runs `command` with a pipe on the launcher's fd 3; what it printed and reported. */
     const reported = async (command: string) => {
       const { workspace, attempt } = places();
@@ -374,17 +374,20 @@ describe("the workspace and the attempt's files", () => {
       child.stdout!.on('data', (d: Buffer) => (stdout += d));
       (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (report += d));
       const code = await new Promise((resolve) => child.once('close', resolve));
-      return { code, stdout, report };
+      return { code, stdout, report, left: existsSync(attempt) ? readdirSync(attempt).sort() : null };
     };
     // No descriptor past stderr in the init (pid 1) or the step (builtins only: nothing opened meanwhile).
     const held =
       'for p in 1 $$; do for f in 3 4 5 6 7 8 9; do [ -e /proc/$p/fd/$f ] && echo "$p:$f"; done; done; true';
-    expect(await reported(held)).toEqual({ code: 0, stdout: '', report: '0 0\n' });
+    expect(await reported(held)).toEqual({ code: 0, stdout: '', report: '0 0 removed\n', left: null });
     // A background process still writing when the command ends is gone before the report.
     const late = await reported('(sleep 0.2; echo late=1 >> "$A/events") & echo x=1 > "$A/output"');
-    expect(late).toEqual({ code: 0, stdout: '', report: '4 0\n' });
+    expect(late).toEqual({ code: 0, stdout: '', report: '4 0\n', left: ['events', 'output'] });
     const replaced = await reported('rm "$A/output"; ln -sf /etc/passwd "$A/events"; exit 3');
-    expect(replaced).toEqual({ code: 3, stdout: '', report: '-1 -1\n' });
+    expect(replaced).toEqual({ code: 3, stdout: '', report: '-1 -1\n', left: ['events'] });
+    // Something else left in the directory keeps it (and the worker removes it).
+    const extra = await reported('touch "$A/mine"');
+    expect(extra).toEqual({ code: 0, stdout: '', report: '0 0\n', left: ['mine'] });
   });
 
   it.skipIf(!root)("gives the workspace, the directory and the files to the step's user", async () => {

@@ -23,9 +23,10 @@
  *                  to the --uid user. Nothing is followed or reused: a name already taken there
  *                  (a file, a directory, a symbolic link) refuses the launch.
  *   --report-fd    an open descriptor (3 or more) on which, in a namespace mode, the launcher
- *                  writes "<output size> <events size>\n" once the namespace is gone (nothing of
- *                  the step runs any more), -1 for one that is not a regular file: the worker
- *                  skips reading two empty files. Neither the init nor the program inherits it.
+ *                  writes "<output size> <events size>[ removed]\n" once the namespace is gone
+ *                  (nothing of the step runs any more), -1 for one that is not a regular file;
+ *                  two empty files are removed with their directory (" removed"), so that the
+ *                  worker has nothing to read or remove. Neither the init nor the program holds it.
  *
  * Both are done before anything else (as the worker's user, in its namespaces), so that the worker
  * spends no round trip of its own on them; the worker still reads the files after the program
@@ -482,15 +483,28 @@ static long long attempt_file_size(const char *name)
 }
 
 /**
+ * Removes the attempt's two (empty) files and its directory: whether the directory is gone (it is
+ * not when the step left something else in it; the worker then removes it).
+ */
+static int remove_attempt(const struct options *o)
+{
+	return unlinkat(attempt_fd, "output", 0) == 0 && unlinkat(attempt_fd, "events", 0) == 0 &&
+	       rmdir(o->attempt_dir) == 0;
+}
+
+/**
  * `--report-fd`: the two files' sizes, looked at once the init is gone (and with it every process
- * of the step): the worker reads neither when both are empty. A failed write costs the worker its
- * reads, nothing else.
+ * of the step). When both are empty, nothing is left to read, and the directory is removed here
+ * ("0 0 removed"): the worker neither reads nor removes anything. A failed write costs the worker
+ * its reads (a removed file reads as empty), nothing else.
  */
 static void report_files(const struct options *o)
 {
 	if (o->report_fd < 0 || attempt_fd < 0) return;
+	long long output = attempt_file_size("output"), events = attempt_file_size("events");
+	int removed = output == 0 && events == 0 && remove_attempt(o);
 	char line[64];
-	int length = snprintf(line, sizeof line, "%lld %lld\n", attempt_file_size("output"), attempt_file_size("events"));
+	int length = snprintf(line, sizeof line, "%lld %lld%s\n", output, events, removed ? " removed" : "");
 	if (write(o->report_fd, line, (size_t)length) != length) { /* the worker reads the files */ }
 	close(o->report_fd);
 }

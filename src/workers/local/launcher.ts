@@ -155,12 +155,21 @@ export interface LaunchOptions {
   reportFd?: number;
 }
 
+/** What a launcher's report (`--report-fd`) says of the attempt's files. */
+export interface FilesReport {
+  /** Both are empty regular files: nothing to read. */
+  empty: boolean;
+  /** The launcher removed them and their directory: nothing to remove either. */
+  removed: boolean;
+}
+
 /**
- * Whether a launcher's report (`--report-fd`: "<output size> <events size>\n", -1 for anything but
- * a regular file) says both files are empty: then there is nothing to read.
+ * Reads a launcher's report, "<output size> <events size>[ removed]\n" (-1 for anything but a
+ * regular file); anything else, or none (a launcher killed first), says nothing.
  */
-export function reportsEmptyFiles(report: string | undefined): boolean {
-  return report === '0 0\n';
+export function parseFilesReport(report: string | undefined): FilesReport {
+  if (report === '0 0 removed\n') return { empty: true, removed: true };
+  return { empty: report === '0 0\n', removed: false };
 }
 
 /** The argv that runs `shell -c command` contained by `mode` through the launcher. */

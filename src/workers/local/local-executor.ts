@@ -24,8 +24,8 @@ import {
   findLauncher,
   type LauncherSetting,
   launcherArgv,
+  parseFilesReport,
   type RunAsWithGroups,
-  reportsEmptyFiles,
 } from './launcher.ts';
 import { groupsOf } from './run-as.ts';
 import { Spawner } from './spawner.ts';
@@ -169,6 +169,7 @@ export class LocalExecutor implements Executor {
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
     const owner = this.options.runAs;
+    let removed = false;
     try {
       const { exitCode, signal, report } = await this.spawn(launch, step, ctx, places, {
         ...this.options.baseEnv,
@@ -180,9 +181,11 @@ export class LocalExecutor implements Executor {
         CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey,
         CONVEYOR_WORKSPACE: workspace,
       });
-      if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
       // Most steps write neither file: the launcher looked once the step was gone (launcher.c).
-      if (reportsEmptyFiles(report)) return { exitCode, signal, outputs: {}, events: [] };
+      const files = parseFilesReport(report);
+      removed = files.removed;
+      if (exitCode !== 0 || ctx.signal.aborted || files.empty)
+        return { exitCode, signal, outputs: {}, events: [] };
       const cap = step.limits.maxOutputBytes;
       const [outputs, events] = await Promise.all([
         readPrivateFile(outputFile, cap, '$CONVEYOR_OUTPUT'),
@@ -195,8 +198,9 @@ export class LocalExecutor implements Executor {
         events: parseEvents(events ?? '', cap),
       };
     } finally {
-      // Off the step's critical path: the run's end removes whatever an attempt left (workspace.ts).
-      rm(dir, { recursive: true, force: true }).catch(() => {});
+      // Off the step's critical path (unless the launcher did it): the run's end removes whatever
+      // an attempt left (workspace.ts).
+      if (!removed) rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   }
 
