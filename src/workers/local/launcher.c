@@ -28,9 +28,9 @@
  *                  two empty files are removed with their directory (" removed"), so that the
  *                  worker has nothing to read or remove. Neither the init nor the program holds it.
  *
- * Both are done before anything else (as the worker's user, in its namespaces), so that the worker
- * spends no round trip of its own on them; the worker still reads the files after the program
- * ends as it would any file a step owns (private-file.ts).
+ * The workspace and the attempt's files are made before anything else (as the worker's user, in
+ * its namespaces), so that the worker spends no round trip of its own on them; when it reads the
+ * files after the program ends, it does so as it would any file a step owns (private-file.ts).
  *
  * Environment it consumes (and removes before the program runs):
  *   CONVEYOR_RESTORE          space-separated names of loader variables (LD_PRELOAD, TMPDIR…,
@@ -416,7 +416,8 @@ static void give(int fd, const char *path, const struct options *o)
 static int open_directory(const char *path, const char *what)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) fail("%s %s is not a directory (a symbolic link?)", what, path);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		fail("%s %s is not a directory (a symbolic link?)", what, path);
 	if (fd < 0) FAIL_ERRNO("cannot open %s %s", what, path);
 	return fd;
 }
@@ -504,7 +505,8 @@ static void report_files(const struct options *o)
 	long long output = attempt_file_size("output"), events = attempt_file_size("events");
 	int removed = output == 0 && events == 0 && remove_attempt(o);
 	char line[64];
-	int length = snprintf(line, sizeof line, "%lld %lld%s\n", output, events, removed ? " removed" : "");
+	int length =
+		snprintf(line, sizeof line, "%lld %lld%s\n", output, events, removed ? " removed" : "");
 	if (write(o->report_fd, line, (size_t)length) != length) { /* the worker reads the files */ }
 	close(o->report_fd);
 }
