@@ -3,21 +3,25 @@
  * leaves behind dies with it, `setsid` or not; a SIGKILLed launcher takes its namespace along;
  * TERM reaches the step's trap; exit codes follow the shell's convention; the user switch sets
  * exactly the groups given; loader variables come back and the directory is created as the step's
- * user; a bad command line is refused with a clear message; it is compiled once into a private
- * cache, never taken from one others could write to. Then through the local executor: the
- * launcher is what it uses, and the chain when `launcher: 'chain'` forces it.
+ * user; the workspace, the attempt's directory and its two files are made with their modes and
+ * owners, and anything planted at the attempt's path is refused; a bad command line is refused
+ * with a clear message; it is compiled once into a private cache, never taken from one others
+ * could write to. Then through the local executor: the launcher is what it uses, and the chain
+ * when `launcher: 'chain'` forces it, with the same results, files, owners and modes.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -272,6 +276,146 @@ describe.skipIf(!root)('the user switch', () => {
   });
 });
 
+describe("the workspace and the attempt's files", () => {
+  /** A base directory as the worker makes it (0711), with a run's workspace and attempt paths in it. */
+  function places() {
+    const base = mkdtempSync(join(dir, 'base-'));
+    chmodSync(base, 0o711);
+    return {
+      base,
+      workspace: join(base, 'run_a'),
+      attempt: join(base, '.attempts', 'run_a', 'f00d'),
+    };
+  }
+  const withPlaces = (workspace: string, attempt: string, user: string[] = []) => [
+    ...user,
+    '--workspace',
+    workspace,
+    '--attempt-dir',
+    attempt,
+  ];
+  const modeOf = (path: string) => statSync(path).mode & 0o7777;
+
+  it('creates the workspace, the attempt directory and its two empty files, and enters the workspace', async () => {
+    const { workspace, attempt } = places();
+    const { code, stdout } = await launch(
+      step(
+        'pid-namespace',
+        'pwd; echo "$PWD"; ls -A "$A"; echo out > "$A/output"',
+        withPlaces(workspace, attempt),
+      ),
+      { A: attempt, PWD: '/elsewhere' },
+    ).ended;
+    expect({ code, stdout }).toEqual({ code: 0, stdout: `${workspace}\n${workspace}\nevents\noutput\n` });
+    expect(modeOf(workspace)).toBe(0o700);
+    expect(modeOf(attempt)).toBe(0o700);
+    expect(modeOf(join(attempt, '..'))).toBe(0o711);
+    expect(modeOf(join(attempt, '..', '..'))).toBe(0o711);
+    expect(modeOf(join(attempt, 'events'))).toBe(0o600);
+    expect(readFileSync(join(attempt, 'output'), 'utf8')).toBe('out\n');
+  });
+
+  it('recreates a workspace a step removed, and keeps one that is there', async () => {
+    const { workspace, attempt } = places();
+    const first = await launch(
+      step('process-group', 'touch kept; rm -rf "$PWD"', withPlaces(workspace, attempt)),
+    ).ended;
+    expect(first.code).toBe(0);
+    const second = await launch(step('process-group', 'pwd; ls -A', withPlaces(workspace, `${attempt}2`)))
+      .ended;
+    expect(second).toMatchObject({ code: 0, stdout: `${workspace}\n` });
+    writeFileSync(join(workspace, 'kept'), '');
+    const third = await launch(step('process-group', 'ls -A', withPlaces(workspace, `${attempt}3`))).ended;
+    expect(third).toMatchObject({ code: 0, stdout: 'kept\n' });
+  });
+
+  it.each([
+    ['a file', (path: string) => writeFileSync(path, 'planted')],
+    ['a directory', (path: string) => mkdirSync(path)],
+    ['a symbolic link to a directory', (path: string) => symlinkSync(dir, path)],
+    ['a dangling symbolic link', (path: string) => symlinkSync(join(dir, 'nowhere'), path)],
+  ])('refuses %s planted at the attempt path: 125, the command never runs', async (_, plant) => {
+    const { workspace, attempt } = places();
+    mkdirSync(join(attempt, '..'), { recursive: true });
+    plant(attempt);
+    const { code, stdout, stderr } = await launch(
+      step('pid-namespace', 'echo ran', withPlaces(workspace, attempt)),
+    ).ended;
+    expect({ code, stdout }).toEqual({ code: 125, stdout: '' });
+    expect(stderr).toBe(`conveyor-launch: cannot create attempt directory ${attempt}: File exists\n`);
+    expect(existsSync(join(dir, 'nowhere'))).toBe(false);
+    expect(existsSync(join(dir, 'output'))).toBe(false);
+  });
+
+  it('refuses a workspace that is a symbolic link, and a parent it cannot create', async () => {
+    const { workspace, attempt } = places();
+    symlinkSync(dir, workspace);
+    const linked = await launch(step('pid-namespace', 'echo ran', withPlaces(workspace, attempt))).ended;
+    expect(linked).toMatchObject({ code: 125, stdout: '' });
+    expect(linked.stderr).toContain(`workspace ${workspace} is not a directory`);
+    const missing = await launch(
+      step('pid-namespace', 'echo ran', ['--attempt-dir', '/proc/self/no/attempt']),
+    ).ended;
+    expect(missing).toMatchObject({ code: 125, stdout: '' });
+    expect(missing.stderr).toMatch(/^conveyor-launch: cannot create directory \/proc\/self\/no: /);
+  });
+
+  it("reports the files' sizes on --report-fd once the step is gone, removing two empty ones, and no step holds it", async () => {
+    /** Runs `command` with a pipe on the launcher's fd 3; what it printed and reported. */
+    const reported = async (command: string) => {
+      const { workspace, attempt } = places();
+      const args = step('pid-namespace', command, [...withPlaces(workspace, attempt), '--report-fd', '3']);
+      const child = spawn(launcher, args, {
+        env: { PATH: '/usr/bin:/bin', A: attempt },
+        stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+      });
+      let stdout = '';
+      let report = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d));
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => (report += d));
+      const code = await new Promise((resolve) => child.once('close', resolve));
+      return { code, stdout, report, left: existsSync(attempt) ? readdirSync(attempt).sort() : null };
+    };
+    // No descriptor past stderr in the init (pid 1) or the step (builtins only: nothing opened meanwhile).
+    const held =
+      'for p in 1 $$; do for f in 3 4 5 6 7 8 9; do [ -e /proc/$p/fd/$f ] && echo "$p:$f"; done; done; true';
+    expect(await reported(held)).toEqual({ code: 0, stdout: '', report: '0 0 removed\n', left: null });
+    // A background process still writing when the command ends is gone before the report.
+    const late = await reported('(sleep 0.2; echo late=1 >> "$A/events") & echo x=1 > "$A/output"');
+    expect(late).toEqual({ code: 0, stdout: '', report: '4 0\n', left: ['events', 'output'] });
+    const replaced = await reported('rm "$A/output"; ln -sf /etc/passwd "$A/events"; exit 3');
+    expect(replaced).toEqual({ code: 3, stdout: '', report: '-1 -1\n', left: ['events'] });
+    // Something else left in the directory keeps it (and the worker removes it).
+    const extra = await reported('touch "$A/mine"');
+    expect(extra).toEqual({ code: 0, stdout: '', report: '0 0\n', left: ['mine'] });
+  });
+
+  it.skipIf(!root)("gives the workspace, the directory and the files to the step's user", async () => {
+    const nobody = resolveRunAs('nobody');
+    const { workspace, attempt } = places();
+    const user = ['--uid', String(nobody.uid), '--gid', String(nobody.gid), '--clear-groups'];
+    mkdirSync(workspace, { mode: 0o700 }); // an existing one is given again (as every launch does)
+    const { code, stdout } = await launch(
+      step(
+        'pid-namespace',
+        'id -u; echo x=1 > "$A/output"; touch "$A/more"; touch new',
+        withPlaces(workspace, attempt, user),
+      ),
+      { A: attempt },
+    ).ended;
+    expect({ code, stdout }).toEqual({ code: 0, stdout: `${nobody.uid}\n` });
+    const owners = [
+      workspace,
+      attempt,
+      join(attempt, 'output'),
+      join(attempt, 'events'),
+      join(workspace, 'new'),
+    ].map((p) => `${statSync(p).uid}:${statSync(p).gid}`);
+    expect(owners).toEqual(Array(5).fill(`${nobody.uid}:${nobody.gid}`));
+    expect(statSync(join(attempt, '..')).uid).toBe(0);
+  });
+});
+
 describe('a bad command line', () => {
   it.each([
     [[], '--mode is required'],
@@ -282,6 +426,27 @@ describe('a bad command line', () => {
     [['--mode', 'pid-namespace', '/bin/true'], 'unknown argument "/bin/true"'],
     [['--mode', 'pid-namespace', '--'], 'no program after "--"'],
     [['--mode', 'pid-namespace', '--uid', '0', '--', '/bin/true'], 'go together'],
+    [
+      ['--mode', 'pid-namespace', '--workspace', 'ws', '--', '/bin/true'],
+      '--workspace needs an absolute path',
+    ],
+    [['--mode', 'pid-namespace', '--attempt-dir', '--', '/bin/true'], '--attempt-dir needs an absolute path'],
+    [
+      ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--attempt-dir', '/b', '--', '/bin/true'],
+      '--attempt-dir given twice',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--report-fd', '3', '--', '/bin/true'],
+      '--report-fd goes with --attempt-dir',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--report-fd', '2', '--', '/bin/true'],
+      'above stderr',
+    ],
+    [
+      ['--mode', 'pid-namespace', '--attempt-dir', '/a', '--report-fd', '9', '--', '/bin/true'],
+      'Bad file descriptor',
+    ],
     [
       ['--mode', 'pid-namespace', '--uid', '-1', '--gid', '0', '--clear-groups', '--', '/bin/true'],
       'decimal',
@@ -333,6 +498,22 @@ describe('finding the launcher', () => {
 });
 
 describe('the local executor', () => {
+  /** Runs `workflow` to its end on an engine serving `executor`; the steps' statuses and logs. */
+  async function runOn(executor: LocalExecutor, workflow: { name: string; steps: Record<string, unknown> }) {
+    const engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { executors: [executor] });
+    try {
+      const run = await engine.submit(workflow);
+      const { run: done } = await engine.waitForRun(run.id);
+      const logs: Record<string, string> = {};
+      for (const id of Object.keys(workflow.steps))
+        logs[id] = (await engine.request('GET', `/v1/runs/${run.id}/steps/${id}/logs`)).body;
+      const statuses = Object.fromEntries(Object.entries(done.steps).map(([id, s]) => [id, s.status]));
+      return { statuses, logs, runId: run.id };
+    } finally {
+      await engine.close();
+    }
+  }
+
   it('launches through conveyor-launch by default, through the chain when forced, with the same results', async () => {
     const base = join(dir, 'ws');
     const auto = new LocalExecutor({ workspaces: new Workspaces({ baseDir: base }), launcher: 'auto' });
@@ -343,25 +524,71 @@ describe('the local executor', () => {
       launcher: 'chain',
     });
     for (const executor of [auto, chain]) {
-      const engine = await startEngine(redisUrl(), testPrefix(import.meta.url), { executors: [executor] });
-      try {
-        const run = await engine.submit({
-          name: 'launchers',
+      const { statuses, logs } = await runOn(executor, {
+        name: 'launchers',
+        steps: {
+          s: {
+            cwd: 'x/y',
+            env: { LD_LIBRARY_PATH: '/nowhere' },
+            run: 'echo "$(basename "$PWD") $LD_LIBRARY_PATH"',
+          },
+          // A step that removes its workspace and writes an output; the next one runs in a new one.
+          wipe: {
+            needs: ['s'],
+            run: 'rm -rf "$CONVEYOR_WORKSPACE"; echo v=gone >> "$CONVEYOR_OUTPUT"; echo wiped',
+          },
+          after: {
+            needs: ['wipe'],
+            run: 'echo "${{ steps.wipe.outputs.v }} $([ "$PWD" = "$CONVEYOR_WORKSPACE" ] && ls -A)."',
+          },
+          absolute: { needs: ['after'], cwd: '/', run: 'pwd' },
+        },
+      });
+      expect(statuses).toEqual({
+        s: 'succeeded',
+        wipe: 'succeeded',
+        after: 'succeeded',
+        absolute: 'succeeded',
+      });
+      expect(logs).toEqual({ s: 'y /nowhere\n', wipe: 'wiped\n', after: 'gone .\n', absolute: '/\n' });
+    }
+  });
+
+  it('fails a step whose attempt directory the launcher cannot make, saying why, and runs the next', async () => {
+    const base = join(dir, 'blocked');
+    mkdirSync(base, { mode: 0o711 });
+    writeFileSync(join(base, '.attempts'), 'not a directory');
+    const executor = () => new LocalExecutor({ workspaces: new Workspaces({ baseDir: base }) });
+    const first = await runOn(executor(), { name: 'blocked', steps: { s: { run: 'echo ran' } } });
+    expect(first.statuses).toEqual({ s: 'failed' });
+    expect(first.logs.s).toMatch(/^conveyor-launch: cannot create attempt directory .*: Not a directory\n$/);
+    rmSync(join(base, '.attempts'));
+    const second = await runOn(executor(), { name: 'unblocked', steps: { s: { run: 'echo ran' } } });
+    expect(second).toMatchObject({ statuses: { s: 'succeeded' }, logs: { s: 'ran\n' } });
+  });
+
+  it.skipIf(!root)(
+    'makes the same files with the same owners and modes through the launcher and the chain',
+    async () => {
+      const runAs = resolveRunAs('nobody');
+      const seen: string[] = [];
+      for (const setting of ['auto', 'chain'] as const) {
+        const workspaces = new Workspaces({ baseDir: join(dir, `owned-${setting}`), runAs });
+        const executor = new LocalExecutor({ workspaces, runAs, launcher: setting });
+        const { statuses, logs } = await runOn(executor, {
+          name: 'owners',
           steps: {
             s: {
-              cwd: 'x/y',
-              env: { LD_LIBRARY_PATH: '/nowhere' },
-              run: 'echo "$(basename "$PWD") $LD_LIBRARY_PATH"',
+              run: 'stat -c "%u:%g %a" "$CONVEYOR_WORKSPACE" "${CONVEYOR_OUTPUT%/*}" "$CONVEYOR_OUTPUT" "$CONVEYOR_EVENTS"; stat -c "%u %a" "${CONVEYOR_OUTPUT%/*/*}" "${CONVEYOR_OUTPUT%/*/*/*}"',
             },
           },
         });
-        const { run: done } = await engine.waitForRun(run.id);
-        expect(done.steps.s!.status).toBe('succeeded');
-        const log = (await engine.request('GET', `/v1/runs/${run.id}/steps/s/logs`)).body;
-        expect(log).toBe('y /nowhere\n');
-      } finally {
-        await engine.close();
+        expect(statuses).toEqual({ s: 'succeeded' });
+        seen.push(logs.s!);
       }
-    }
-  });
+      const owner = `${runAs.uid}:${runAs.gid}`;
+      const expected = [`${owner} 700`, `${owner} 700`, `${owner} 600`, `${owner} 600`, '0 711', '0 711', ''];
+      expect(seen).toEqual([expected.join('\n'), expected.join('\n')]);
+    },
+  );
 });

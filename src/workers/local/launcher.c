@@ -9,11 +9,28 @@
  *   conveyor-launch --mode pid-namespace|user-namespace|process-group
  *                   [--parent PID]
  *                   [--uid N --gid N (--groups G[,G...] | --clear-groups)]
+ *                   [--workspace /DIR] [--attempt-dir /DIR [--report-fd N]]
  *                   -- /ABSOLUTE/PROGRAM [ARG...]
  *
- *   --parent   the pid of the process that starts the launcher: once the parent-death signal is
- *              armed, a launcher whose parent is not that one any more (it died first) exits.
- *   --uid ...  run the program as this user, with exactly these groups (all three together).
+ *   --parent       the pid of the process that starts the launcher: once the parent-death signal
+ *                  is armed, a launcher whose parent is not that one any more (it died first) exits.
+ *   --uid ...      run the program as this user, with exactly these groups (all three together).
+ *   --workspace    the run's workspace: created if missing (0700; with --uid, given to that user,
+ *                  as it is again at every launch), never through a symbolic link, and entered: it
+ *                  is the program's working directory (unless CONVEYOR_CREATE_CWD names another).
+ *   --attempt-dir  the attempt's private directory, created afresh (0700, its missing parents
+ *                  0711), holding the empty files `output` and `events` (0600), all three given
+ *                  to the --uid user. Nothing is followed or reused: a name already taken there
+ *                  (a file, a directory, a symbolic link) refuses the launch.
+ *   --report-fd    an open descriptor (3 or more) on which, in a namespace mode, the launcher
+ *                  writes "<output size> <events size>[ removed]\n" once the namespace is gone
+ *                  (nothing of the step runs any more), -1 for one that is not a regular file;
+ *                  two empty files are removed with their directory (" removed"), so that the
+ *                  worker has nothing to read or remove. Neither the init nor the program holds it.
+ *
+ * The workspace and the attempt's files are made before anything else (as the worker's user, in
+ * its namespaces), so that the worker spends no round trip of its own on them; when it reads the
+ * files after the program ends, it does so as it would any file a step owns (private-file.ts).
  *
  * Environment it consumes (and removes before the program runs):
  *   CONVEYOR_RESTORE          space-separated names of loader variables (LD_PRELOAD, TMPDIR…,
@@ -81,6 +98,9 @@ struct options {
 	gid_t gid;
 	gid_t *groups; /* NULL with ngroups 0 for --clear-groups */
 	size_t ngroups;
+	const char *workspace;   /* --workspace, or NULL */
+	const char *attempt_dir; /* --attempt-dir, or NULL */
+	int report_fd;           /* --report-fd, or -1 */
 	char **program; /* NULL-terminated argv, program[0] absolute */
 };
 
@@ -88,7 +108,9 @@ extern char **environ;
 
 static const char USAGE[] =
 	"usage: conveyor-launch --mode pid-namespace|user-namespace|process-group [--parent PID] "
-	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] -- /ABSOLUTE/PROGRAM [ARG...]";
+	"[--uid N --gid N (--groups G[,G...]|--clear-groups)] [--workspace /DIR] "
+	"[--attempt-dir /DIR [--report-fd N]] "
+	"-- /ABSOLUTE/PROGRAM [ARG...]";
 
 /** Reports what failed on stderr and exits with EXIT_LAUNCH (never returns). */
 static void fail(const char *format, ...)
@@ -139,6 +161,14 @@ static void parse_groups(const char *text, struct options *o)
 	free(copy);
 }
 
+/** A directory option's value: an absolute path, or exits naming the option. */
+static const char *parse_path(const char *text, const char *option)
+{
+	if (text == NULL || text[0] != '/')
+		fail("%s needs an absolute path, got \"%s\"\n%s", option, text ? text : "", USAGE);
+	return text;
+}
+
 static enum mode parse_mode(const char *text)
 {
 	if (text == NULL) fail("--mode needs a value\n%s", USAGE);
@@ -159,7 +189,7 @@ static void once(int *seen, const char *option)
 /** Parses argv strictly into `o`: every option known, each at most once, all checks done. */
 static void parse(int argc, char **argv, struct options *o)
 {
-	int has_mode = 0;
+	int has_mode = 0, has_workspace = 0, has_attempt_dir = 0, has_report = 0;
 	int i = 1;
 	for (; i < argc; i++) {
 		const char *arg = argv[i];
@@ -180,6 +210,17 @@ static void parse(int argc, char **argv, struct options *o)
 		} else if (strcmp(arg, "--groups") == 0) {
 			once(&o->has_groups, "--groups/--clear-groups");
 			parse_groups(value, o);
+		} else if (strcmp(arg, "--workspace") == 0) {
+			once(&has_workspace, arg);
+			o->workspace = parse_path(value, arg);
+		} else if (strcmp(arg, "--attempt-dir") == 0) {
+			once(&has_attempt_dir, arg);
+			o->attempt_dir = parse_path(value, arg);
+		} else if (strcmp(arg, "--report-fd") == 0) {
+			once(&has_report, arg);
+			unsigned long fd = parse_id(value, arg);
+			if (fd < 3 || fd > 65535) fail("--report-fd: %lu is not a descriptor above stderr", fd);
+			o->report_fd = (int)fd;
 		} else if (strcmp(arg, "--clear-groups") == 0) {
 			once(&o->has_groups, "--groups/--clear-groups");
 			continue; /* takes no value */
@@ -191,6 +232,9 @@ static void parse(int argc, char **argv, struct options *o)
 	if (!has_mode) fail("--mode is required\n%s", USAGE);
 	if ((o->has_uid || o->has_gid || o->has_groups) && !(o->has_uid && o->has_gid && o->has_groups))
 		fail("--uid, --gid and --groups (or --clear-groups) go together\n%s", USAGE);
+	if (has_report && !has_attempt_dir) fail("--report-fd goes with --attempt-dir\n%s", USAGE);
+	if (has_report && fcntl(o->report_fd, F_SETFD, FD_CLOEXEC) != 0)
+		FAIL_ERRNO("--report-fd %d", o->report_fd);
 	if (i >= argc - 1) fail("no program after \"--\"\n%s", USAGE);
 	o->program = argv + i + 1;
 	if (o->program[0][0] != '/')
@@ -262,10 +306,10 @@ static int is_directory(const char *path)
 }
 
 /**
- * `mkdir -p -- path`, with the caller's rights: each missing component is created (mode 0777
+ * `mkdir -p -m mode -- path`, with the caller's rights: each missing component is created (`mode`
  * less the umask), an existing directory (or link to one) is passed through.
  */
-static int make_directories(const char *path)
+static int make_directories(const char *path, mode_t mode)
 {
 	char *copy = strdup(path);
 	if (copy == NULL) return -1;
@@ -274,7 +318,7 @@ static int make_directories(const char *path)
 		if (*p != '/' && *p != '\0') continue;
 		char saved = *p;
 		*p = '\0';
-		if (mkdir(copy, 0777) != 0) {
+		if (mkdir(copy, mode) != 0) {
 			int mkdir_errno = errno;
 			if (!is_directory(copy)) {
 				errno = mkdir_errno;
@@ -301,7 +345,7 @@ static void enter_directory(void)
 	const char *dir = getenv("CONVEYOR_CREATE_CWD");
 	if (dir != NULL && *dir != '\0') {
 		if (dir[0] != '/') fail("CONVEYOR_CREATE_CWD must be absolute, got \"%s\"", dir);
-		if (make_directories(dir) != 0) FAIL_ERRNO("cannot create directory %s", dir);
+		if (make_directories(dir, 0777) != 0) FAIL_ERRNO("cannot create directory %s", dir);
 		if (chdir(dir) != 0) FAIL_ERRNO("cannot enter directory %s", dir);
 		if (setenv("PWD", dir, 1) != 0) FAIL_ERRNO("%s", "setenv(PWD)");
 	} else {
@@ -354,6 +398,117 @@ static void exec_program(const struct options *o)
 	int code = errno == ENOENT ? 127 : 126;
 	fprintf(stderr, "conveyor-launch: cannot run %s: %s\n", o->program[0], strerror(errno));
 	_exit(code);
+}
+
+/* ---- the workspace and the attempt's files ---- */
+
+/** The attempt directory, kept open for `--report-fd`, else -1. */
+static int attempt_fd = -1;
+
+/** Gives the open file `fd` (named `path` in messages) to the --uid user, if there is one. */
+static void give(int fd, const char *path, const struct options *o)
+{
+	if (o->has_uid && fchown(fd, o->uid, o->gid) != 0)
+		FAIL_ERRNO("cannot give %s to uid %lu", path, (unsigned long)o->uid);
+}
+
+/** Opens the directory `path` itself, never a symbolic link's target. */
+static int open_directory(const char *path, const char *what)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		fail("%s %s is not a directory (a symbolic link?)", what, path);
+	if (fd < 0) FAIL_ERRNO("cannot open %s %s", what, path);
+	return fd;
+}
+
+/**
+ * `--workspace`: created if missing (the first step of the run on this worker, or one after a step
+ * removed it), given to the step's user, entered. As the worker's user: its parent is the worker's
+ * base directory, where nobody else can plant anything.
+ */
+static void prepare_workspace(const struct options *o)
+{
+	const char *dir = o->workspace;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) FAIL_ERRNO("cannot create workspace %s", dir);
+	int fd = open_directory(dir, "workspace");
+	give(fd, dir, o);
+	if (fchdir(fd) != 0) FAIL_ERRNO("cannot enter workspace %s", dir);
+	close(fd);
+	if (setenv("PWD", dir, 1) != 0) FAIL_ERRNO("%s", "setenv(PWD)");
+}
+
+/** An empty file `name` in the directory `dir_fd`, new (never a link, never one already there). */
+static void create_empty(int dir_fd, const char *dir, const char *name, const struct options *o)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) FAIL_ERRNO("cannot create %s/%s", dir, name);
+	if (o->has_uid && fchown(fd, o->uid, o->gid) != 0)
+		FAIL_ERRNO("cannot give %s/%s to uid %lu", dir, name, (unsigned long)o->uid);
+	close(fd);
+}
+
+/**
+ * `--attempt-dir`: a new directory (mkdir fails on any name already taken, a link included), its
+ * files created through the directory's descriptor while only the worker's user may write there,
+ * then the directory given to the step's user. Its parent (the run's, under the base directory's
+ * `.attempts`) is made 0711 on the run's first attempt: passable, not listable.
+ */
+static void prepare_attempt(const struct options *o)
+{
+	const char *dir = o->attempt_dir;
+	if (mkdir(dir, 0700) != 0) {
+		if (errno != ENOENT) FAIL_ERRNO("cannot create attempt directory %s", dir);
+		char *parent = strdup(dir);
+		if (parent == NULL) fail("out of memory");
+		*strrchr(parent, '/') = '\0';
+		if (*parent != '\0' && make_directories(parent, 0711) != 0)
+			FAIL_ERRNO("cannot create directory %s", parent);
+		free(parent);
+		if (mkdir(dir, 0700) != 0) FAIL_ERRNO("cannot create attempt directory %s", dir);
+	}
+	int fd = open_directory(dir, "attempt directory");
+	create_empty(fd, dir, "output", o);
+	create_empty(fd, dir, "events", o);
+	give(fd, dir, o);
+	if (o->report_fd >= 0) attempt_fd = fd; /* for the report (close-on-exec, and the init closes it) */
+	else close(fd);
+}
+
+/** The size of the attempt's regular file `name`, or -1 (removed, a link, a FIFO…). */
+static long long attempt_file_size(const char *name)
+{
+	struct stat st;
+	if (fstatat(attempt_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) return -1;
+	return (long long)st.st_size;
+}
+
+/**
+ * Removes the attempt's two (empty) files and its directory: whether the directory is gone (it is
+ * not when the step left something else in it; the worker then removes it).
+ */
+static int remove_attempt(const struct options *o)
+{
+	return unlinkat(attempt_fd, "output", 0) == 0 && unlinkat(attempt_fd, "events", 0) == 0 &&
+	       rmdir(o->attempt_dir) == 0;
+}
+
+/**
+ * `--report-fd`: the two files' sizes, looked at once the init is gone (and with it every process
+ * of the step). When both are empty, nothing is left to read, and the directory is removed here
+ * ("0 0 removed"): the worker neither reads nor removes anything. A failed write costs the worker
+ * its reads (a removed file reads as empty), nothing else.
+ */
+static void report_files(const struct options *o)
+{
+	if (o->report_fd < 0 || attempt_fd < 0) return;
+	long long output = attempt_file_size("output"), events = attempt_file_size("events");
+	int removed = output == 0 && events == 0 && remove_attempt(o);
+	char line[64];
+	int length =
+		snprintf(line, sizeof line, "%lld %lld%s\n", output, events, removed ? " removed" : "");
+	if (write(o->report_fd, line, (size_t)length) != length) { /* the worker reads the files */ }
+	close(o->report_fd);
 }
 
 /* ---- namespaces ---- */
@@ -485,6 +640,9 @@ static int supervise(const struct options *o)
 	if (init < 0) FAIL_ERRNO("%s", "fork");
 	if (init == 0) {
 		close(alive[1]);
+		/* What only the launcher uses: the step's processes never hold them. */
+		if (o->report_fd >= 0) close(o->report_fd);
+		if (attempt_fd >= 0) close(attempt_fd);
 		run_init(o, alive[0]);
 	}
 	close(alive[0]);
@@ -500,6 +658,8 @@ static int supervise(const struct options *o)
 		if (pid == init) break;
 		if (pid < 0 && errno != EINTR) FAIL_ERRNO("%s", "waitpid");
 	}
+	/* The init is gone only once every process of its namespace is (the kernel waits for them). */
+	report_files(o);
 	if (WIFEXITED(status)) return WEXITSTATUS(status);
 	/* Killed by a signal (only possible from outside the namespace): die of the same one. */
 	int sig = WTERMSIG(status);
@@ -517,8 +677,11 @@ int main(int argc, char **argv)
 	arm_parent_death(); /* first of all: the window before it is the --parent check's */
 	struct options o;
 	memset(&o, 0, sizeof o);
+	o.report_fd = -1;
 	parse(argc, argv, &o);
 	check_parent(&o);
+	if (o.workspace != NULL) prepare_workspace(&o);
+	if (o.attempt_dir != NULL) prepare_attempt(&o);
 	if (o.mode == MODE_PROCESS_GROUP) exec_program(&o);
 	enter_namespaces(&o);
 	return supervise(&o);

@@ -141,19 +141,46 @@ async function ours(path: string): Promise<boolean> {
 /** The groups a launcher switches to: none for a bare uid, the user's (resolved at start) otherwise. */
 export type RunAsWithGroups = RunAs & { groups: number[] };
 
+/** What a launch through `conveyor-launch` does besides running the command. */
+export interface LaunchOptions {
+  /** Run as this user, with these groups. */
+  runAs?: RunAsWithGroups;
+  /** The pid of the process that starts it: the launcher exits if that one died before the parent-death signal was armed. */
+  parent?: number;
+  /** The run's workspace, which the launcher creates if missing and enters (`--workspace`). */
+  workspace?: string;
+  /** The attempt's private directory, which the launcher creates afresh with empty `output` and `events` (`--attempt-dir`). */
+  attemptDir?: string;
+  /** A descriptor on which the launcher reports the two files' sizes once the step is gone (`--report-fd`, with `attemptDir`; namespace modes only). */
+  reportFd?: number;
+}
+
+/** What a launcher's report (`--report-fd`) says of the attempt's files. */
+export interface FilesReport {
+  /** Both are empty regular files: nothing to read. */
+  empty: boolean;
+  /** The launcher removed them and their directory: nothing to remove either. */
+  removed: boolean;
+}
+
 /**
- * The argv that runs `shell -c command` contained by `mode` through the launcher, as `runAs`
- * when given. `parent`: the pid of the process that starts it (the launcher exits if that one
- * died before the parent-death signal was armed).
+ * Reads a launcher's report, "<output size> <events size>[ removed]\n" (-1 for anything but a
+ * regular file); anything else, or none (a launcher killed first), says nothing.
  */
+export function parseFilesReport(report: string | undefined): FilesReport {
+  if (report === '0 0 removed\n') return { empty: true, removed: true };
+  return { empty: report === '0 0\n', removed: false };
+}
+
+/** The argv that runs `shell -c command` contained by `mode` through the launcher. */
 export function launcherArgv(
   launcher: string,
   mode: ContainmentMode,
   shell: string,
   command: string,
-  runAs?: RunAsWithGroups,
-  parent?: number,
+  options: LaunchOptions = {},
 ): string[] {
+  const { runAs, parent, workspace, attemptDir, reportFd } = options;
   const user = runAs
     ? [
         '--uid',
@@ -164,5 +191,10 @@ export function launcherArgv(
       ]
     : [];
   const from = parent === undefined ? [] : ['--parent', String(parent)];
-  return [launcher, '--mode', mode, ...from, ...user, '--', shell, '-c', command];
+  const places = [
+    ...(workspace === undefined ? [] : ['--workspace', workspace]),
+    ...(attemptDir === undefined ? [] : ['--attempt-dir', attemptDir]),
+    ...(reportFd === undefined ? [] : ['--report-fd', String(reportFd)]),
+  ];
+  return [launcher, '--mode', mode, ...from, ...user, ...places, '--', shell, '-c', command];
 }

@@ -20,7 +20,13 @@ import {
   probeContainment,
   type RunAs,
 } from './containment.ts';
-import { findLauncher, type LauncherSetting, launcherArgv, type RunAsWithGroups } from './launcher.ts';
+import {
+  findLauncher,
+  type LauncherSetting,
+  launcherArgv,
+  parseFilesReport,
+  type RunAsWithGroups,
+} from './launcher.ts';
 import { groupsOf } from './run-as.ts';
 import { Spawner } from './spawner.ts';
 import { type RunStates, Workspaces } from './workspace.ts';
@@ -57,6 +63,24 @@ interface Launch {
   /** `runAs` with the groups the launcher sets. */
   runAs?: RunAsWithGroups;
 }
+
+/** Where an attempt runs and writes, and what of it the launcher makes. */
+interface Places {
+  /** The run's workspace. */
+  workspace: string;
+  /** The attempt's private directory, holding `output` and `events`. */
+  dir: string;
+  /** The step's working directory, and whether it is to be created (a relative `cwd`). */
+  where: { dir: string; create: boolean };
+  /**
+   * `all`: the launcher makes the workspace and the attempt's directory and files; `attempt`:
+   * only the latter (the step runs in an absolute `cwd`); `none`: the worker made them (the chain).
+   */
+  byLauncher: 'all' | 'attempt' | 'none';
+}
+
+/** The launcher's descriptor for its report on the files: the spawner's fourth pipe (`report`). */
+const REPORT_FD = 3;
 
 /** Variables a step never inherits from the worker: its credentials and settings. */
 const WORKER_ONLY = /^(CONVEYOR_|WORKER_|REDIS_)/;
@@ -139,20 +163,15 @@ export class LocalExecutor implements Executor {
   async run(step: StepExecution, ctx: ExecutorContext): Promise<StepResult> {
     if (step.command === undefined)
       throw new StepError('no_command', 'the local executor runs "run" commands only', false);
-    // The run's workspace and the attempt's directory side by side; the cwd is checked as text
-    // (a stat only for an absolute one).
-    const [launch, workspace, dir] = await Promise.all([
-      this.setup(),
-      this.options.workspaces.forRun(step.runId),
-      this.options.workspaces.attemptDir(step.runId),
-    ]);
-    const where = await this.options.workspaces.cwdFor(step.runId, step.cwd, workspace);
+    const launch = await this.setup();
+    const places = await this.places(launch, step);
+    const { workspace, dir, where } = places;
     const outputFile = join(dir, 'output');
     const eventsFile = join(dir, 'events');
     const owner = this.options.runAs;
-    await Promise.all([outputFile, eventsFile].map((p) => createEmpty(p, owner)));
+    let removed = false;
     try {
-      const { exitCode, signal } = await this.spawn(launch, step, ctx, where.create ? workspace : where.dir, {
+      const { exitCode, signal, report } = await this.spawn(launch, step, ctx, places, {
         ...this.options.baseEnv,
         ...(owner && { HOME: workspace, USER: owner.user, LOGNAME: owner.user }),
         ...step.env,
@@ -162,7 +181,11 @@ export class LocalExecutor implements Executor {
         CONVEYOR_IDEMPOTENCY_KEY: step.idempotencyKey,
         CONVEYOR_WORKSPACE: workspace,
       });
-      if (exitCode !== 0 || ctx.signal.aborted) return { exitCode, signal, outputs: {}, events: [] };
+      // Most steps write neither file: the launcher looked once the step was gone (launcher.c).
+      const files = parseFilesReport(report);
+      removed = files.removed;
+      if (exitCode !== 0 || ctx.signal.aborted || files.empty)
+        return { exitCode, signal, outputs: {}, events: [] };
       const cap = step.limits.maxOutputBytes;
       const [outputs, events] = await Promise.all([
         readPrivateFile(outputFile, cap, '$CONVEYOR_OUTPUT'),
@@ -175,29 +198,68 @@ export class LocalExecutor implements Executor {
         events: parseEvents(events ?? '', cap),
       };
     } finally {
-      // Off the step's critical path: the run's end removes whatever an attempt left (workspace.ts).
-      rm(dir, { recursive: true, force: true }).catch(() => {});
+      // Off the step's critical path (unless the launcher did it): the run's end removes whatever
+      // an attempt left (workspace.ts).
+      if (!removed) rm(dir, { recursive: true, force: true }).catch(() => {});
     }
+  }
+
+  /**
+   * The attempt's places: the run's workspace, the attempt's private directory (with the empty
+   * files `output` and `events` the step writes) and where the step starts. Through the launcher,
+   * the launcher makes them (launcher.c `--workspace`, `--attempt-dir`), so the worker spends no
+   * round trip on them but for an absolute `cwd`, which must exist before the spawner enters it;
+   * through the chain, the worker makes them here, the workspace and the directory side by side.
+   */
+  private async places(launch: Launch, step: StepExecution): Promise<Places> {
+    const { workspaces } = this.options;
+    const { runId, cwd } = step;
+    if (launch.launcher) {
+      const [workspace, dir] = await Promise.all([
+        cwd && isAbsolute(cwd) ? workspaces.forRun(runId) : workspaces.pathFor(runId),
+        workspaces.attemptPath(runId),
+      ]);
+      // A relative cwd (or none) is checked as text: no file-system call.
+      const where = await workspaces.cwdFor(runId, cwd, workspace);
+      const inWorkspace = where.create || where.dir === workspace;
+      return { workspace, dir, where, byLauncher: inWorkspace ? 'all' : 'attempt' };
+    }
+    const [workspace, dir] = await Promise.all([workspaces.forRun(runId), workspaces.attemptDir(runId)]);
+    const where = await workspaces.cwdFor(runId, cwd, workspace);
+    const owner = this.options.runAs;
+    await Promise.all([join(dir, 'output'), join(dir, 'events')].map((p) => createEmpty(p, owner)));
+    return { workspace, dir, where, byLauncher: 'none' };
   }
 
   private async spawn(
     launch: Launch,
     step: StepExecution,
     ctx: ExecutorContext,
-    cwd: string,
+    places: Places,
     env: Record<string, string>,
-  ): Promise<{ exitCode: number | null; signal: string | null }> {
+  ): Promise<{ exitCode: number | null; signal: string | null; report?: string }> {
     const launcherEnv = launchEnv(env);
     const { shell } = this.options;
+    const { workspace, dir, where, byLauncher } = places;
+    // Only a launcher that outlives its command (a namespace's) can report on the files after it.
+    const report = launch.launcher !== undefined && launch.mode !== 'process-group';
     const argvFrom = (spawnerPid: number | undefined) =>
       launch.launcher
-        ? launcherArgv(launch.launcher, launch.mode, shell, step.command!, launch.runAs, spawnerPid)
+        ? launcherArgv(launch.launcher, launch.mode, shell, step.command!, {
+            runAs: launch.runAs,
+            parent: spawnerPid,
+            workspace: byLauncher === 'all' ? workspace : undefined,
+            attemptDir: dir,
+            reportFd: report ? REPORT_FD : undefined,
+          })
         : containedArgv(launch.mode, launch.tools, shell, step.command!, launch.runAs, launcherEnv);
+    // The spawner enters an existing directory; one the launcher makes, the launcher enters.
+    const cwd = byLauncher === 'all' ? '/' : where.create ? workspace : where.dir;
     this.spawner ??= new Spawner({ setpriv: launch.tools.setpriv });
     const child = this.spawner.spawn(
       (spawnerPid) => {
         const argv = argvFrom(spawnerPid);
-        return { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv };
+        return { file: argv[0]!, args: argv.slice(1), cwd, env: launcherEnv, report };
       },
       (stream, chunk) => ctx.log(stream, chunk),
     );
@@ -220,10 +282,10 @@ export class LocalExecutor implements Executor {
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     if (ctx.signal.aborted) onAbort();
     try {
-      const { exitCode: code, signal } = await child.exited;
+      const { exitCode: code, signal, report } = await child.exited;
       // A contained step reports a signal death as 128+n (the init's status): name the signal we sent.
       const byUs = stoppedWith && code !== null && code > 128 ? stoppedWith : null;
-      return { exitCode: byUs ? null : code, signal: signal ?? byUs };
+      return { exitCode: byUs ? null : code, signal: signal ?? byUs, report };
     } finally {
       ctx.signal.removeEventListener('abort', onAbort);
       clearTimeout(killTimer);

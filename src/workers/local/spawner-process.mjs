@@ -12,18 +12,23 @@
 // grace period.
 //
 // Messages in (from the worker):
-//   { t: 'spawn', id, file, args, cwd, env }   start `file` in a process group of its own
+//   { t: 'spawn', id, file, args, cwd, env, report? }
+//                                              start `file` in a process group of its own; with
+//                                              `report`, a pipe on its fd 3 too (the launcher's
+//                                              `--report-fd 3`), whose text the exit carries
 //   { t: 'kill', id, signal }                  signal that group
 // Messages out:
 //   { t: 'pid', id, pid }                      started
 //   { t: 'out', id, fd: 1 | 2, data }          a chunk of stdout or stderr (≤ 64 KiB, a Buffer)
-//   { t: 'exit', id, code, signal }            ended, after its last chunk
+//   { t: 'exit', id, code, signal, report? }   ended, after its last chunk
 //   { t: 'error', id, message }                could not be started
 import { spawn } from 'node:child_process';
 
 /** Bytes of output sent but not yet written to the channel above which steps' pipes are paused. */
 const HIGH_WATER = 4 * 2 ** 20;
 const LOW_WATER = 1 * 2 ** 20;
+/** The most of a report kept (the launcher writes one short line). */
+const MAX_REPORT_BYTES = 256;
 /** Bounds on a request: Linux refuses more than 2 MiB of argv and env anyway (E2BIG). */
 const MAX_REQUEST_BYTES = 8 * 2 ** 20;
 const MAX_CHILDREN = 4096;
@@ -85,9 +90,15 @@ function start(m) {
     cwd: /** @type {string} */ (m.cwd),
     env: /** @type {Record<string, string>} */ (m.env),
     detached: true, // its own process group: one kill reaches the launcher and the whole tree
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: m.report === true ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
   });
   const streams = [child.stdout, child.stderr];
+  /** @type {string | undefined} */
+  let report;
+  const reportPipe = /** @type {import('node:stream').Readable | undefined} */ (child.stdio[3]);
+  reportPipe?.on('data', (/** @type {Buffer} */ data) => {
+    report = ((report ?? '') + data.toString('latin1')).slice(0, MAX_REPORT_BYTES);
+  });
   const entry = { pid: child.pid, streams };
   children.set(id, entry);
   if (child.pid !== undefined) send({ t: 'pid', id, pid: child.pid });
@@ -120,7 +131,7 @@ function start(m) {
     if (children.get(id) !== entry) return;
     children.delete(id);
     for (const s of streams) paused.delete(s);
-    send({ t: 'exit', id, ...(exit ?? { code, signal }) });
+    send({ t: 'exit', id, ...(exit ?? { code, signal }), ...(report !== undefined && { report }) });
   });
 }
 

@@ -23,12 +23,16 @@ export interface SpawnRequest {
   args: string[];
   cwd: string;
   env: Record<string, string>;
+  /** Open a pipe on the process's fd 3 and hand back what it writes there (`SpawnExit.report`). */
+  report?: boolean;
 }
 
 /** How a spawned process ended. */
 export interface SpawnExit {
   exitCode: number | null;
   signal: string | null;
+  /** What it wrote on fd 3 (at most 256 bytes), when the request asked for `report`. */
+  report?: string;
 }
 
 /** A process the spawner started. */
@@ -76,7 +80,7 @@ interface Channel {
 type Message =
   | { t: 'pid'; id: number; pid: number }
   | { t: 'out'; id: number; fd: 1 | 2; data: Buffer }
-  | { t: 'exit'; id: number; code: number | null; signal: string | null }
+  | { t: 'exit'; id: number; code: number | null; signal: string | null; report?: string }
   | { t: 'error'; id: number; message: string };
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
@@ -192,7 +196,7 @@ export class Spawner {
         this.#ref(channel, false);
         if (channel.retired) this.#retire(channel);
       }
-      if (m.t === 'exit') pending.resolve({ exitCode: m.code, signal: m.signal });
+      if (m.t === 'exit') pending.resolve({ exitCode: m.code, signal: m.signal, report: m.report });
       else
         pending.reject(
           new StepError('spawn_failed', `could not start the step's shell: ${m.message}`, false),

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { StepError } from '../../errors.ts';
 import type { RunAs } from './containment.ts';
 
@@ -35,6 +35,10 @@ const ATTEMPTS = '.attempts';
 /** Run ids are `run_` plus URL-safe characters; anything else in the base dir is not ours. */
 const RUN_DIR = /^run_[A-Za-z0-9_-]{1,100}$/;
 
+function checkRunId(runId: string): void {
+  if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
+}
+
 /** The workspaces of one worker. */
 export class Workspaces {
   readonly options: WorkspaceOptions;
@@ -48,13 +52,21 @@ export class Workspaces {
 
   /** The run's workspace, created on first use. */
   async forRun(runId: string): Promise<string> {
-    if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
-    await this.#ensureBase();
-    const dir = join(this.options.baseDir, runId);
+    const dir = await this.pathFor(runId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const owner = this.options.runAs;
     if (owner) await chown(dir, owner.uid, owner.gid);
     return dir;
+  }
+
+  /**
+   * Where the run's workspace is, not created: `conveyor-launch --workspace` makes it (launcher.c),
+   * `forRun` otherwise. The base directory is made (or checked) once.
+   */
+  async pathFor(runId: string): Promise<string> {
+    checkRunId(runId);
+    await this.#ensureBase();
+    return join(this.options.baseDir, runId);
   }
 
   /** The base directory, created (or checked) once. */
@@ -112,10 +124,8 @@ export class Workspaces {
    * `<base>/.attempts/<run>/`, neither of which anyone but root may list, with a random name.
    */
   async attemptDir(runId: string): Promise<string> {
-    if (!RUN_DIR.test(runId)) throw new StepError('bad_run_id', `"${runId}" is not a run id`, false);
-    await this.#ensureBase();
-    const parent = join(this.options.baseDir, ATTEMPTS, runId);
-    const dir = join(parent, randomBytes(16).toString('hex'));
+    const dir = await this.attemptPath(runId);
+    const parent = dirname(dir);
     // One round trip once the run's parent exists (every attempt but its first).
     await mkdir(dir, { mode: 0o700 }).catch(async (err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
@@ -125,6 +135,16 @@ export class Workspaces {
     const owner = this.options.runAs;
     if (owner) await chown(dir, owner.uid, owner.gid);
     return dir;
+  }
+
+  /**
+   * A fresh name for one attempt's directory (see `attemptDir`), not created:
+   * `conveyor-launch --attempt-dir` makes it, with the same modes and owners.
+   */
+  async attemptPath(runId: string): Promise<string> {
+    checkRunId(runId);
+    await this.#ensureBase();
+    return join(this.options.baseDir, ATTEMPTS, runId, randomBytes(16).toString('hex'));
   }
 
   /**
