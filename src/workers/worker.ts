@@ -16,7 +16,6 @@ import type { Inventory } from '../inventory/index.ts';
 import { openRedis, type RedisNode, type RedisTarget } from '../redis-client.ts';
 import type { SecretKey } from '../secrets/index.ts';
 import { bullPrefix, InventoryStore, RunStore, SecretStore, WorkerRegistry } from '../store/index.ts';
-import { coalesceWrites } from '../write-coalescing.ts';
 import { CancelWatch } from './cancel-watch.ts';
 import type { Executor } from './executor.ts';
 import { createGateProcessor } from './gates.ts';
@@ -132,7 +131,6 @@ export async function startWorker(
   const id = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const target: RedisTarget = { url: opts.redisUrl, cluster: opts.redisCluster };
   const connection = openRedis(target, { maxRetriesPerRequest: null });
-  coalesceWrites(connection);
   const prefix = bullPrefix(opts.prefix);
   const store = new RunStore(connection, opts.prefix, id);
   const registry = new WorkerRegistry(connection, opts.prefix, opts.heartbeatMs * 3);
