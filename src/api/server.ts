@@ -2,7 +2,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
-import { type ServerType, serve } from '@hono/node-server';
+import { createAdaptorServer, type ServerType } from '@hono/node-server';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { allowDeepFlows } from '../flows/deep-flows.ts';
@@ -97,6 +97,14 @@ export interface ApiOptions {
   /** `CONVEYOR_RATE_LIMIT` (main.ts passes its default, 600/min). @defaultValue no limit */
   rateLimit?: RateLimitOptions;
 }
+
+/**
+ * Connections the kernel queues for the API while its event loop accepts them (Node's default is
+ * 511; Linux caps it at `net.core.somaxconn`). A surge of clients, such as thousands of SSE
+ * streams reconnecting after an API restart, then waits in the queue instead of being dropped or
+ * reset.
+ */
+const LISTEN_BACKLOG = 4096;
 
 /** How long a stop waits for open event streams to write their last comment and end. */
 const STREAM_DRAIN_MS = 2000;
@@ -239,8 +247,11 @@ export async function startApi(options: ApiOptions): Promise<ConveyorApi> {
       // Once stopping, requests on connections already open are refused (503, Connection: close).
       const fetch: typeof app.fetch = (request, ...rest) =>
         deps.drain.stopping ? deps.drain.refusal() : app.fetch(request, ...rest);
-      const s = serve({ fetch, port: options.port, hostname: host }, (info) => resolve(info));
+      const s = createAdaptorServer({ fetch });
       s.once('error', reject);
+      s.listen({ port: options.port, host, backlog: LISTEN_BACKLOG }, () =>
+        resolve(s.address() as AddressInfo),
+      );
       answerClientErrors(s as Server);
       server = s;
     }).catch(async (err) => {

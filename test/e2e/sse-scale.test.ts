@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Agent, get, type IncomingMessage } from 'node:http';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,6 +20,7 @@ let worker: ConveyorWorker;
 const prefix = 't-sse-scale';
 const logger = pino({ level: 'silent' });
 const CLIENTS = 5000;
+const run = promisify(execFile);
 
 beforeAll(async () => {
   redis = await spawnRedis({ args: ['--maxclients', '10000'] });
@@ -78,6 +82,16 @@ function client(url: string, agent: Agent) {
 }
 
 describe('SSE at scale', () => {
+  it('listens with a backlog that holds a surge of connections while the event loop accepts them', async () => {
+    const port = new URL(api.url!).port;
+    const { stdout } = await run('ss', ['-ltnH', `sport = :${port}`]);
+    // A listening socket's Send-Q is its backlog (capped by net.core.somaxconn).
+    const backlog = Number(stdout.trim().split(/\s+/)[2]);
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    expect(backlog).toBe(Math.min(4096, somaxconn));
+    expect(backlog).toBeGreaterThan(511); // Node's default, which a surge of streams overflows
+  });
+
   it('5,000 concurrent streams on one API process share one Redis reader', async () => {
     const runId = await startSleeper('many-streams');
     const url = `${api.url}/v1/runs/${runId}/events`;
