@@ -26,7 +26,7 @@ import { generateSecretKey, parseSecretKey } from '../src/secrets/index.ts';
 import type { ExecutorContext, StepExecution } from '../src/workers/executor.ts';
 import { type HostTarget, inventoryResolver, SshExecutor } from '../src/workers/ssh/index.ts';
 import { startEngine } from '../test/support/engine.ts';
-import { SSH_USER, type SshdHandle, startSshd } from '../test/support/sshd.ts';
+import { type SshdHandle, startSshd } from '../test/support/sshd.ts';
 import { benchPrefix, round, runEnds } from './support.ts';
 import type { BenchContext, BenchRow, BenchSuite } from './types.ts';
 
@@ -139,8 +139,7 @@ async function engineChain(redisUrl: string, sshd: SshdHandle): Promise<number> 
   const ends = await runEnds(engine.api);
   try {
     await engine.request('PUT', '/v1/secrets/bench_key', { value: sshd.clientKey });
-    const host = { address: '127.0.0.1', port: sshd.port, user: SSH_USER, auth: { secret: 'bench_key' } };
-    await engine.request('PUT', '/v1/hosts/bench', { ...host, hostKey: sshd.hostKeyLine() });
+    await engine.request('PUT', '/v1/hosts/bench', sshd.inventoryEntry('bench_key'));
     const steps: Record<string, unknown> = {};
     for (let i = 0; i < CHAIN; i++) {
       steps[`s${i}`] = { hosts: 'bench', run: 'true', ...(i ? { needs: [`s${i - 1}`] } : {}) };

@@ -38,17 +38,10 @@ beforeAll(async () => {
     ],
   });
   expect((await engine.request('PUT', '/v1/secrets/key', { value: sshd.clientKey })).status).toBe(201);
-  const host = {
-    address: '127.0.0.1',
-    port: sshd.port,
-    user: SSH_USER,
-    auth: { secret: 'key' },
-    hostKey: sshd.hostKeyLine(),
-  };
-  expect((await engine.request('PUT', '/v1/hosts/h1', { ...host, groups: ['solo', 'pair'] })).status).toBe(
-    201,
-  );
-  expect((await engine.request('PUT', '/v1/hosts/h2', { ...host, groups: ['pair'] })).status).toBe(201);
+  const h1 = sshd.inventoryEntry('key', { groups: ['solo', 'pair'] });
+  expect((await engine.request('PUT', '/v1/hosts/h1', h1)).status).toBe(201);
+  const h2 = sshd.inventoryEntry('key', { groups: ['pair'] });
+  expect((await engine.request('PUT', '/v1/hosts/h2', h2)).status).toBe(201);
   sshQueue = new Queue('steps-ssh', { connection: { url: redisUrl() }, prefix: bullPrefix(engine.prefix) });
 });
 afterAll(async () => {

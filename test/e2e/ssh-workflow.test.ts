@@ -7,7 +7,7 @@ import { LocalExecutor } from '../../src/workers/local/index.ts';
 import { inventoryResolver, SshExecutor } from '../../src/workers/ssh/index.ts';
 import { startEngine, type TestEngine } from '../support/engine.ts';
 import { redisUrl, testPrefix } from '../support/prefix.ts';
-import { SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
+import { type SshdHandle, startSshd } from '../support/sshd.ts';
 
 let engine: TestEngine;
 let dir: string;
@@ -32,14 +32,7 @@ beforeAll(async () => {
     expect((await engine.request('PUT', `/v1/secrets/key_${i + 1}`, { value: sshd.clientKey })).status).toBe(
       201,
     );
-    const host = {
-      address: '127.0.0.1',
-      port: sshd.port,
-      user: SSH_USER,
-      groups: ['web'],
-      auth: { secret: `key_${i + 1}` },
-      hostKey: sshd.hostKeyLine(),
-    };
+    const host = sshd.inventoryEntry(`key_${i + 1}`, { groups: ['web'] });
     expect((await engine.request('PUT', `/v1/hosts/web-${i + 1}`, host)).status).toBe(201);
   }
   expect((await engine.request('PUT', '/v1/secrets/api_token', { value: API_TOKEN })).status).toBe(201);

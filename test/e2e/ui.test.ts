@@ -25,7 +25,7 @@ import { type ConveyorWorker, startWorker } from '../../src/workers/worker.ts';
 import { CHROMIUM, LOOPBACK_ONLY, launchChromium } from '../support/browser.ts';
 import { waitForRunEnd } from '../support/engine.ts';
 import { dropPrefix, redisUrl, testPrefix } from '../support/prefix.ts';
-import { SSH_USER, type SshdHandle, startSshd } from '../support/sshd.ts';
+import { type SshdHandle, startSshd } from '../support/sshd.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the page's globals (tsconfig has no DOM library); run in Chromium
 type Browser = any;
@@ -75,14 +75,7 @@ beforeAll(async () => {
   sshd = await startSshd();
   expect((await call('PUT', '/v1/secrets/ui_key', { value: sshd.clientKey }, ADMIN)).status).toBe(201);
   for (const name of ['web-1', 'web-2']) {
-    const host = {
-      address: '127.0.0.1',
-      port: sshd.port,
-      user: SSH_USER,
-      groups: ['web'],
-      auth: { secret: 'ui_key' },
-      hostKey: sshd.hostKeyLine(),
-    };
+    const host = sshd.inventoryEntry('ui_key', { groups: ['web'] });
     expect((await call('PUT', `/v1/hosts/${name}`, host, ADMIN)).status).toBe(201);
   }
   await mkdir(ARTIFACTS, { recursive: true });

@@ -44,10 +44,7 @@ beforeAll(async () => {
     secretKey: parseSecretKey(SECRET_KEY),
   });
   expect((await engine.request('PUT', '/v1/secrets/key', { value: sshd.clientKey })).status).toBe(201);
-  const host = { address: '127.0.0.1', port: sshd.port, user: SSH_USER, auth: { secret: 'key' } };
-  expect((await engine.request('PUT', '/v1/hosts/h1', { ...host, hostKey: sshd.hostKeyLine() })).status).toBe(
-    201,
-  );
+  expect((await engine.request('PUT', '/v1/hosts/h1', sshd.inventoryEntry('key'))).status).toBe(201);
 });
 afterEach(killAllWorkers);
 afterAll(async () => {

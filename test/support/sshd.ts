@@ -55,6 +55,11 @@ export interface SshdHandle {
   hostKeyFingerprint(): string;
   /** A target for this sshd: key auth, host key pinned; `overrides` replace fields. */
   target(overrides?: Partial<HostTarget>): HostTarget;
+  /**
+   * This sshd as an inventory entry (`PUT /v1/hosts/:name`): key auth from secret `secret`
+   * (holding `clientKey`), host key pinned; `extra` adds or replaces fields.
+   */
+  inventoryEntry(secret: string, extra?: Record<string, unknown>): Record<string, unknown>;
   /** sshd's log so far (stderr, LogLevel VERBOSE). */
   log(): string;
   /** PIDs of this sshd's per-connection processes. */
@@ -246,6 +251,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<SshdHandle> 
       auth: { type: 'key', privateKey: handle.clientKey },
       hostKey: handle.hostKeyLine(),
       ...overrides,
+    }),
+    inventoryEntry: (secret, extra = {}) => ({
+      address: '127.0.0.1',
+      port,
+      user: SSH_USER,
+      auth: { secret },
+      hostKey: handle.hostKeyLine(),
+      ...extra,
     }),
     log: () => logText,
     sessionPids: children,
