@@ -33,6 +33,9 @@ interface Follower {
 
 const FINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
+/** The shared reader's name in `CLIENT LIST`: one per API process, however many streams are open. */
+export const FEED_CONNECTION_NAME = 'conveyor:events';
+
 /** Orders stream ids (`<ms>-<seq>`); BigInt, since a part may reach 2^64 - 1. */
 export function compareIds(a: string, b: string): number {
   const [am = 0n, as = 0n] = a.split('-').map(BigInt);
@@ -209,6 +212,7 @@ export class EventFeed {
       try {
         const node = await slotOwner(this.redis, this.keys.records());
         reader = node.duplicate({
+          connectionName: FEED_CONNECTION_NAME,
           lazyConnect: true,
           retryStrategy: () => null,
           maxRetriesPerRequest: 0,
