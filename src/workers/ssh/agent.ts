@@ -3,7 +3,8 @@
  * pid on the host, and whoever is listening to it (the step it runs). Started once per pooled
  * channel; every step after that is a request line on its stdin. An agent that ends without the
  * worker closing it (killed on the host, or its channel closed under it) is reported through
- * `onDeath`: the pool then gives up the whole connection it ran on (pool.ts).
+ * `onDeath`: the pool then gives up the whole connection it ran on
+ * (pool.ts, condemned-connections.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';

@@ -1,4 +1,4 @@
-/** The pool's settings and the shapes it hands out. */
+/** The pool's settings (defaults, validation) and the shapes it hands out. */
 import type { ClientChannel } from 'ssh2';
 import type { StepError } from '../../errors.ts';
 import type { HostKeyVerifier, HostKeyVerifierOptions } from './host-key-policy.ts';
@@ -65,3 +65,24 @@ export const DEFAULTS = {
   keepaliveCountMax: 3,
   idleTimeoutMs: 60_000,
 };
+
+/**
+ * The numeric settings in `options` over `DEFAULTS` (an undefined field keeps its default).
+ * Throws a RangeError naming the first one that is not a positive number (`keepaliveCountMax`
+ * may be 0).
+ */
+export function poolSettings(
+  options: Omit<SshPoolOptions, keyof HostKeyVerifierOptions | 'verifier'>,
+): typeof DEFAULTS {
+  const merged = { ...DEFAULTS, ...definedOnly(options) };
+  for (const [k, v] of Object.entries(merged)) {
+    if (!Number.isFinite(v) || v < (k === 'keepaliveCountMax' ? 0 : 1)) {
+      throw new RangeError(`SshPool option ${k} must be a positive number, got ${v}`);
+    }
+  }
+  return merged;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
