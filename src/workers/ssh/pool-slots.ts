@@ -10,7 +10,6 @@ import type { HostTarget } from './types.ts';
 
 /** One pooled connection to a host, from the moment it is being opened. */
 export interface Conn {
-  id: number;
   link?: SshLink;
   /** Slots taken: open channels, idle agents included. */
   channels: number;

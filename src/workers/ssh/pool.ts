@@ -52,7 +52,6 @@ export class SshPool extends EventEmitter {
   readonly verifier: HostKeyVerifier;
   private readonly hosts = new Map<string, HostState>();
   private readonly condemned: CondemnedConnections;
-  private nextId = 1;
   private closing = false;
   private idleWaiters: Array<() => void> = [];
 
@@ -254,7 +253,6 @@ export class SshPool extends EventEmitter {
 
   private connect(state: HostState): void {
     const conn: Conn = {
-      id: this.nextId++,
       channels: 0,
       cap: this.options.maxChannelsPerConnection,
       idle: [],
