@@ -17,7 +17,13 @@ import {
   type Workflow,
 } from '../flows/index.ts';
 import { connectionSpec, type RedisClient } from '../redis-client.ts';
-import { type RunDocument, RunStore, type WorkerHeartbeat, type WorkerRegistry } from '../store/index.ts';
+import {
+  initialDocument,
+  type RunDocument,
+  type RunStore,
+  type WorkerHeartbeat,
+  type WorkerRegistry,
+} from '../store/index.ts';
 import { admitRun, evaluateGroup, withdrawPending } from '../triggers/index.ts';
 import { requestLogger } from './middleware/index.ts';
 import { type DefinitionSource, SubmissionThread } from './submissions.ts';
@@ -142,7 +148,7 @@ export class RunLauncher {
         'run started',
       );
     }
-    return { run: RunStore.initialDocument(meta, unserved), created: true };
+    return { run: initialDocument(meta, unserved), created: true };
   }
 
   /**

@@ -158,14 +158,14 @@ export function runRoutes(deps: ApiDeps): Hono {
       const instance = own(step.instances, host);
       if (!instance)
         throw new NotFoundError(`step "${stepId}" of run "${run.id}" did not run on host "${host}"`);
-      return c.text(await deps.store.getInstanceLog(run.id, stepId, host, attemptOf(instance.attempts)));
+      return c.text(await deps.store.instances.getLog(run.id, stepId, host, attemptOf(instance.attempts)));
     }
     if (!step.instances) return c.text(await deps.store.getLog(run.id, stepId, attemptOf(step.attempts)));
     // A fan-out step: every host's log under a header, in host order.
     const parts = await Promise.all(
       Object.entries(step.instances).map(
         async ([h, instance]) =>
-          `==> ${h} <==\n${await deps.store.getInstanceLog(run.id, stepId, h, attemptOf(instance.attempts))}`,
+          `==> ${h} <==\n${await deps.store.instances.getLog(run.id, stepId, h, attemptOf(instance.attempts))}`,
       ),
     );
     return c.text(parts.join('\n'));

@@ -3,11 +3,14 @@ export { AdminSessions } from './admin-sessions.ts';
 export { compareIds, EventFeed, type EventFeedOptions } from './event-feed.ts';
 export { followEvents } from './event-follower.ts';
 export { type Admission, GroupStore } from './group-store.ts';
+export type { InstanceRecords } from './instance-records.ts';
 export { InventoryStore } from './inventory-store.ts';
 export { bullPrefix, type Keys, keys } from './keys.ts';
 export { RateLimitStore, type RateLimitTake } from './rate-limit-store.ts';
+export { initialDocument } from './run-document.ts';
+export type { RunIndexEntry } from './run-reader.ts';
 export { type DeleteOutcome, type ExpiredRun, RunRetention } from './run-retention.ts';
-export { type RunIndexEntry, RunStore } from './run-store.ts';
+export { RunStore } from './run-store.ts';
 export {
   type EventInput,
   FINAL_STEP_STATUSES,

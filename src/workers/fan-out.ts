@@ -156,7 +156,7 @@ export async function closeHosts(
   if (outcome.kind !== 'failed' && outcome.kind !== 'cancelled' && outcome.kind !== 'skipped') return outcome;
   if (outcome.details.hosts || !outcome.details.attempts) return outcome; // the fan-out's, or no earlier attempt
   const { runId, stepId } = job.data;
-  const instances = await deps.store.instancesOf(runId, stepId);
+  const instances = await deps.store.instances.all(runId, stepId);
   const hosts = Object.keys(instances).sort();
   if (hosts.length === 0) return outcome;
   const status = outcome.kind === 'failed' ? 'failed' : 'cancelled';
@@ -166,7 +166,7 @@ export async function closeHosts(
     const instance = instances[host]!;
     if (FINAL_STEP_STATUSES.has(instance.status)) continue;
     if (await deps.lookupJob(queue, `${stepJobId(runId, stepId)}@${host}`)) continue;
-    await deps.store.transitionInstance(
+    await deps.store.instances.transition(
       runId,
       stepId,
       host,
@@ -193,7 +193,7 @@ export async function aggregate(
   const hosts = recorded.hosts ?? [];
   // Instances whose jobs BullMQ failed without us (their worker kept dying) get their reason first.
   await settleInstances(deps, runId, stepId, hosts);
-  const instances = await deps.store.instances(runId, stepId, hosts);
+  const instances = await deps.store.instances.get(runId, stepId, hosts);
   return conclude(recorded, hosts, instances, snapshot.cancelRequested);
 }
 

@@ -89,8 +89,8 @@ async function instanceOutcome(
     ? [stage.snapshot, {} as Record<string, InstanceView>, false]
     : await Promise.all([
         store.snapshot(runId, sp.reads, false),
-        store.instances(runId, stepId, [host]),
-        store.isFailedFast(runId, stepId),
+        store.instances.get(runId, stepId, [host]),
+        store.instances.isFailedFast(runId, stepId),
       ]);
   const recorded = current[host];
   if (recorded && FINAL_STEP_STATUSES.has(recorded.status))
@@ -105,7 +105,7 @@ async function instanceOutcome(
 
   // begin
   const startedAt = new Date().toISOString();
-  const begun = await store.transitionInstance(
+  const begun = await store.instances.transition(
     runId,
     stepId,
     host,
@@ -121,7 +121,7 @@ async function instanceOutcome(
     return { kind: 'failed', error, details: { ...base, error } };
   }
   if (typeof begun !== 'number' || begun === 0) {
-    const now = (await store.instances(runId, stepId, [host]))[host];
+    const now = (await store.instances.get(runId, stepId, [host]))[host];
     return { kind: 'concluded', status: now?.status ?? 'failed', error: now?.error };
   }
   const attempt = begun;
@@ -186,8 +186,8 @@ async function recordInstance(
   const { runId, stepId } = job.data;
   const { store } = deps;
   const write = (instance: InstanceView, event: Record<string, unknown>) => {
-    store
-      .transitionInstance(
+    store.instances
+      .transition(
         runId,
         stepId,
         host,
@@ -218,7 +218,7 @@ async function recordInstance(
         { status, attempts, startedAt, finishedAt, exitCode, signal, error: outcome.error },
         { error: outcome.error },
       );
-      if (status === 'failed' && sp?.step.strategy.failFast) await store.failFast(runId, stepId);
+      if (status === 'failed' && sp?.step.strategy.failFast) await store.instances.failFast(runId, stepId);
       return;
     }
     case 'retry':

@@ -87,7 +87,7 @@ export async function settleInstances(
   stepId: string,
   hosts: string[],
 ): Promise<string[]> {
-  const instances = await deps.store.instances(runId, stepId, hosts);
+  const instances = await deps.store.instances.get(runId, stepId, hosts);
   const queue = QUEUES.step('ssh', (await planFor(deps, runId)).steps.get(stepId)?.step.runsOn);
   const settled: string[] = [];
   for (const host of hosts) {
@@ -95,7 +95,7 @@ export async function settleInstances(
     const found = await deps.lookupJob(queue, `${stepJobId(runId, stepId)}@${host}`);
     if (found && found.state !== 'failed' && found.state !== 'completed') continue;
     const error = reasonOf(found);
-    const written = await deps.store.transitionInstance(
+    const written = await deps.store.instances.transition(
       runId,
       stepId,
       host,
