@@ -14,9 +14,9 @@ import {
   type StepDetails,
   type StepSnapshot,
 } from '../store/index.ts';
-import { buildExecution, runAttempt } from './attempt.ts';
+import { runAttempt } from './attempt.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
-import { judge, prepare } from './stages.ts';
+import { equip, judge, prepare } from './stages.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import { endJob, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
@@ -131,24 +131,9 @@ async function instanceOutcome(
   const prepared = await prepare(deps, plan, sp, snapshot, attempt);
   if ('error' in prepared)
     return { kind: 'failed', attempt, error: prepared.error, details: { ...details, error: prepared.error } };
-  const executor = deps.executors.get('ssh');
-  if (!executor) {
-    const error = { code: 'no_executor', message: 'this worker has no "ssh" executor' };
-    return { kind: 'failed', attempt, error, details: { ...details, error } };
-  }
-  let execution: ReturnType<typeof buildExecution>;
-  try {
-    execution = buildExecution(
-      plan,
-      sp,
-      prepared.scope,
-      attempt,
-      prepared.secrets,
-      deps.limits.maxOutputBytes,
-      host,
-    );
-  } catch (err) {
-    const error = { code: 'expression_error', message: prepared.mask((err as Error).message) };
+  const equipped = equip(deps, plan, sp, prepared, attempt, 'ssh', host);
+  if ('error' in equipped) {
+    const { error } = equipped;
     return { kind: 'failed', attempt, error, details: { ...details, error } };
   }
 
@@ -157,8 +142,7 @@ async function instanceOutcome(
     store,
     cancels: deps.cancels,
     logger: deps.logger,
-    executor,
-    execution,
+    ...equipped,
     timeoutMs: sp.step.timeoutMs,
     // failFast's key always; the run's cancel unless the step started after it.
     watch: afterCancel ? [`${runId}/${stepId}`] : [runId, `${runId}/${stepId}`],

@@ -1,13 +1,15 @@
 /**
- * The two stages a step and a host instance share around their attempt: prepare (the run's
- * secrets, the expression scope, the masker) and judge (the attempt's result as the job's
- * outcome). step-processor.ts and instance-processor.ts run them in their own pipelines.
+ * The stages a step and a host instance share around their attempt: prepare (the run's secrets,
+ * the expression scope, the masker), equip (the executor and the attempt's execution) and judge
+ * (the attempt's result as the job's outcome). step-processor.ts and instance-processor.ts run
+ * them in their own pipelines.
  */
 import type { Job } from 'bullmq';
 import { ConveyorError, type SerializedError, StepError, serializeError } from '../errors.ts';
 import type { StepJobData } from '../flows/index.ts';
 import type { StepDetails, StepSnapshot } from '../store/index.ts';
-import type { AttemptOutcome } from './attempt.ts';
+import { type AttemptOutcome, buildExecution } from './attempt.ts';
+import type { Executor, StepExecution } from './executor.ts';
 import { buildScope, type Scope } from './expression-context.ts';
 import { createMasker, type Masker } from './mask.ts';
 import type { RunPlan, RunSecrets, StepPlan } from './run-plan.ts';
@@ -43,6 +45,34 @@ export async function prepare(
         ? serializeError(err)
         : { code: 'expression_error', message: (err as Error).message };
     return { error: { ...error, message: mask(error.message) } };
+  }
+}
+
+/** The attempt's executor and execution, or why it cannot run. */
+export type Equipped = { executor: Executor; execution: StepExecution } | { error: SerializedError };
+
+/**
+ * The executor named `executorName` and the attempt's execution (its command, env and inputs
+ * with expressions evaluated, for `host` on a host instance), or the error that fails it.
+ */
+export function equip(
+  deps: StepProcessorDeps,
+  plan: RunPlan,
+  sp: StepPlan,
+  prepared: Exclude<Prepared, { error: SerializedError }>,
+  attempt: number,
+  executorName: string,
+  host?: string,
+): Equipped {
+  const executor = deps.executors.get(executorName);
+  if (!executor)
+    return { error: { code: 'no_executor', message: `this worker has no "${executorName}" executor` } };
+  try {
+    const { scope, secrets } = prepared;
+    const execution = buildExecution(plan, sp, scope, attempt, secrets, deps.limits.maxOutputBytes, host);
+    return { executor, execution };
+  } catch (err) {
+    return { error: { code: 'expression_error', message: prepared.mask((err as Error).message) } };
   }
 }
 

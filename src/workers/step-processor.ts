@@ -11,12 +11,12 @@ import type { Job } from 'bullmq';
 import type { SerializedError } from '../errors.ts';
 import { type StepJobData, truthy } from '../flows/index.ts';
 import type { StepDetails } from '../store/index.ts';
-import { buildExecution, runAttempt } from './attempt.ts';
+import { runAttempt } from './attempt.ts';
 import { evaluateIn, type Scope } from './expression-context.ts';
 import { aggregate, closeHosts, fanOut } from './fan-out.ts';
 import { settleNeeds } from './reconciler.ts';
 import type { RunPlan, StepPlan } from './run-plan.ts';
-import { judge, type Prepared, prepare } from './stages.ts';
+import { equip, judge, type Prepared, prepare } from './stages.ts';
 import type { StepProcessorDeps } from './step-deps.ts';
 import { endJob, recordStep, type StepJobResult, type StepOutcome } from './step-outcome.ts';
 
@@ -124,30 +124,15 @@ async function stepOutcome(
       catalog,
     });
   }
-  const executor = deps.executors.get(step.executor);
-  if (!executor)
-    return failed({ code: 'no_executor', message: `this worker has no "${step.executor}" executor` });
-  let execution: ReturnType<typeof buildExecution>;
-  try {
-    execution = buildExecution(
-      plan,
-      sp,
-      prepared.scope,
-      attempt,
-      prepared.secrets,
-      deps.limits.maxOutputBytes,
-    );
-  } catch (err) {
-    return failed({ code: 'expression_error', message: prepared.mask((err as Error).message) });
-  }
+  const equipped = equip(deps, plan, sp, prepared, attempt, step.executor);
+  if ('error' in equipped) return failed(equipped.error);
 
   // attempt
   const result = await runAttempt({
     store: deps.store,
     cancels: deps.cancels,
     logger: deps.logger,
-    executor,
-    execution,
+    ...equipped,
     timeoutMs: step.timeoutMs,
     // A step that starts after a cancel (an always() cleanup) is not cancelled by it.
     watch: start.snapshot.cancelRequested ? [] : [job.data.runId],
