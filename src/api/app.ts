@@ -1,4 +1,4 @@
-/** The Hono app: routes per resource, one error handler producing the contract's error shape. */
+/** The Hono app: routes per resource, one error handler producing the API's error shape (docs/reference.md §7.2). */
 import { Hono } from 'hono';
 import { AdminSessions, RateLimitStore } from '../store/index.ts';
 import { BOARD_PATH, boardRoutes } from './admin/board.ts';

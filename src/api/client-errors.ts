@@ -1,7 +1,7 @@
 /**
  * Answers for requests Node's HTTP parser rejects before any route sees them (headers over the
  * size limit, malformed requests, header timeouts): by default Node writes these with an empty
- * body; here they carry the contract's error shape like every other error.
+ * body; here they carry the API's error shape like every other error.
  */
 import { randomUUID } from 'node:crypto';
 import { type Server, STATUS_CODES } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * Errors → the contract's JSON error shape and status. Handlers throw; `app.onError` (app.ts)
+ * Errors → the API's JSON error shape (docs/reference.md §7.2) and status. Handlers throw; `app.onError` (app.ts)
  * is the only place that builds an error response.
  */
 import type { ContentfulStatusCode } from 'hono/utils/http-status';

@@ -39,7 +39,7 @@ export const putSecretSchema = z.strictObject({
     .describe('The secret value; it is encrypted at rest and never returned.'),
 });
 
-/** Run statuses (contract section 3), as the `status` filter of `GET /v1/runs` accepts them. */
+/** Run statuses (docs/reference.md §4.2), as the `status` filter of `GET /v1/runs` accepts them. */
 export const runStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
 
 // Query and header parameters: each handler reads its own with `queryParam`, and the OpenAPI

@@ -1,4 +1,4 @@
-/** The error the client throws for an error response: the contract's error shape, with its status. */
+/** The error the client throws for an error response: the API's error shape, with its status. */
 
 /** One problem with the input, as the API names it. */
 export interface ApiIssue {

@@ -7,7 +7,7 @@
 import { createParser } from 'eventsource-parser';
 import { apiError, ConveyorApiError } from './errors.ts';
 
-/** One event of a run (contract section 3). */
+/** One event of a run (docs/reference.md §5). */
 export interface RunEvent {
   /** Increasing within the run; resume after it with `lastEventId`. */
   id: string;

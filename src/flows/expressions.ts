@@ -8,7 +8,7 @@ import { ContextAccess, type FunctionCall, IndexAccess, Literal } from '@actions
 import { wellKnownFunctions } from '@actions/expressions/funcs';
 import type { FunctionDefinition } from '@actions/expressions/funcs/info';
 
-/** The contexts an expression may read (contract section 2). */
+/** The contexts an expression may read (docs/reference.md §3.5). */
 export const CONTEXTS = ['inputs', 'env', 'secrets', 'steps', 'run', 'trigger'] as const;
 
 const STATUS_FUNCTIONS = ['success', 'failure', 'always', 'cancelled'] as const;

@@ -1,4 +1,4 @@
-/** Issue paths in the contract's form: `steps.deploy.needs[0]`. */
+/** Issue paths as the API's errors give them: `steps.deploy.needs[0]`. */
 
 /** Formats a zod-style path array. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {

@@ -1,5 +1,5 @@
 /**
- * The workflow definition as users write it (contract section 2), as zod schemas. Objects are
+ * The workflow definition as users write it (docs/reference.md §3), as zod schemas. Objects are
  * strict so a typo (`need:` for `needs:`) is an error, not a silently ignored key.
  */
 import { z } from 'zod';

@@ -18,9 +18,9 @@ import { checkPushAndEvent } from './validate-push-event.ts';
 import { checkSchedules, normaliseConcurrency } from './validate-triggers.ts';
 import { type ExecutorName, type RetryPolicy, STEP_DEFAULTS, type Step, type Workflow } from './workflow.ts';
 
-/** Workflow names (contract section 2). */
+/** Workflow names (docs/reference.md §3.1). */
 export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9-_]{0,63}$/;
-/** Step ids (contract section 2). */
+/** Step ids (docs/reference.md §3.3). */
 export const STEP_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

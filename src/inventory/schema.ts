@@ -1,5 +1,5 @@
 /**
- * The SSH inventory (contract section 4): hosts by name, each with an address, a user, groups,
+ * The SSH inventory (docs/ssh.md, Inventory): hosts by name, each with an address, a user, groups,
  * an authentication method that names a secret (never holds one), an expected host key and an
  * optional jump host. The same schema validates `PUT /v1/hosts/:name` bodies and the YAML file
  * named by `CONVEYOR_INVENTORY`.
@@ -35,7 +35,7 @@ const KEY_LINE =
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
 /**
- * How to log in. `type` defaults to `key`, so `{ secret: NAME }` (the contract's form) is key auth.
+ * How to log in. `type` defaults to `key`, so `{ secret: NAME }` (the short form) is key auth.
  * - `key`: `secret` holds the private key (OpenSSH or PEM); `passphraseSecret` its passphrase.
  * - `password`: `secret` holds the password.
  * - `agent`: the worker's ssh-agent (`SSH_AUTH_SOCK`), or the agent at `socket`.

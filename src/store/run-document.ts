@@ -1,5 +1,5 @@
 /**
- * The run document (contract section 3) assembled from a run's record hash: pure, so the API can
+ * The run document (docs/reference.md §4.1) assembled from a run's record hash: pure, so the API can
  * derive the document of a run it just announced without reading it back, and the reader can
  * build it from one HGETALL.
  */

@@ -1,10 +1,10 @@
-/** The shapes of run records and events (contract section 3), shared by the store and its readers. */
+/** The shapes of run records and events (docs/reference.md §4 and §5), shared by the store and its readers. */
 import type { SerializedError } from '../errors.ts';
 import type { RunMeta } from '../flows/index.ts';
 
-/** Contract section 3. */
+/** A run's status (docs/reference.md §4.2). */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-/** Contract section 3. */
+/** A step's status (docs/reference.md §4.2). */
 export type StepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 /** Final step statuses: a step in one never runs or changes again. */

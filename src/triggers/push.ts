@@ -19,7 +19,7 @@ export interface PushCommit {
   removed: string[];
 }
 
-/** `trigger` of a run started by a push (contract section 5). */
+/** `trigger` of a run started by a push (docs/reference.md §8.1). */
 export interface PushTrigger {
   type: 'push';
   provider: Provider;

@@ -25,7 +25,7 @@ export interface StepExecution {
   /** Stable across retries of this step in this run (`CONVEYOR_IDEMPOTENCY_KEY`). */
   idempotencyKey: string;
   limits: {
-    /** Outputs file / returned object, in bytes (contract: 1 MiB). */
+    /** Outputs file / returned object, in bytes (1 MiB by default, docs/reference.md §3.9). */
     maxOutputBytes: number;
   };
   /** Executor-specific settings (e.g. `{ host }` for ssh, `{ memoryMb, network }` for vm). */

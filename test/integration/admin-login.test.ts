@@ -1,5 +1,5 @@
 /**
- * Dashboard login and its cookie, in-process: every refusal in the contract's error shape, a
+ * Dashboard login and its cookie, in-process: every refusal in the API's error shape, a
  * session that opens `/admin/*` only (never the JSON API), logout, and the dashboard's own API
  * listing every Conveyor queue.
  */

@@ -56,7 +56,7 @@ describe('odd ids and names in URLs', () => {
   });
 });
 
-describe('every error has the contract shape', () => {
+describe('every error has the API error shape', () => {
   it('404 for an unknown route, 405 with Allow for a known path, 413 for a large body', async () => {
     const unknown = await engine.request('GET', '/v1/nothing-here');
     expect(unknown.status).toBe(404);

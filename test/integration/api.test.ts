@@ -143,7 +143,7 @@ describe('workflows API', () => {
     expect(unknownField.status).toBe(400);
   });
 
-  it('answers 404 in the contract shape for unknown things', async () => {
+  it('answers 404 in the API error shape for unknown things', async () => {
     for (const [method, path] of [
       ['GET', '/v1/workflows/nope'],
       ['POST', '/v1/workflows/nope/runs'],

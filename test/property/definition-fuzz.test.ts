@@ -1,7 +1,7 @@
 /**
  * Fuzz of `POST /v1/runs` and `POST /v1/workflows` (issue 8): random JSON, random YAML, alias
  * bombs, deep nesting, huge strings, unicode, prototype and NUL-byte ids. Never a 5xx; every
- * refusal is a 4xx in the contract's shape with a non-empty `issues` list.
+ * refusal is a 4xx in the API's error shape with a non-empty `issues` list.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -85,9 +85,9 @@ describe('masking edges (review 8)', () => {
   });
 
   it('a secret one step used is masked when another step of the run prints it', async () => {
-    // The contract masks secret values "wherever they would appear in logs"; each step's masker
-    // knows only the secrets that step names, so a value left in the run's shared workspace by
-    // one step (a token in a config file) is printed in clear by the next.
+    // Secret values are masked wherever they would appear in logs (docs/reference.md). If a
+    // step's masker knew only the secrets that step names, a value left in the run's shared
+    // workspace by one step (a token in a config file) would be printed in clear by the next.
     const run = await engine.submit({
       name: 'cross-step',
       steps: {

@@ -187,7 +187,7 @@ describe('on.push and on.event at submission', () => {
     }
   };
 
-  it('accepts the contract example and a deletion filter', () => {
+  it('accepts the reference example and a deletion filter', () => {
     expect(
       issuesOf({
         push: { repository: 'acme/app', branches: ['main', 'release/*'], paths: ['src/**'] },

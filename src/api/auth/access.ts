@@ -19,7 +19,7 @@ export interface AccessRule {
   access: Access;
 }
 
-/** The API's access table (contract section 4). */
+/** The API's access table (docs/reference.md §7.1). */
 export const ACCESS_RULES: readonly AccessRule[] = [
   { method: 'GET', path: '/healthz', access: 'public' },
   { method: 'GET', path: '/readyz', access: 'public' },

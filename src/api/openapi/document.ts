@@ -2,7 +2,7 @@
  * Turns the operation list into an OpenAPI 3.1 document with zod 4's own JSON Schema output
  * (draft 2020-12, the dialect of OpenAPI 3.1): named schemas become `components.schemas`,
  * each operation gets its required role (from the access table), its security and its error
- * responses in the contract's shape.
+ * responses in the API's error shape.
  */
 import { z } from 'zod';
 import { type Access, accessFor } from '../auth/index.ts';

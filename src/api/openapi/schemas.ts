@@ -14,7 +14,7 @@ import { adHocRunSchema, putSecretSchema, runRequestSchema, runStatusSchema } fr
 import { named } from './registry.ts';
 
 // Requests: the very schemas the handlers parse with.
-/** A workflow definition (contract section 2), JSON or YAML. */
+/** A workflow definition (docs/reference.md §3), JSON or YAML. */
 export const DefinitionBody = named('Definition', 'input', definitionSchema);
 /** `POST /v1/workflows/:name/runs`. */
 export const RunRequestBody = named('RunRequest', 'input', runRequestSchema);
@@ -40,7 +40,7 @@ export const IssueSchema = named(
   }),
 );
 
-/** The contract's error shape. */
+/** The API's error shape (docs/reference.md §7.2). */
 export const ErrorSchema = named(
   'Error',
   'output',

@@ -1,7 +1,7 @@
 /**
  * Calls to the Conveyor API from the page: each sends the token kept in session storage as
  * `Authorization: Bearer`, and a 401 asks for a token once (one dialog however many calls wait
- * for it) and tries again. Errors carry the contract's `{error: {code, message}}`.
+ * for it) and tries again. Errors carry the API's `{error: {code, message}}`.
  */
 
 const TOKEN_KEY = 'conveyor.token';
@@ -63,7 +63,7 @@ async function toError(res) {
       message = String(body.error.message);
     }
   } catch {
-    // Not the contract's JSON (a proxy's page): the status line is all there is.
+    // Not the API's JSON (a proxy's page): the status line is all there is.
   }
   return new ApiError(res.status, code, message);
 }
