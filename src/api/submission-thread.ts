@@ -13,7 +13,6 @@ import { compileRun, parseBody, type RunMeta, validateDefinition, type Workflow 
 import { type Inventory, resolveTargets } from '../inventory/index.ts';
 import { type ConnectionSpec, openFromSpec } from '../redis-client.ts';
 import { RunStore, WorkflowStore } from '../store/index.ts';
-import { type ScheduleEntry, scheduleEntries } from '../triggers/schedules.ts';
 
 /** A question to the thread. */
 export type SubmissionRequest =
@@ -49,12 +48,11 @@ export type DefinitionSource =
   | { kind: 'stored'; name: string; version: number }
   | { kind: 'checked'; checked: number };
 
-/** What `register` answers: the version, and the schedules of the registered definition. */
+/** What `register` answers. */
 export interface Registration {
   name: string;
   version: number;
   created: boolean;
-  schedules: ScheduleEntry[];
 }
 
 /** An error as it crosses the thread boundary. */
@@ -182,12 +180,7 @@ async function answer(request: SubmissionRequest): Promise<unknown> {
   if (request.op === 'register') {
     const workflow = validate(request, value);
     const { version, created } = await (await connected()).workflows.register(value, workflow);
-    return {
-      name: workflow.name,
-      version,
-      created,
-      schedules: scheduleEntries(workflow),
-    } satisfies Registration;
+    return { name: workflow.name, version, created } satisfies Registration;
   }
   const definition = request.field ? (value as Record<string, unknown> | null)?.[request.field] : value;
   if (request.field && definition === undefined) return { value };

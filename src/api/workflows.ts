@@ -26,9 +26,9 @@ export function workflowRoutes(deps: ApiDeps): Hono {
     // Parsed, validated and stored by the submission thread: only the version comes back.
     const { text, format } = await readDefinitionText(c);
     const registration = await deps.launcher.submissions.register(text, format, await deps.inventory.load());
-    const { name, version, created, schedules } = registration;
+    const { name, version, created } = registration;
     // Also for an identical body: it repairs a registration whose process died before this.
-    await deps.schedules.sync(name, { version, entries: schedules });
+    await deps.schedules.sync(name);
     return c.json({ name, version }, created ? 201 : 200);
   });
 

@@ -76,11 +76,6 @@ export class WorkflowStore {
     return { version, created: created === 1 };
   }
 
-  /** The number of a workflow's latest version, or undefined when it has none. */
-  async latestVersion(name: string): Promise<number | undefined> {
-    return Number(await this.redis.hget(this.keys.workflow(name), 'latest')) || undefined;
-  }
-
   /** A version (the latest when `version` is omitted), or undefined. */
   async get(name: string, version?: number): Promise<WorkflowVersion | undefined> {
     const key = this.keys.workflow(name);

@@ -8,7 +8,7 @@
  * still starts one run.
  */
 import { createHash } from 'node:crypto';
-import type { Job, Queue } from 'bullmq';
+import type { Job, JobSchedulerJson, Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { ConflictError } from '../errors.ts';
 import { DEFAULT_TIMEZONE, type Workflow } from '../flows/index.ts';
@@ -68,6 +68,9 @@ export function scheduleEntries(workflow: Pick<Workflow, 'name' | 'on'>): Schedu
   return [...out.values()];
 }
 
+/** A BullMQ job scheduler of a schedule tick. */
+type Scheduler = JobSchedulerJson<TickData>;
+
 /** The schedulers of every workflow, kept equal to their latest versions' `on.schedule`. */
 export class Schedules {
   constructor(
@@ -75,17 +78,30 @@ export class Schedules {
     private readonly workflows: WorkflowStore,
   ) {}
 
+  /** Makes `name`'s schedulers match its latest version (none when it was deleted). */
+  async sync(name: string): Promise<void> {
+    const [latest, schedulers] = await Promise.all([this.workflows.latestSummary(name), this.schedulers()]);
+    await this.reconcile(name, latest ? scheduleEntries(latest) : [], schedulers);
+  }
+
   /**
-   * Makes `name`'s schedulers match its latest version (none when it was deleted). `known` gives
-   * the schedules of a version just registered: used when it is still the latest, which spares
-   * reading its summary.
+   * Syncs every registered workflow and drops schedulers of workflows that are gone: run at API
+   * start, it repairs a process that died between storing a workflow and syncing its schedulers.
+   * One read of the summaries and one of the schedulers, whatever the number of workflows.
    */
-  async sync(name: string, known?: { version: number; entries: ScheduleEntry[] }): Promise<void> {
-    const wanted =
-      known && (await this.workflows.latestVersion(name)) === known.version
-        ? known.entries
-        : await this.workflows.latestSummary(name).then((latest) => (latest ? scheduleEntries(latest) : []));
-    const existing = (await this.schedulers()).filter((s) => s.key.startsWith(`${name}.`));
+  async syncAll(): Promise<void> {
+    const [summaries, schedulers] = await Promise.all([this.workflows.latestSummaries(), this.schedulers()]);
+    const wanted = new Map(summaries.map((latest) => [latest.name, scheduleEntries(latest)]));
+    for (const scheduler of schedulers) {
+      const name = scheduler.key.split('.')[0]!;
+      if (!wanted.has(name)) wanted.set(name, []);
+    }
+    for (const [name, entries] of wanted) await this.reconcile(name, entries, schedulers);
+  }
+
+  /** Removes `name`'s schedulers that are not `wanted` and adds the missing ones. */
+  private async reconcile(name: string, wanted: ScheduleEntry[], schedulers: Scheduler[]): Promise<void> {
+    const existing = schedulers.filter((s) => s.key.startsWith(`${name}.`));
     for (const scheduler of existing) {
       if (!wanted.some((w) => w.id === scheduler.key)) await this.queue.removeJobScheduler(scheduler.key);
     }
@@ -100,22 +116,12 @@ export class Schedules {
     }
   }
 
-  /**
-   * Syncs every registered workflow and drops schedulers of workflows that are gone: run at API
-   * start, it repairs a process that died between storing a workflow and syncing its schedulers.
-   */
-  async syncAll(): Promise<void> {
-    const names = new Set((await this.workflows.list()).map((w) => w.name));
-    for (const scheduler of await this.schedulers()) names.add(scheduler.key.split('.')[0]!);
-    for (const name of names) await this.sync(name);
-  }
-
   /** When each scheduler ticks next (ms), by scheduler id. */
   async nextTicks(): Promise<Map<string, number | undefined>> {
     return new Map((await this.schedulers()).map((s) => [s.key, s.next]));
   }
 
-  private schedulers() {
+  private schedulers(): Promise<Scheduler[]> {
     return this.queue.getJobSchedulers(0, -1, true);
   }
 }
@@ -136,10 +142,9 @@ export function createTickProcessor(deps: {
   return async (job: Job<TickData>): Promise<{ runId?: string; skipped?: string }> => {
     const schedulerId = job.repeatJobKey ?? '';
     const scheduledAt = scheduledAtOf(job);
-    // The summary tells whether the tick is still wanted; only then is the version read whole.
-    const latest = await deps.workflows.latestSummary(job.data.workflow);
-    const entry = latest && scheduleEntries(latest).find((e) => e.id === schedulerId);
-    const found = entry && (await deps.workflows.get(latest.name, latest.version));
+    // One read: a tick that is still wanted (the usual case) launches the version it reads.
+    const found = await deps.workflows.get(job.data.workflow);
+    const entry = found && scheduleEntries(found.workflow).find((e) => e.id === schedulerId);
     if (!found || !entry) {
       // The workflow was deleted or its schedule changed after this tick was due.
       if (schedulerId) await deps.queue.removeJobScheduler(schedulerId);

@@ -116,12 +116,13 @@ describe('trigger registration', () => {
     expect(await schedules.getJobSchedulersCount()).toBe(0);
   });
 
-  it('syncs schedulers at API start: a workflow whose schedulers are missing gets them back', async () => {
+  it('syncs schedulers at API start: a workflow whose schedulers are missing gets them back, a deleted one loses its', async () => {
     const text = 'name: resync\non:\n  schedule: [{ cron: "0 3 * * *" }]\nsteps:\n  a: { run: "true" }\n';
     await engine.request('POST', '/v1/workflows', text, YAML);
     const [scheduler] = await schedules.getJobSchedulers();
-    // As if the registering process died before it synced.
+    // As if the registering process died before it synced, and a deleting one before it did.
     await schedules.removeJobScheduler(scheduler!.key);
+    await schedules.upsertJobScheduler('ghost.0123456789abcdef', { pattern: '0 4 * * *' }, { name: 'ghost' });
     await engine.api.deps.schedules.syncAll();
     expect((await schedules.getJobSchedulers()).map((s) => s.key)).toEqual([scheduler!.key]);
     await engine.request('DELETE', '/v1/workflows/resync');
