@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { ConveyorApi } from '../src/api/server.ts';
 import { duplicateRedis } from '../src/redis-client.ts';
+import { FINAL_RUN_STATUSES } from '../src/store/index.ts';
 import type { Executor, ExecutorContext, StepExecution, StepResult } from '../src/workers/executor.ts';
 
 /** POSTs `workflow` as a run to the API at `base` (`http://host:port`); resolves to its id. */
@@ -34,7 +35,7 @@ export async function runEnds(api: ConveyorApi): Promise<{
     async finished(runId) {
       const ended = new Promise<void>((resolve) => waiters.set(runId, resolve));
       const status = async () => (await api.deps.redis.hget(keys.run(runId), 'status')) ?? '';
-      if (!['succeeded', 'failed', 'cancelled'].includes(await status())) await ended;
+      if (!FINAL_RUN_STATUSES.has(await status())) await ended;
       waiters.delete(runId);
       const final = await status();
       if (final !== 'succeeded') throw new Error(`bench run ${runId} ended ${final}`);

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import { UnavailableError } from '../errors.ts';
 import { type RedisClient, slotOwner } from '../redis-client.ts';
 import type { Keys } from './keys.ts';
-import { isTerminalEvent, type RunEvent, toEvent } from './run-types.ts';
+import { FINAL_RUN_STATUSES, isTerminalEvent, type RunEvent, toEvent } from './run-types.ts';
 
 /** Tuning of a feed. */
 export interface EventFeedOptions {
@@ -30,8 +30,6 @@ interface Follower {
   queue: RunEvent[];
   wake?: () => void;
 }
-
-const FINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** The shared reader's name in `CLIENT LIST`: one per API process, however many streams are open. */
 export const FEED_CONNECTION_NAME = 'conveyor:events';
@@ -104,7 +102,7 @@ export class EventFeed {
     signal: AbortSignal,
   ): AsyncGenerator<RunEvent | null> {
     // Read before the replay: if the run was final then, its terminal event is in the history.
-    const ended = FINAL_RUN.has((await this.redis.hget(this.keys.run(runId), 'status')) ?? '');
+    const ended = FINAL_RUN_STATUSES.has((await this.redis.hget(this.keys.run(runId), 'status')) ?? '');
     let last = afterId ?? '0-0';
     for (;;) {
       const entries = await this.redis.xrange(

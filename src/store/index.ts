@@ -13,6 +13,7 @@ export { type DeleteOutcome, type ExpiredRun, RunRetention } from './run-retenti
 export { RunStore } from './run-store.ts';
 export {
   type EventInput,
+  FINAL_RUN_STATUSES,
   FINAL_STEP_STATUSES,
   type InstanceView,
   isTerminalEvent,

@@ -9,6 +9,7 @@ import type { RedisClient } from '../redis-client.ts';
 import { type Keys, keys } from './keys.ts';
 import { runDocument } from './run-document.ts';
 import {
+  FINAL_RUN_STATUSES,
   type RunDocument,
   type RunEvent,
   type StepDetails,
@@ -52,11 +53,7 @@ export class RunReader {
     for (const id of runIds) multi.hget(this.keys.run(id), 'status');
     const replies = (await multi.exec()) ?? [];
     return replies.map(([, status]) =>
-      status === null
-        ? 'unknown'
-        : ['succeeded', 'failed', 'cancelled'].includes(status as string)
-          ? 'ended'
-          : 'active',
+      status === null ? 'unknown' : FINAL_RUN_STATUSES.has(status as string) ? 'ended' : 'active',
     );
   }
 

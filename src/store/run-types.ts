@@ -7,6 +7,9 @@ export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancell
 /** A step's status (docs/reference.md §4.2). */
 export type StepStatus = 'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
+/** Final run statuses: a run in one has ended. */
+export const FINAL_RUN_STATUSES: ReadonlySet<string> = new Set(['succeeded', 'failed', 'cancelled']);
+
 /** Final step statuses: a step in one never runs or changes again. */
 export const FINAL_STEP_STATUSES: ReadonlySet<string> = new Set([
   'succeeded',
